@@ -1,0 +1,3 @@
+from autoresearch_tui.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Proposers: things that suggest the next change to the training script."""

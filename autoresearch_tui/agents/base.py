@@ -1,0 +1,58 @@
+"""The one small interface every proposer implements.
+
+The engine owns git, runs and decisions; a proposer only reads context and returns a new
+version of the training script with a one-line description.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One finished experiment as a proposer sees it (baseline included, iteration 0)."""
+
+    iteration: int
+    commit: str
+    status: str  # keep | discard | crash
+    metric: float | None  # None for a crash
+    description: str
+    meta: dict[str, Any] = field(default_factory=dict)  # what the proposer attached to it
+
+
+@dataclass(frozen=True)
+class ProposalContext:
+    iteration: int  # the iteration about to run (1 = first after the baseline)
+    train_path: str  # relative to the project root
+    train_source: str  # current best version of the training script
+    readonly_source: str | None
+    metric: str
+    direction: str  # "min" | "max"
+    scope: str  # architecture | hyperparameters | optimizer | all
+    history: tuple[Attempt, ...]  # oldest first
+    best: Attempt | None
+    seed: int = 0
+    hypothesis: str | None = None
+    vary: tuple[str, ...] = ()  # experiment plan: constant names or categories to vary
+    hold: tuple[str, ...] = ()  # experiment plan: constant names or categories never to change
+    platform: str = "cpu"
+    notes: str = ""  # user's research notes / live instructions
+
+
+@dataclass(frozen=True)
+class Proposal:
+    new_source: str
+    description: str
+    meta: dict[str, Any] = field(default_factory=dict)  # e.g. constant, old, new, category
+
+
+class ProposalError(Exception):
+    """The proposer could not produce a change (e.g. search space exhausted)."""
+
+
+class Proposer(Protocol):
+    name: str
+
+    async def propose(self, ctx: ProposalContext) -> Proposal: ...

@@ -1,0 +1,1 @@
+"""The research engine: git, subprocesses, results and the session directory. No UI imports."""
