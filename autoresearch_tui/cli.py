@@ -1,0 +1,123 @@
+"""Command line: `autoresearch-tui [PROJECT]`, run, demo, summary, watch, replay, instruct.
+
+Heavy imports (Textual, GitPython) happen inside the commands so `--help` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from autoresearch_tui import __version__, exit_codes
+from autoresearch_tui.errors import RuntimeFailure, UserError
+
+COMMANDS = ("run", "demo", "summary", "watch", "replay", "instruct", "wizard")
+
+
+def _config_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("research config (overrides autoresearch.toml)")
+    g.add_argument("--config", type=Path, help="config file (default: PROJECT/autoresearch.toml)")
+    g.add_argument("--train", dest="train_script", help="training script the agent may edit (default train.py)")
+    g.add_argument("--readonly", dest="readonly_script", help="script that must never change (default prepare.py)")
+    g.add_argument("--time-budget", help="training time per run: 90s, 5m, 1h or seconds (required)")
+    g.add_argument("--metric", help="metric and direction, e.g. val_bpb:min or val_acc:max (required)")
+    g.add_argument("--max-iterations", help="experiments after the baseline (default unlimited)")
+    g.add_argument("--scope", choices=("architecture", "hyperparameters", "optimizer", "all"),
+                   help="what may change (default all)")
+    g.add_argument("--tag", help="branch tag: the branch is autoresearch/<tag> (default: date, e.g. nov24)")
+    g.add_argument("--results", dest="results_file", help="results file (default results.tsv)")
+    g.add_argument("--train-command", help="command that runs training (default: uv run / python <script>)")
+    g.add_argument("--agent", choices=("builtin",), help="who proposes changes (default builtin)")
+    g.add_argument("--seed", help="seed for the proposer (default 0)")
+    g.add_argument("--hypothesis", help="an opening hypothesis the first iterations explore")
+    g.add_argument("--vary", help="experiment plan: constants or categories to vary (comma-separated)")
+    g.add_argument("--hold", help="experiment plan: constants or categories never to change (comma-separated)")
+    g.add_argument("--device", choices=("auto", "cuda", "mps", "cpu"), help="force a device (default auto)")
+    g.add_argument("--time-limit-factor", type=float, help="hard limit = budget x this (default 2)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="autoresearch-tui",
+        description="Autonomous ML research loop: propose a change, train for a fixed budget, keep or discard.",
+        epilog="Run `autoresearch-tui COMMAND --help` for a command's options. "
+               "`autoresearch-tui [PROJECT]` opens the config wizard.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the research loop on a project", description="Run the research loop.")
+    run.add_argument("project", nargs="?", default=".", type=Path, help="project folder (default: .)")
+    run.add_argument("--headless", action="store_true", help="no screen: one plain line per event")
+    run.add_argument("--yes", "-y", action="store_true", help="start without asking for confirmation")
+    _config_flags(run)
+
+    wizard = sub.add_parser("wizard", help="open the config wizard (same as `autoresearch-tui PROJECT`)")
+    wizard.add_argument("project", nargs="?", default=".", type=Path)
+    _config_flags(wizard)
+
+    demo = sub.add_parser("demo", help="copy a sample project to a new folder and run the loop on it (offline)")
+    demo.add_argument("--sample", default="tinygpt", choices=("tinygpt", "spirals"), help="sample project")
+    demo.add_argument("--dir", type=Path, help="where to create the demo project (default: ./autoresearch-demo)")
+    demo.add_argument("--headless", action="store_true", help="no screen: one plain line per event")
+    demo.add_argument("--time-budget", help="training time per run (default 30s for tinygpt, 3s for spirals)")
+    demo.add_argument("--max-iterations", default="5", help="experiments after the baseline (default 5)")
+
+    summ = sub.add_parser("summary", help="write autoresearch-summary.md from any results.tsv")
+    summ.add_argument("results", type=Path, help="a results.tsv file")
+    summ.add_argument("-o", "--output", type=Path, help="output file (default: stdout)")
+    summ.add_argument("--metric", help="metric column and direction, e.g. val_bpb:min (default: from the header)")
+    summ.add_argument("--format", choices=("md", "latex", "csv"), default="md",
+                      help="md: the full summary; latex/csv: the table of all experiments")
+
+    watch = sub.add_parser("watch", help="attach read-only to a loop another process runs")
+    watch.add_argument("session", nargs="?", type=Path, help="session folder (default: newest under .autoresearch)")
+    watch.add_argument("--headless", action="store_true", help="print event lines instead of the screen")
+
+    replay = sub.add_parser("replay", help="open a past results.tsv in the app")
+    replay.add_argument("results", type=Path)
+    replay.add_argument("--session", type=Path, help="its session folder (for run logs)")
+    replay.add_argument("--repo", type=Path, help="the repository (to show each commit's diff)")
+
+    instruct = sub.add_parser("instruct", help="add guidance for the next proposals of a running loop")
+    instruct.add_argument("session", type=Path)
+    instruct.add_argument("text")
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    keys = ("train_script", "readonly_script", "time_budget", "metric", "max_iterations", "scope", "tag",
+            "results_file", "train_command", "agent", "seed", "hypothesis", "vary", "hold", "device",
+            "time_limit_factor")
+    return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0] not in COMMANDS and not argv[0].startswith("-")):
+        argv = ["wizard", *argv]
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except UserError as exc:
+        print(f"autoresearch-tui: {exc}", file=sys.stderr)
+        return exit_codes.BAD_INPUT
+    except RuntimeFailure as exc:
+        print(f"autoresearch-tui: {exc}", file=sys.stderr)
+        return exit_codes.RUNTIME_FAILURE
+    except KeyboardInterrupt:
+        return exit_codes.RUNTIME_FAILURE
+    except Exception as exc:  # noqa: BLE001 - one line and a report file instead of a traceback
+        from autoresearch_tui.crash import one_line
+
+        print(one_line(exc), file=sys.stderr)
+        return exit_codes.RUNTIME_FAILURE
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from autoresearch_tui import commands
+
+    handler = getattr(commands, f"cmd_{args.command}")
+    return handler(args, _overrides(args))

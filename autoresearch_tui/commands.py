@@ -1,0 +1,219 @@
+"""What each CLI command does. The screens live in `tui/`; this module stays free of them."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from autoresearch_tui import exit_codes
+from autoresearch_tui.errors import RuntimeFailure, UserError
+
+
+def make_proposer(config: Any):
+    if config.agent == "builtin":
+        from autoresearch_tui.agents.builtin import BuiltinProposer
+
+        return BuiltinProposer()
+    raise UserError(f"agent: {config.agent!r} is not available; use builtin")
+
+
+def load(project: Path, config_file: Path | None, overrides: dict[str, Any]):
+    from autoresearch_tui.engine.config import load_config
+
+    if not project.exists():
+        raise UserError(f"project folder {project} does not exist")
+    if not project.is_dir():
+        raise UserError(f"{project} is not a folder; give the project folder that holds train.py")
+    return load_config(project, config_file, overrides)
+
+
+# -- run ----------------------------------------------------------------------------------
+
+def cmd_run(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
+    config = load(args.project, args.config, overrides)
+    if not args.headless:
+        from autoresearch_tui.tui import launch
+
+        return launch.live(config, confirm=not args.yes)
+    return run_headless(config, confirm=not args.yes)
+
+
+def run_headless(config: Any, confirm: bool = False) -> int:
+    from autoresearch_tui.engine.config import validate
+    from autoresearch_tui.engine.loop import Engine
+    from autoresearch_tui.headless import LinePrinter
+
+    printer = LinePrinter()
+    engine = Engine(config, make_proposer(config), listeners=[printer])
+    validate(config)
+    print(config.table(platform="[detected at start]"), flush=True)
+    if confirm and sys.stdin.isatty():
+        answer = input("Start this research session? [Y/n] ").strip().lower()
+        if answer not in ("", "y", "yes"):
+            print("not started")
+            return exit_codes.OK
+    engine.prepare()
+    end = asyncio.run(_run_with_signals(engine))
+    return exit_codes.RUNTIME_FAILURE if end.reason in ("baseline_crashed", "error") else exit_codes.OK
+
+
+async def _run_with_signals(engine: Any):
+    loop = asyncio.get_running_loop()
+
+    def on_interrupt() -> None:
+        count = engine.request_stop()
+        msg = ("stopping after the current run (Ctrl-C again to kill it)" if count == 1
+               else "killing the current run and stopping")
+        print(f"\n{msg}", file=sys.stderr, flush=True)
+
+    def on_term() -> None:
+        engine.request_stop()
+        engine.request_stop()
+
+    loop.add_signal_handler(signal.SIGINT, on_interrupt)
+    loop.add_signal_handler(signal.SIGTERM, on_term)
+    # A headless loop outlives its terminal: an SSH drop must not end the night.
+    loop.add_signal_handler(signal.SIGHUP, lambda: None)
+    try:
+        return await engine.run()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+
+
+# -- demo ---------------------------------------------------------------------------------
+
+def cmd_demo(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
+    from autoresearch_tui.demo import create_demo_project
+
+    project, values = create_demo_project(args.sample, args.dir)
+    if args.time_budget:
+        values["time_budget"] = args.time_budget
+    values["max_iterations"] = args.max_iterations
+    from autoresearch_tui.engine.config import load_config
+
+    config = load_config(project, None, values)
+    print(f"demo project: {project}", flush=True)
+    if args.headless:
+        return run_headless(config, confirm=False)
+    from autoresearch_tui.tui import launch
+
+    return launch.wizard(config, demo=True)
+
+
+# -- summary ------------------------------------------------------------------------------
+
+def cmd_summary(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
+    from autoresearch_tui.engine import summary
+    from autoresearch_tui.engine.config import parse_metric
+    from autoresearch_tui.engine.results import ResultsFormatError, read_results
+
+    if not args.results.is_file():
+        raise UserError(f"{args.results} does not exist; give the path of a results.tsv")
+    metric = direction = None
+    if args.metric:
+        if ":" in args.metric:
+            try:
+                metric, direction = parse_metric(args.metric)
+            except ValueError as exc:
+                raise UserError(f"--metric: {exc}") from None
+        else:
+            metric = args.metric
+    try:
+        table = read_results(args.results, metric=metric, direction=direction)
+    except ResultsFormatError as exc:
+        raise UserError(str(exc)) from None
+    for line, reason in table.skipped:
+        print(f"{args.results}:{line}: skipped: {reason}", file=sys.stderr)
+    if args.format == "md":
+        text = summary.render_summary(
+            table.rows, metric=table.metric, direction=table.direction, session=args.results.stem,
+            platform=None, budget_s=None, date_range=None, skipped=table.skipped,
+        )
+    else:
+        text = summary.experiments_table(table.rows, metric=table.metric, direction=table.direction, fmt=args.format)
+    if args.output:
+        summary.write_summary(args.output, text)
+        print(f"wrote {args.output} ({len(table.rows)} experiments)", file=sys.stderr)
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return exit_codes.OK
+
+
+# -- watch / replay / wizard / instruct ---------------------------------------------------
+
+def find_session(path: Path | None) -> Path:
+    """A session folder: given, or the newest under ./.autoresearch."""
+    if path is not None:
+        if (path / "events.jsonl").exists() or (path.is_dir() and path.parent.name == ".autoresearch"):
+            return path
+        if (path / ".autoresearch").is_dir():
+            path = path / ".autoresearch"
+        if path.is_dir():
+            candidates = [p for p in path.iterdir() if (p / "events.jsonl").exists()]
+            if candidates:
+                return max(candidates, key=lambda p: (p / "events.jsonl").stat().st_mtime)
+        raise UserError(f"{path} is not a session folder (no events.jsonl); give .autoresearch/<tag>")
+    return find_session(Path.cwd())
+
+
+def cmd_watch(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
+    session = find_session(args.session)
+    if args.headless:
+        return watch_headless(session)
+    from autoresearch_tui.tui import launch
+
+    return launch.watch(session)
+
+
+def watch_headless(session: Path, poll: float = 0.5, once: bool = False) -> int:
+    from autoresearch_tui.engine.events import SessionEnded
+    from autoresearch_tui.engine.session import EventTail
+    from autoresearch_tui.headless import LinePrinter
+
+    tail, printer = EventTail(session / "events.jsonl"), LinePrinter()
+    try:
+        while True:
+            ended = False
+            for event in tail.read():
+                printer(event)
+                ended = isinstance(event, SessionEnded)
+            if once or ended:
+                return exit_codes.OK
+            time.sleep(poll)
+    except KeyboardInterrupt:
+        return exit_codes.OK  # detaching never disturbs the loop
+
+
+def cmd_replay(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
+    if not args.results.is_file():
+        raise UserError(f"{args.results} does not exist; give the path of a results.tsv")
+    from autoresearch_tui.tui import launch
+
+    return launch.replay(args.results, session=args.session, repo=args.repo)
+
+
+def cmd_wizard(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
+    config = load(args.project, args.config, overrides)
+    from autoresearch_tui.tui import launch
+
+    return launch.wizard(config)
+
+
+def cmd_instruct(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
+    from autoresearch_tui.engine.session import SessionDir
+
+    session = SessionDir(find_session(args.session))
+    if not args.text.strip():
+        raise UserError("the instruction is empty")
+    session.send("instruct", text=args.text)
+    print(f"sent to {session.root}: the next proposals will see it")
+    return exit_codes.OK
+
+
+__all__ = ["RuntimeFailure"]

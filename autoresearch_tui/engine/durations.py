@@ -1,0 +1,51 @@
+"""Parse and format durations such as `90s`, `5m`, `1h`, `1h30m` or a bare `300` (seconds)."""
+
+from __future__ import annotations
+
+import re
+
+_UNIT = {"s": 1, "sec": 1, "secs": 1, "m": 60, "min": 60, "mins": 60, "h": 3600, "hr": 3600}
+_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(h|hr|m|min|mins|s|sec|secs)")
+
+
+def parse_duration(value: object) -> float:
+    """Seconds as a positive float; ValueError with a readable message otherwise."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a duration")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        text = str(value).strip().lower()
+        if re.fullmatch(r"[+]?\d+(?:\.\d+)?", text):
+            seconds = float(text)
+        else:
+            pos, seconds, matched = 0, 0.0, False
+            text = text.replace(" ", "")
+            for part in _PART.finditer(text):
+                if part.start() != pos:
+                    break
+                seconds += float(part.group(1)) * _UNIT[part.group(2)]
+                pos, matched = part.end(), True
+            if not matched or pos != len(text):
+                raise ValueError(f"{value!r} is not a duration")
+    if not seconds > 0 or seconds != seconds:
+        raise ValueError(f"{value!r} must be greater than zero")
+    return seconds
+
+
+def format_duration(seconds: float | None) -> str:
+    """Short human form: `30 s`, `5 min`, `1 h 30 min`."""
+    if seconds is None:
+        return "unknown"
+    if seconds < 120 and seconds != int(seconds / 60) * 60:
+        return f"{seconds:g} s"
+    if seconds < 3600:
+        return f"{seconds / 60:g} min"
+    hours, rest = divmod(int(round(seconds)), 3600)
+    return f"{hours} h" + (f" {rest // 60} min" if rest >= 60 else "")
+
+
+def format_clock(seconds: float) -> str:
+    """HH:MM as in the spec's progress report."""
+    minutes = int(seconds // 60)
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"

@@ -1,0 +1,161 @@
+"""Git operations on the research branch, through GitPython.
+
+Rules: never force-push, never touch the user's original branch except on an explicit merge,
+and keep every tried diff reachable (a ref per discarded experiment) so a reset loses nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import git
+
+from autoresearch_tui.errors import UserError
+
+AUTHOR_ENV = {
+    # Commits must work on machines without a git identity (CI, fresh GPU boxes).
+    "GIT_AUTHOR_NAME": "autoresearch",
+    "GIT_AUTHOR_EMAIL": "autoresearch@localhost",
+    "GIT_COMMITTER_NAME": "autoresearch",
+    "GIT_COMMITTER_EMAIL": "autoresearch@localhost",
+}
+
+
+def file_hash(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return None
+
+
+class GitRepo:
+    def __init__(self, project: Path) -> None:
+        try:
+            self.repo = git.Repo(project, search_parent_directories=True)
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+            raise UserError(
+                f"{project} is not a git repository; run `git init && git add -A && git commit -m init` there first"
+            ) from None
+        self.root = Path(self.repo.working_tree_dir).resolve()
+        self.git = self.repo.git
+        if not self._has_identity():
+            self.git.update_environment(**AUTHOR_ENV)
+
+    def _has_identity(self) -> bool:
+        try:
+            reader = self.repo.config_reader()
+            return bool(reader.get_value("user", "email", "")) and bool(reader.get_value("user", "name", ""))
+        except Exception:
+            return False
+
+    # -- state ---------------------------------------------------------------------------
+    def check_ready(self) -> None:
+        """Refuse states the loop cannot work from, with the fix in the message."""
+        if not self.repo.head.is_valid():
+            raise UserError("the repository has no commits yet; commit your project first")
+        if self.repo.head.is_detached:
+            raise UserError("HEAD is detached; check out a branch first (git switch main)")
+        if self.is_dirty():
+            changed = ", ".join(self.changed_files()[:5])
+            raise UserError(f"the working tree has uncommitted changes ({changed}); commit or stash them first")
+
+    def is_dirty(self) -> bool:
+        return self.repo.is_dirty(untracked_files=False)
+
+    def changed_files(self, untracked: bool = False) -> list[str]:
+        """Paths (relative to the repo root) that differ from HEAD; untracked too if asked."""
+        out = self.git.status("--porcelain", "-z", "--untracked-files=all" if untracked else "--untracked-files=no")
+        paths = []
+        entries = out.split("\0")
+        i = 0
+        while i < len(entries):
+            entry = entries[i]
+            i += 1
+            if len(entry) < 4:
+                continue
+            code, path = entry[:2], entry[3:]
+            if code[0] in "RC":  # renames carry the source path as the next entry
+                i += 1
+            paths.append(path)
+        return paths
+
+    def untracked_files(self) -> set[str]:
+        return set(self.repo.untracked_files)
+
+    @property
+    def branch(self) -> str:
+        return self.repo.active_branch.name
+
+    def head(self) -> str:
+        return self.repo.head.commit.hexsha
+
+    def branch_exists(self, name: str) -> bool:
+        return name in {h.name for h in self.repo.heads}
+
+    def rel(self, path: Path) -> str:
+        return Path(path).resolve().relative_to(self.root).as_posix()
+
+    # -- setup ---------------------------------------------------------------------------
+    def exclude(self, patterns: list[str]) -> None:
+        """Keep results and session files out of git so `reset --hard` never touches them."""
+        info = Path(self.repo.git_dir) / "info"
+        info.mkdir(exist_ok=True)
+        exclude = info / "exclude"
+        existing = exclude.read_text(encoding="utf-8").splitlines() if exclude.exists() else []
+        new = [p for p in patterns if p not in existing]
+        if new:
+            with open(exclude, "a", encoding="utf-8") as fh:
+                if existing and existing[-1] != "":
+                    fh.write("\n")
+                fh.write("\n".join(["# autoresearch-tui", *new]) + "\n")
+
+    def create_branch(self, name: str) -> None:
+        if self.branch_exists(name):
+            raise UserError(f"branch {name} already exists; pick another --tag or continue it with --resume")
+        self.git.checkout("-b", name)
+
+    def checkout(self, name: str) -> None:
+        self.git.checkout(name)
+
+    # -- experiments ---------------------------------------------------------------------
+    def commit_paths(self, paths: list[str], message: str) -> str:
+        self.git.add("--", *paths)
+        self.git.commit("-m", message, "--no-verify", "--quiet")
+        return self.head()
+
+    def amend(self, paths: list[str], message: str) -> str:
+        self.git.add("--", *paths)
+        self.git.commit("--amend", "-m", message, "--no-verify", "--quiet")
+        return self.head()
+
+    def reset_hard(self, commit: str) -> None:
+        self.git.reset("--hard", "--quiet", commit)
+
+    def restore(self, paths: list[str]) -> None:
+        """Put tracked files back as in HEAD."""
+        if paths:
+            self.git.checkout("HEAD", "--", *paths)
+
+    def keep_ref(self, tag: str, iteration: int, commit: str) -> str:
+        """A ref that keeps a discarded experiment reachable after the reset."""
+        ref = f"refs/autoresearch/{tag}/{iteration}"
+        self.git.update_ref(ref, commit)
+        return ref
+
+    def diff(self, base: str, target: str | None = None, path: str | None = None) -> str:
+        args = [base] + ([target] if target else []) + (["--", path] if path else [])
+        return self.git.diff(*args)
+
+    def show_file(self, commit: str, path: str) -> str:
+        return self.git.show(f"{commit}:{path}")
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        try:
+            self.git.merge_base("--is-ancestor", ancestor, descendant)
+            return True
+        except git.GitCommandError:
+            return False
+
+    def short(self, commit: str) -> str:
+        return commit[:7]

@@ -1,0 +1,381 @@
+"""The research loop (Phases 1-3): baseline, then propose -> commit -> run -> decide -> log.
+
+The engine publishes every step as an event to the session directory and to in-process
+listeners. Commands arrive as method calls or through the session's control file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from autoresearch_tui.agents.base import Attempt, Proposal, ProposalContext, ProposalError, Proposer
+from autoresearch_tui.engine import events as ev
+from autoresearch_tui.engine import hardware, hooks, metrics, results, summary
+from autoresearch_tui.engine.config import ResearchConfig, validate
+from autoresearch_tui.engine.decide import CRASH, DISCARD, KEEP, decide
+from autoresearch_tui.engine.gitops import GitRepo, file_hash
+from autoresearch_tui.engine.runner import RunOutcome, run_process
+from autoresearch_tui.engine.session import ControlInbox, SessionDir, write_atomic
+from autoresearch_tui.errors import RuntimeFailure, UserError
+
+Listener = Callable[[ev.Event], None]
+MAX_FAILED_PROPOSALS = 3
+SUMMARY_FILE = "autoresearch-summary.md"
+
+
+@dataclass
+class RunRecord:
+    commit: str
+    outcome: RunOutcome
+    metric: float | None
+    summary: dict[str, Any]
+    peak_mb: float | None
+    oom: bool
+    crash: str | None
+
+
+class Engine:
+    def __init__(self, config: ResearchConfig, proposer: Proposer, listeners: list[Listener] | None = None) -> None:
+        self.config = config
+        self.proposer = proposer
+        self.listeners = list(listeners or [])
+        self.stop_requests = 0
+        self.paused = False
+        self.notes: list[str] = []
+        self._kill = asyncio.Event()
+        self._resume = asyncio.Event()
+        self._resume.set()
+        self.rows: list[results.ResultRow] = []
+        self.history: list[Attempt] = []
+        self.best_commit = ""
+        self.best_metric: float | None = None
+        self.iteration = 0
+        self.started = time.time()
+        self.platform: hardware.Platform | None = None
+        self.session: SessionDir | None = None
+        self.repo: GitRepo | None = None
+
+    # -- commands (from the TUI, signal handlers or the control file) -------------------
+    def request_stop(self) -> int:
+        """First: finish the current run, then stop. Second: kill the run now."""
+        self.stop_requests += 1
+        self._resume.set()
+        if self.stop_requests >= 2:
+            self._kill.set()
+        return self.stop_requests
+
+    def kill_run(self) -> None:
+        self._kill.set()
+
+    def pause(self) -> None:
+        self.paused = True
+        self._resume.clear()
+
+    def resume(self) -> None:
+        self.paused = False
+        self._resume.set()
+
+    def instruct(self, text: str) -> None:
+        self.notes.append(text)
+
+    # -- events ----------------------------------------------------------------------------
+    def emit(self, event: ev.Event) -> None:
+        if self.session is not None:
+            self.session.append(event)
+        for listener in self.listeners:
+            listener(event)
+
+    # -- setup -----------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Check everything and create the branch and session; raises UserError on bad input."""
+        cfg = self.config
+        validate(cfg)
+        repo = GitRepo(cfg.project)
+        repo.check_ready()
+        self.train_rel = repo.rel(cfg.path(cfg.train_script))
+        self.readonly_rel = repo.rel(cfg.path(cfg.readonly_script)) if cfg.readonly_script else None
+        self.results_path = cfg.path(cfg.results_file)
+        session_root = cfg.session_path()
+        results_rel = self._repo_rel(repo, self.results_path)
+        if results_rel and repo.git.ls_files("--", results_rel):
+            raise UserError(f"{cfg.results_file} is tracked by git, so a reset could change it; "
+                            f"run `git rm --cached {results_rel}` and commit, or pick another results_file")
+        if session_root.exists() and any(session_root.iterdir()):
+            raise UserError(f"session folder {session_root} already exists; pick another --tag or use --resume")
+        session_rel = self._repo_rel(repo, cfg.path(cfg.session_dir))
+        summary_rel = self._repo_rel(repo, cfg.path(SUMMARY_FILE))
+        repo.exclude([f"/{p}" for p in (results_rel, summary_rel) if p] + ([f"/{session_rel}/"] if session_rel else []))
+        self.original_branch = repo.branch
+        self.base_commit = repo.head()
+        repo.create_branch(cfg.branch)
+        self.repo = repo
+        self.session = SessionDir(session_root).create()
+        self.readonly_hash = file_hash(cfg.path(cfg.readonly_script)) if cfg.readonly_script else None
+
+    @staticmethod
+    def _repo_rel(repo: GitRepo, path: Path) -> str | None:
+        try:
+            return path.resolve().relative_to(repo.root).as_posix()
+        except ValueError:
+            return None  # outside the repository: git cannot touch it anyway
+
+    # -- main ------------------------------------------------------------------------------
+    async def run(self) -> ev.SessionEnded:
+        if self.repo is None:
+            self.prepare()
+        cfg, repo = self.config, self.repo
+        assert repo is not None and self.session is not None
+        env = self._base_env()
+        self.platform = await hardware.detect(cfg.command_argv(), cfg.train_script, cfg.project, env, cfg.device)
+        snapshot = {**cfg.to_dict(), "project": str(cfg.project), "platform": self.platform.to_dict()}
+        self.session.write_snapshot(snapshot)
+        self.emit(ev.SessionStarted(tag=cfg.tag, branch=cfg.branch, project=str(cfg.project),
+                                    original_branch=self.original_branch, base_commit=self.base_commit,
+                                    config=snapshot))
+        p = self.platform
+        self.emit(ev.PlatformDetected(platform=p.platform, device=p.device, adjustments=p.adjustments,
+                                      notes=p.notes, torch_version=p.torch_version, probe_error=p.probe_error))
+        results.ensure_header(self.results_path, cfg.metric)
+        control = asyncio.ensure_future(self._watch_control())
+        try:
+            return await self._loop()
+        finally:
+            control.cancel()
+
+    async def _loop(self) -> ev.SessionEnded:
+        cfg, repo = self.config, self.repo
+        assert repo is not None
+        self.best_commit = repo.head()
+        self.emit(ev.IterationStarted(iteration=0, parent=self.best_commit))
+        record = await self._run_with_retry(0, self.best_commit, "baseline")
+        status, reason = (KEEP, "baseline") if not record.crash else (CRASH, record.crash)
+        self._record(0, record, status, reason, "baseline", {})
+        if status == CRASH:
+            self.emit(ev.Notice(message=f"the baseline crashed: {record.crash}; fix the training script first",
+                                level="error"))
+            return self._finish("baseline_crashed")
+        failed_proposals = 0
+        while True:
+            if cfg.max_iterations is not None and self.iteration >= cfg.max_iterations:
+                return self._finish("max_iterations")
+            if self.stop_requests:
+                return self._finish("stopped")
+            if self.paused:
+                self.emit(ev.Notice(message="paused after the current run; resume to continue"))
+                await self._resume.wait()
+                if self.stop_requests:
+                    return self._finish("stopped")
+            n = self.iteration + 1
+            self.emit(ev.IterationStarted(iteration=n, parent=self.best_commit))
+            try:
+                proposal = await self.proposer.propose(self._context(n))
+            except ProposalError as exc:
+                self.emit(ev.ProposalFailed(iteration=n, reason=str(exc)))
+                return self._finish("exhausted")
+            commit = self._apply(n, proposal)
+            if commit is None:
+                failed_proposals += 1
+                if failed_proposals >= MAX_FAILED_PROPOSALS:
+                    self.emit(ev.Notice(message=f"{failed_proposals} proposals in a row changed nothing; stopping",
+                                        level="error"))
+                    return self._finish("proposals_failed")
+                continue
+            failed_proposals = 0
+            record = await self._run_with_retry(n, commit, proposal.description, proposal)
+            if record.outcome.killed and self.stop_requests >= 2:
+                self._record(n, record, DISCARD, "killed by the user", proposal.description + " (killed)",
+                             proposal.meta)
+                return self._finish("killed")
+            if record.outcome.killed:
+                status, reason = DISCARD, "run killed by the user"
+                self._kill.clear()
+            else:
+                status, reason = decide(record.metric, record.crash, self.best_metric, cfg.direction)
+            self._record(n, record, status, reason, proposal.description, proposal.meta)
+
+    # -- one experiment --------------------------------------------------------------------
+    def _context(self, n: int) -> ProposalContext:
+        cfg = self.config
+        train = cfg.path(cfg.train_script).read_text(encoding="utf-8")
+        readonly = None
+        if cfg.readonly_script and n == 1:
+            readonly = cfg.path(cfg.readonly_script).read_text(encoding="utf-8", errors="replace")
+        best = next((a for a in reversed(self.history) if a.status == KEEP), None)
+        return ProposalContext(
+            iteration=n, train_path=cfg.train_script, train_source=train, readonly_source=readonly,
+            metric=cfg.metric or "", direction=cfg.direction or "min", scope=cfg.scope,
+            history=tuple(self.history), best=best, seed=cfg.seed, hypothesis=cfg.hypothesis,
+            vary=tuple(cfg.vary), hold=tuple(cfg.hold),
+            platform=self.platform.device if self.platform else "cpu", notes="\n".join(self.notes),
+        )
+
+    def _apply(self, n: int, proposal: Proposal) -> str | None:
+        """Write the proposal, enforce the guardrails, commit. None if nothing usable changed."""
+        cfg, repo = self.config, self.repo
+        assert repo is not None
+        untracked_before = repo.untracked_files()
+        cfg.path(cfg.train_script).write_text(proposal.new_source, encoding="utf-8")
+        self._guard(n, untracked_before)
+        if not repo.changed_files():
+            self.emit(ev.ProposalFailed(iteration=n, reason="the proposal left the training script unchanged"))
+            return None
+        commit = repo.commit_paths([self.train_rel], f"exp: {proposal.description}")
+        diff = repo.diff(self.best_commit, commit, self.train_rel)
+        self.emit(ev.ProposalMade(iteration=n, description=proposal.description, diff=diff, meta=proposal.meta))
+        return commit
+
+    def _guard(self, n: int, untracked_before: set[str]) -> None:
+        """Only the training script may change: revert anything else and say so."""
+        repo = self.repo
+        assert repo is not None
+        others = [p for p in repo.changed_files() if p != self.train_rel]
+        new_files = sorted(repo.untracked_files() - untracked_before)
+        if others:
+            repo.restore(others)
+        for rel in new_files:
+            (repo.root / rel).unlink(missing_ok=True)
+        if self.readonly_rel and file_hash(repo.root / self.readonly_rel) != self.readonly_hash:
+            repo.restore([self.readonly_rel])
+            others.append(self.readonly_rel)
+        if others or new_files:
+            self.emit(ev.GuardrailTripped(iteration=n, reverted=sorted(set(others + new_files)),
+                                          reason="only the training script may change"))
+
+    async def _run_with_retry(self, n: int, commit: str, description: str,
+                              proposal: Proposal | None = None) -> RunRecord:
+        record = await self._run(n, commit, attempt=1)
+        if record.oom and not record.outcome.killed and not self.stop_requests:
+            scale = (self.platform.adjustments.get("batch_scale", 1.0) if self.platform else 1.0) / 2
+            self.emit(ev.Notice(message=f"out of memory: retrying once with the device batch halved (x{scale:g})",
+                                level="warning"))
+            record = await self._run(n, commit, attempt=2, batch_scale=scale)
+        return record
+
+    async def _run(self, n: int, commit: str, attempt: int, batch_scale: float | None = None) -> RunRecord:
+        cfg = self.config
+        assert self.session is not None and self.platform is not None
+        log = self.session.run_log(n, commit, attempt)
+        self.emit(ev.RunStarted(iteration=n, commit=commit, log=str(log.relative_to(self.session.root)),
+                                budget_s=cfg.time_budget or 0, limit_s=cfg.limit_s, attempt=attempt))
+        env = {**self._base_env(), **self.platform.env(cfg.time_budget or 0, batch_scale)}
+        outcome = await run_process(cfg.command_argv(), cwd=cfg.project, env=env, log_path=log,
+                                    limit_s=cfg.limit_s, grace_s=cfg.kill_grace, kill_event=self._kill)
+        text = metrics.read_tail(log)
+        value = metrics.extract_metric(text, cfg.metric or "", cfg.metric_pattern)
+        summ = metrics.parse_summary(text)
+        vram = summ.get("peak_vram_mb")
+        peak = vram if isinstance(vram, float) and vram > 0 else (outcome.peak_rss_mb or None)
+        oom = metrics.is_oom(text, outcome.exit_code)
+        crash = metrics.crash_reason(text, outcome.exit_code, outcome.timed_out, outcome.killed, cfg.limit_s) or None
+        if crash is None:
+            crash = metrics.bad_metric_reason(value, cfg.metric or "metric")
+            if crash:
+                crash += ": " + (metrics.crash_reason(text, 1, False, False, 0).split(": ", 1)[-1])
+        if oom and crash:
+            crash = "out of memory: " + crash
+        self.emit(ev.RunFinished(iteration=n, commit=commit, exit_code=outcome.exit_code,
+                                 duration_s=round(outcome.duration_s, 3), timed_out=outcome.timed_out,
+                                 metric=value, summary=summ, peak_memory_mb=peak, oom=oom, crash_reason=crash,
+                                 attempt=attempt))
+        return RunRecord(commit, outcome, value, summ, peak, oom, crash)
+
+    def _record(self, n: int, record: RunRecord, status: str, reason: str, description: str,
+                meta: dict[str, Any]) -> None:
+        """Row first (durable), then git: a reset can never lose a measured result."""
+        cfg, repo = self.config, self.repo
+        assert repo is not None and self.session is not None
+        memory_gb = round((record.peak_mb or 0) / 1024, 1) if status != CRASH else 0.0
+        metric = record.metric if status != CRASH else None
+        if status == CRASH and record.crash and record.crash not in description:
+            description = f"{description} ({record.crash})"
+        row = results.ResultRow(record.commit[:7], metric, memory_gb, status, description)
+        results.append_row(self.results_path, row)
+        self.rows.append(row)
+        ref = None
+        if status == KEEP:
+            self.best_commit, self.best_metric = record.commit, record.metric
+            if n > 0:
+                hooks.fire(cfg.on_new_best, cfg.project, self._hook_env(row))
+        else:
+            ref = repo.keep_ref(cfg.tag, n, record.commit)
+            patch = self.session.attempts / f"{n:04d}-{record.commit[:7]}.patch"
+            write_atomic(patch, repo.diff(self.best_commit, record.commit))
+            repo.reset_hard(self.best_commit)
+        self.iteration = n
+        self.history.append(Attempt(n, record.commit, status, metric, description, dict(meta)))
+        self.emit(ev.ResultRecorded(iteration=n, commit=record.commit, metric=metric, memory_gb=memory_gb,
+                                    status=status, description=description, reason=reason,
+                                    best_commit=self.best_commit, best_metric=self.best_metric, attempt_ref=ref))
+        if n and cfg.progress_every and n % cfg.progress_every == 0:
+            self._progress(n)
+
+    def _progress(self, n: int) -> None:
+        assert self.session is not None
+        last = self.history[-1].meta.get("constant") if self.history else None
+        direction = f"tuning {last}" if last else "exploring constants"
+        text = summary.render_progress(self.rows, iteration=n, metric=self.config.metric,
+                                       direction=self.config.direction, elapsed_s=time.time() - self.started,
+                                       max_iterations=self.config.max_iterations, current_direction=direction)
+        write_atomic(self.session.reports / f"progress-{n:04d}.md", text)
+        self.emit(ev.ProgressReport(iteration=n, markdown=text))
+
+    def _finish(self, reason: str) -> ev.SessionEnded:
+        cfg = self.config
+        assert self.session is not None
+        path = cfg.path(SUMMARY_FILE)
+        p = self.platform
+        text = summary.render_summary(
+            self.rows, metric=cfg.metric, direction=cfg.direction, session=cfg.branch,
+            platform=p.describe() if p else None, budget_s=cfg.time_budget,
+            date_range=_date_range(self.started, time.time()), adjustments=p.adjustments if p else None,
+        )
+        summary.write_summary(path, text)
+        write_atomic(self.session.root / SUMMARY_FILE, text)
+        end = ev.SessionEnded(reason=reason, iterations=self.iteration, best_commit=self.best_commit or None,
+                              best_metric=self.best_metric, summary_path=str(path))
+        self.emit(end)
+        hooks.fire(cfg.on_finish, cfg.project, {"AUTORESEARCH_REASON": reason,
+                                                "AUTORESEARCH_BEST": f"{self.best_metric}"})
+        return end
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _base_env(self) -> dict[str, str]:
+        return {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+    def _hook_env(self, row: results.ResultRow) -> dict[str, str]:
+        return {"AUTORESEARCH_COMMIT": row.commit, "AUTORESEARCH_METRIC": f"{row.metric}",
+                "AUTORESEARCH_DESCRIPTION": row.description, "AUTORESEARCH_TAG": self.config.tag}
+
+    async def _watch_control(self) -> None:
+        assert self.session is not None
+        inbox = ControlInbox(self.session.control_path)
+        while True:
+            for cmd in inbox.read():
+                name = cmd.get("cmd")
+                if name == "stop":
+                    self.request_stop()
+                elif name == "kill_run":
+                    self.kill_run()
+                elif name == "pause":
+                    self.pause()
+                elif name == "resume":
+                    self.resume()
+                elif name == "instruct" and cmd.get("text"):
+                    self.instruct(str(cmd["text"]))
+                    self.emit(ev.Notice(message=f"instruction noted: {cmd['text']}"))
+            await asyncio.sleep(0.5)
+
+
+def _date_range(start: float, end: float) -> str:
+    a = _dt.datetime.fromtimestamp(start).strftime("%Y-%m-%d %H:%M")
+    b = _dt.datetime.fromtimestamp(end).strftime("%Y-%m-%d %H:%M")
+    return f"{a} – {b}"
+
+
+__all__ = ["Engine", "RuntimeFailure"]

@@ -1,0 +1,207 @@
+"""Run one training process: its own process group, merged output streamed to a log, a hard limit.
+
+The raw bytes go to the log file untouched (`\\r` progress lines included); readers split on
+`\\r` and `\\n` for display. The whole process tree is ended on timeout or kill.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import psutil
+
+CHUNK = 1 << 16
+LOG_CAP_BYTES = 64 << 20  # keep the head and the tail of a run that prints without end
+TAIL_KEEP = 8 << 20
+
+
+@dataclass
+class RunOutcome:
+    exit_code: int | None
+    duration_s: float
+    timed_out: bool
+    killed: bool  # stopped by the user (kill-run or second Ctrl-C)
+    peak_rss_mb: float
+    log_path: Path
+    bytes_written: int
+    bytes_dropped: int
+
+
+def tree(proc: psutil.Process) -> list[psutil.Process]:
+    try:
+        return [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def kill_tree(pid: int, pgid: int | None, sig: int) -> None:
+    """Signal the process group and every descendant (some leave the group, e.g. setsid)."""
+    procs = []
+    try:
+        procs = tree(psutil.Process(pid))
+    except psutil.Error:
+        pass
+    if pgid is not None:
+        try:
+            os.killpg(pgid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+    for proc in procs:
+        try:
+            proc.send_signal(sig)
+        except psutil.Error:
+            pass
+
+
+def _kill_seen(seen: dict[int, psutil.Process]) -> None:
+    for p in seen.values():
+        try:
+            if p.is_running():  # psutil checks the create time, so a reused pid is safe
+                p.kill()
+        except psutil.Error:
+            pass
+
+
+class LogWriter:
+    """Writes the raw log, capping it: after LOG_CAP_BYTES only a rolling tail is kept."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fh = open(path, "wb")
+        self.written = 0
+        self.dropped = 0
+        self.tail = bytearray()
+
+    def write(self, data: bytes) -> None:
+        if self.written < LOG_CAP_BYTES:
+            room = LOG_CAP_BYTES - self.written
+            head, data = data[:room], data[room:]
+            self.fh.write(head)
+            self.fh.flush()
+            self.written += len(head)
+        if data:
+            self.tail += data
+            if len(self.tail) > TAIL_KEEP:
+                cut = len(self.tail) - TAIL_KEEP
+                del self.tail[:cut]
+                self.dropped += cut
+
+    def close(self) -> None:
+        if self.tail or self.dropped:
+            note = f"\n[autoresearch-tui: log capped, {self.dropped} bytes cut here; the tail follows]\n"
+            self.fh.write(note.encode() + bytes(self.tail))
+        self.fh.close()
+
+
+async def run_process(
+    argv: list[str],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    log_path: Path,
+    limit_s: float,
+    grace_s: float = 10.0,
+    kill_event: asyncio.Event | None = None,
+    on_output: Callable[[bytes], None] | None = None,
+    sample_every: float = 0.5,
+) -> RunOutcome:
+    log = LogWriter(log_path)
+    start = time.monotonic()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=str(cwd),
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,  # own process group: we can end the whole tree
+        )
+    except OSError as exc:
+        log.write(f"could not start {argv[0]!r}: {exc}\n".encode())
+        log.close()
+        return RunOutcome(None, 0.0, False, False, 0.0, log_path, 0, 0)
+
+    pgid = proc.pid
+    peak = 0.0
+    seen: dict[int, psutil.Process] = {}  # every descendant ever sampled, to end leavers too
+    timed_out = killed = False
+
+    async def pump() -> None:
+        assert proc.stdout is not None
+        while True:
+            data = await proc.stdout.read(CHUNK)
+            if not data:
+                return
+            log.write(data)
+            if on_output is not None:
+                on_output(data)
+
+    async def sample() -> None:
+        nonlocal peak
+        try:
+            root = psutil.Process(proc.pid)
+        except psutil.Error:
+            return
+        while True:
+            total = 0
+            for p in tree(root):
+                seen.setdefault(p.pid, p)
+                try:
+                    total += p.memory_info().rss
+                except psutil.Error:
+                    pass
+            peak = max(peak, total / 2**20)
+            await asyncio.sleep(sample_every)
+
+    async def stop(reason_timeout: bool) -> None:
+        nonlocal timed_out, killed
+        timed_out, killed = reason_timeout, not reason_timeout
+        kill_tree(proc.pid, pgid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), grace_s)
+        except asyncio.TimeoutError:
+            pass
+        kill_tree(proc.pid, pgid, signal.SIGKILL)
+
+    pump_task = asyncio.ensure_future(pump())
+    sample_task = asyncio.ensure_future(sample())
+    waiters = [asyncio.ensure_future(proc.wait())]
+    kill_wait = asyncio.ensure_future(kill_event.wait()) if kill_event is not None else None
+    if kill_wait:
+        waiters.append(kill_wait)
+    try:
+        done, _ = await asyncio.wait(waiters, timeout=limit_s, return_when=asyncio.FIRST_COMPLETED)
+        if waiters[0] not in done:
+            await stop(reason_timeout=not (kill_wait and kill_wait in done))
+        await proc.wait()
+        # Grandchildren that kept the pipe open would block the pump forever.
+        kill_tree(proc.pid, pgid, signal.SIGKILL)
+        _kill_seen(seen)
+        try:
+            await asyncio.wait_for(pump_task, 5)
+        except asyncio.TimeoutError:
+            pump_task.cancel()
+    finally:
+        for task in (sample_task, kill_wait, *waiters):
+            if task is not None and not task.done():
+                task.cancel()
+        if proc.returncode is None:
+            kill_tree(proc.pid, pgid, signal.SIGKILL)
+        log.close()
+    return RunOutcome(
+        exit_code=proc.returncode,
+        duration_s=time.monotonic() - start,
+        timed_out=timed_out,
+        killed=killed,
+        peak_rss_mb=peak,
+        log_path=log_path,
+        bytes_written=log.written,
+        bytes_dropped=log.dropped,
+    )

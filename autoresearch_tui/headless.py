@@ -1,0 +1,68 @@
+"""Headless output: one plain line per event, readable in a log file or over SSH."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+from autoresearch_tui.engine import events as ev
+from autoresearch_tui.engine.durations import format_duration
+
+
+def _fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.6f}"
+
+
+def describe(event: ev.Event) -> str | None:
+    """The line for one event, or None for events that need no line."""
+    if isinstance(event, ev.SessionStarted):
+        verb = "resumed" if event.resumed else "started"
+        return (f"session {event.tag} {verb} on {event.branch} (from {event.original_branch} "
+                f"@ {event.base_commit[:7]}) in {event.project}")
+    if isinstance(event, ev.PlatformDetected):
+        adj = ", ".join(f"{k}={v}" for k, v in event.adjustments.items())
+        torch = f", torch {event.torch_version}" if event.torch_version else ""
+        return f"platform {event.platform}{torch}: {adj}" + (f" ({event.notes})" if event.probe_error else "")
+    if isinstance(event, ev.ProposalMade):
+        return f"#{event.iteration} proposal: {event.description}"
+    if isinstance(event, ev.ProposalFailed):
+        return f"#{event.iteration} no usable proposal: {event.reason}"
+    if isinstance(event, ev.GuardrailTripped):
+        return f"#{event.iteration} guardrail: reverted {', '.join(event.reverted)} ({event.reason})"
+    if isinstance(event, ev.RunStarted):
+        what = "baseline" if event.iteration == 0 else f"{event.commit[:7]}"
+        retry = " (retry after OOM)" if event.attempt > 1 else ""
+        return (f"#{event.iteration} running {what}{retry}: budget {format_duration(event.budget_s)}, "
+                f"limit {format_duration(event.limit_s)}, log {event.log}")
+    if isinstance(event, ev.RunFinished):
+        mem = f", peak {event.peak_memory_mb:.0f} MB" if event.peak_memory_mb else ""
+        tail = f", crash: {event.crash_reason}" if event.crash_reason else ""
+        return f"#{event.iteration} finished in {event.duration_s:.1f} s: metric {_fmt(event.metric)}{mem}{tail}"
+    if isinstance(event, ev.ResultRecorded):
+        return (f"#{event.iteration} {event.status.upper():<7} {_fmt(event.metric)}  {event.description}"
+                f"  [{event.reason}; best {_fmt(event.best_metric)} @ {event.best_commit[:7]}]")
+    if isinstance(event, ev.ProgressReport):
+        return "\n" + event.markdown.rstrip() + "\n"
+    if isinstance(event, ev.Notice):
+        return f"{event.level}: {event.message}"
+    if isinstance(event, ev.SessionEnded):
+        return (f"session ended ({event.reason}) after {event.iterations} iterations; best {_fmt(event.best_metric)}"
+                f" @ {(event.best_commit or '-')[:7]}; summary {event.summary_path}")
+    return None
+
+
+class LinePrinter:
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stdout
+
+    def __call__(self, event: ev.Event) -> None:
+        line = describe(event)
+        if line is None:
+            return
+        stamp = time.strftime("%H:%M:%S", time.localtime(event.ts))
+        try:
+            self.stream.write(f"[{stamp}] {line}\n")
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass  # the terminal went away (SSH dropped): the loop goes on, the session dir has it all
