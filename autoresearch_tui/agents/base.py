@@ -38,7 +38,12 @@ class ProposalContext:
     vary: tuple[str, ...] = ()  # experiment plan: constant names or categories to vary
     hold: tuple[str, ...] = ()  # experiment plan: constant names or categories never to change
     platform: str = "cpu"
-    notes: str = ""  # user's research notes / live instructions
+    notes: str = ""  # user's research notes (program.md) and live instructions
+    project: str = ""  # absolute project folder (coding-agent CLIs run there)
+    readonly_path: str = ""  # relative to the project root
+    agent_log: str = ""  # absolute path: stream the agent's own output here (the UI tails it)
+    feedback: str = ""  # why the previous answer was rejected (syntax error, no change, ...)
+    time_budget_s: float = 0.0
 
 
 @dataclass(frozen=True)
