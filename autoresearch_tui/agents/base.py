@@ -54,7 +54,21 @@ class Proposal:
 
 
 class ProposalError(Exception):
-    """The proposer could not produce a change (e.g. search space exhausted)."""
+    """No usable change this time; the engine re-asks (counted) unless `fatal`."""
+
+    fatal = False
+
+
+class SearchExhausted(ProposalError):
+    """Nothing left to try: the session ends normally."""
+
+    fatal = True
+
+
+class AgentUnavailable(ProposalError):
+    """The agent cannot work at all (missing CLI, rejected key): stop with one clear line."""
+
+    fatal = True
 
 
 class Proposer(Protocol):

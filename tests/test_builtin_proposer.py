@@ -1,0 +1,336 @@
+"""The built-in proposer on a real autoresearch-shaped train.py, with simulated histories."""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import json
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import pytest
+
+from autoresearch_tui.agents.base import Attempt, Proposal, ProposalContext, ProposalError
+from autoresearch_tui.agents.builtin import BuiltinProposer
+from autoresearch_tui.agents.constants import find_constants
+from autoresearch_tui.engine.categories import category_for_name
+
+SCRIPT = '''"""Pretraining script (autoresearch style)."""
+import os
+
+DATA_PATH = "~/.cache/autoresearch/data"
+LOG_EVERY = 10
+COMPILE = True
+SEED = 42
+
+ASPECT_RATIO = 64
+HEAD_DIM = 128
+WINDOW_PATTERN = "SSSL"
+TOTAL_BATCH_SIZE = 2**19
+EMBEDDING_LR = 0.6
+UNEMBEDDING_LR = 0.004
+MATRIX_LR = 0.04
+SCALAR_LR = 0.5
+WEIGHT_DECAY = 0.2
+ADAM_BETAS = (0.8, 0.95)
+WARMUP_RATIO = 0.0
+WARMDOWN_RATIO = 0.5
+FINAL_LR_FRAC = 0.0
+DEPTH = 8
+DEVICE_BATCH_SIZE = 128  # reduce if OOM
+ACTIVATION = "gelu"
+
+model_dim = DEPTH * ASPECT_RATIO
+
+
+def main():
+    lr = MATRIX_LR * 2
+    return lr
+'''
+
+NEVER = {"SEED", "DATA_PATH", "LOG_EVERY", "COMPILE"}
+
+
+def values(source: str) -> dict:
+    return {c.name: c.value for c in find_constants(source)}
+
+
+def bowl(source: str) -> float | None:
+    """A fake val_bpb: best near MATRIX_LR 0.1, DEPTH 10, EMBEDDING_LR 0.8; crash at big LR."""
+    v = values(source)
+    if v["MATRIX_LR"] > 0.3:
+        return None
+    return (1.0 + math.log(v["MATRIX_LR"] / 0.1) ** 2 + 0.01 * (v["DEPTH"] - 10) ** 2
+            + abs(v["EMBEDDING_LR"] - 0.8))
+
+
+def flat(source: str) -> float:
+    return 1.0
+
+
+def ctx_for(source: str, history: list[Attempt], **kw) -> ProposalContext:
+    defaults = dict(iteration=len(history), train_path="train.py", train_source=source,
+                    readonly_source=None, metric="val_bpb", direction="min", scope="all",
+                    history=tuple(history), best=None)
+    defaults.update(kw)
+    return ProposalContext(**defaults)
+
+
+def propose(ctx: ProposalContext, proposer: BuiltinProposer | None = None) -> Proposal:
+    return asyncio.run((proposer or BuiltinProposer()).propose(ctx))
+
+
+def baseline(source: str = SCRIPT) -> list[Attempt]:
+    return [Attempt(0, "0000000", "keep", 1.0, "baseline", {})]
+
+
+def changed(old: str, new: str) -> list[str]:
+    a, b = values(old), values(new)
+    assert set(a) == set(b)
+    return [k for k in a if a[k] != b[k]]
+
+
+@dataclass
+class Step:
+    base: str
+    proposal: Proposal
+    status: str
+
+
+def simulate(n: int, metric: Callable[[str], float | None], source: str = SCRIPT,
+             proposer: BuiltinProposer | None = None, json_meta: bool = False,
+             **kw) -> tuple[list[Step], str, ProposalError | None]:
+    """Run the loop like the engine: keep on improvement, else reset to the best."""
+    proposer = proposer or BuiltinProposer()
+    best, best_metric = source, metric(source)
+    history = [Attempt(0, "0000000", "keep", best_metric, "baseline", {})]
+    steps: list[Step] = []
+    for it in range(1, n + 1):
+        try:
+            prop = propose(ctx_for(best, history, iteration=it, **kw), proposer)
+        except ProposalError as exc:
+            return steps, best, exc
+        m = metric(prop.new_source)
+        status = "crash" if m is None else "keep" if m < best_metric else "discard"
+        steps.append(Step(best, prop, status))
+        meta = json.loads(json.dumps(prop.meta)) if json_meta else prop.meta
+        history.append(Attempt(it, f"{it:07x}", status, m, prop.description, meta))
+        if status == "keep":
+            best, best_metric = prop.new_source, m
+    return steps, best, None
+
+
+def test_each_proposal_changes_exactly_one_constant_and_one_line():
+    steps, _, _ = simulate(25, bowl)
+    assert len(steps) == 25
+    for s in steps:
+        p = s.proposal
+        assert changed(s.base, p.new_source) == [p.meta["constant"]]
+        diff = [ln for ln in difflib.ndiff(s.base.splitlines(), p.new_source.splitlines())
+                if ln[:1] in "+-"]
+        assert len(diff) == 2
+        assert values(s.base)[p.meta["constant"]] == pytest.approx(p.meta["old"])
+
+
+def test_description_and_meta():
+    p = propose(ctx_for(SCRIPT, baseline(), vary=("MATRIX_LR",)))
+    assert p.description == "MATRIX_LR 0.04 -> 0.08"
+    assert p.meta == {"constant": "MATRIX_LR", "old": 0.04, "new": 0.08, "category": "optimizer"}
+    p = propose(ctx_for(SCRIPT, baseline(), vary=("ACTIVATION",)))
+    assert p.description == 'ACTIVATION "gelu" -> "relu"'
+    p = propose(ctx_for(SCRIPT, baseline(), vary=("TOTAL_BATCH_SIZE",)))
+    assert p.description == "TOTAL_BATCH_SIZE 2**19 -> 2**20"
+    p = propose(ctx_for(SCRIPT, baseline(), vary=("ADAM_BETAS",)))
+    assert p.meta["old"] == [0.8, 0.95] and isinstance(p.meta["new"], list)
+    assert json.loads(json.dumps(p.meta)) == p.meta
+
+
+def test_scope_optimizer_only_touches_optimizer_constants():
+    steps, _, _ = simulate(40, bowl, scope="optimizer")
+    assert steps
+    for s in steps:
+        name = s.proposal.meta["constant"]
+        assert any(k in name for k in ("LR", "BETAS", "DECAY", "WARMUP", "WARMDOWN")), name
+        assert s.proposal.meta["category"] == "optimizer"
+
+
+def test_scope_architecture():
+    steps, _, _ = simulate(30, bowl, scope="architecture")
+    names = {s.proposal.meta["constant"] for s in steps}
+    assert names and all(category_for_name(n) == "architecture" for n in names)
+    assert "DEPTH" in names
+
+
+def test_hold_and_vary_plan():
+    steps, _, _ = simulate(40, bowl, hold=("optimizer", "DEPTH"))
+    names = {s.proposal.meta["constant"] for s in steps}
+    assert names and "DEPTH" not in names
+    assert all(category_for_name(n) != "optimizer" for n in names)
+
+    steps, _, exc = simulate(40, bowl, vary=("DEPTH", "activation"))
+    names = {s.proposal.meta["constant"] for s in steps}
+    assert names == {"DEPTH", "ACTIVATION"}
+    assert isinstance(exc, ProposalError)  # both exhausted within 40
+
+    steps, _, _ = simulate(15, bowl, vary=("hyperparameters",))
+    assert {s.proposal.meta["constant"] for s in steps} <= {"TOTAL_BATCH_SIZE",
+                                                            "DEVICE_BATCH_SIZE"}
+
+
+def test_seed_paths_and_flags_are_never_changed():
+    steps, _, _ = simulate(80, bowl)
+    touched = {s.proposal.meta["constant"] for s in steps}
+    assert not touched & NEVER
+    with pytest.raises(ProposalError, match="no tunable constants"):
+        propose(ctx_for(SCRIPT, baseline(), vary=("SEED",)))
+
+
+def test_after_a_keep_it_continues_in_the_same_direction():
+    first = propose(ctx_for(SCRIPT, baseline(), vary=("MATRIX_LR",)))
+    assert first.meta["new"] > first.meta["old"]
+    hist = baseline() + [Attempt(1, "a", "keep", 0.9, first.description, first.meta)]
+    nxt = propose(ctx_for(first.new_source, hist, vary=()))
+    assert nxt.meta["constant"] == "MATRIX_LR"
+    assert nxt.meta["old"] == first.meta["new"] and nxt.meta["new"] > nxt.meta["old"]
+    # a kept move downwards keeps going down, nearest value first
+    hist = baseline() + [Attempt(1, "a", "keep", 0.9, "", {
+        "constant": "EMBEDDING_LR", "old": 0.8, "new": 0.6, "category": "optimizer"})]
+    nxt = propose(ctx_for(SCRIPT, hist))
+    assert nxt.meta["constant"] == "EMBEDDING_LR" and nxt.meta["new"] == 0.48
+
+
+def test_after_a_keep_then_failures_it_tries_the_other_side():
+    hist = baseline() + [Attempt(1, "a", "keep", 0.9, "", {
+        "constant": "MATRIX_LR", "old": 0.02, "new": 0.04, "category": "optimizer"})]
+    news = []
+    src = SCRIPT
+    for it in range(2, 4):  # two failures upwards, then the third goes down
+        p = propose(ctx_for(src, hist, iteration=it))
+        news.append(p.meta["new"])
+        hist.append(Attempt(it, "b", "discard", 1.0, p.description, p.meta))
+    assert all(n > 0.04 for n in news)
+    p = propose(ctx_for(src, hist, iteration=4))
+    assert p.meta["constant"] == "MATRIX_LR" and p.meta["new"] > 0.04  # still up: 0.08
+    hist.append(Attempt(4, "c", "discard", 1.0, p.description, p.meta))
+    p = propose(ctx_for(src, hist, iteration=5))
+    assert p.meta["constant"] != "MATRIX_LR"  # three failures after the keep: switch
+
+
+@pytest.mark.parametrize("limit", [3, 2])
+def test_switches_constant_after_n_failures(limit):
+    proposer = BuiltinProposer(max_failures=limit)
+    hist = baseline()
+    names = []
+    for it in range(1, limit + 2):
+        p = propose(ctx_for(SCRIPT, hist, iteration=it), proposer)
+        names.append(p.meta["constant"])
+        hist.append(Attempt(it, "x", "discard" if it % 2 else "crash", None, p.description,
+                            p.meta))
+    assert len(set(names[:limit])) == 1
+    assert names[limit] != names[0]
+
+
+def test_repeated_failures_rotate_category():
+    steps, _, _ = simulate(12, flat)
+    names = [s.proposal.meta["constant"] for s in steps]
+    cats = [category_for_name(n) for n in names]
+    assert cats[:6] == ["optimizer"] * 6
+    assert cats[6] != "optimizer"  # after 2 x 3 failures in one category: another one
+
+
+@pytest.mark.parametrize("json_meta", [False, True])
+def test_never_repeats_a_tried_value_over_40_iterations(json_meta):
+    steps, best, _ = simulate(40, bowl, json_meta=json_meta)
+    assert len(steps) == 40
+    seen = set()
+    for s in steps:
+        meta = s.proposal.meta
+        key = (meta["constant"], json.dumps(meta["old"]), json.dumps(meta["new"]))
+        assert key not in seen, key
+        seen.add(key)
+    assert any(s.status == "keep" for s in steps)
+    assert bowl(best) < bowl(SCRIPT)
+
+
+def test_values_stay_in_sensible_ranges():
+    steps, _, _ = simulate(120, flat)
+    assert len(steps) > 60
+    for s in steps:
+        name, new = s.proposal.meta["constant"], s.proposal.meta["new"]
+        kind = {c.name: c.kind for c in find_constants(s.base)}[name]
+        if kind in ("int", "pow2"):
+            assert isinstance(new, int) and new >= 1
+        if kind == "pow2" or name in ("HEAD_DIM", "DEVICE_BATCH_SIZE"):
+            assert new & (new - 1) == 0
+        if name == "DEPTH":
+            assert abs(new - 8) <= 2
+        if name == "ADAM_BETAS":
+            assert all(0 < b < 1 for b in new)
+            assert sum(a != b for a, b in zip(new, s.proposal.meta["old"])) == 1
+        if name.endswith(("RATIO", "FRAC")) and kind == "float":
+            assert 0 <= new <= 1
+        if kind == "float":
+            assert len(repr(new)) <= 8  # rounded, no 0.30000000000000004
+        if name == "WINDOW_PATTERN":
+            assert set(new) <= {"S", "L"} and "L" in new
+
+
+def test_deterministic_for_the_same_context():
+    steps, best, _ = simulate(10, bowl)
+    hist = baseline() + [Attempt(i + 1, "x", s.status, 1.0, s.proposal.description,
+                                 s.proposal.meta) for i, s in enumerate(steps)]
+    ctx = ctx_for(best, hist, iteration=11, seed=7)
+    assert propose(ctx) == propose(ctx) == propose(ctx, BuiltinProposer())
+
+
+def test_exhausted_search_space_raises():
+    src = "SEED = 1\nLR = 0.1  # only knob\nDATA_DIR = 'data'\n"
+    steps, _, exc = simulate(50, flat, source=src)
+    assert isinstance(exc, ProposalError) and "exhausted" in str(exc)
+    news = [s.proposal.meta["new"] for s in steps]
+    assert len(news) == len(set(news)) == 6
+    with pytest.raises(ProposalError):
+        propose(ctx_for("x = 1\nprint(x)\n", baseline()))
+
+
+def test_a_keep_is_never_undone():
+    src = "LR = 0.04\n"
+    hist = baseline() + [Attempt(1, "a", "keep", 0.9, "", {
+        "constant": "LR", "old": 0.02, "new": 0.04, "category": "optimizer"})]
+    steps, _, exc = simulate(30, flat, source=src)
+    assert exc is not None
+    for it in range(2, 30):
+        try:
+            p = propose(ctx_for(src, hist, iteration=it))
+        except ProposalError:
+            break
+        assert p.meta["new"] != 0.02
+        hist.append(Attempt(it, "b", "discard", 1.0, p.description, p.meta))
+
+
+@pytest.mark.parametrize("hypothesis,name,up", [
+    ("higher learning rates help", "EMBEDDING_LR", True),
+    ("a lower matrix learning rate should be more stable", "MATRIX_LR", False),
+    ("a deeper model would help", "DEPTH", True),
+    ("try a different activation function", "ACTIVATION", None),
+    ("smaller batch size gives more steps", "TOTAL_BATCH_SIZE", False),
+])
+def test_hypothesis_steers_the_first_proposal(hypothesis, name, up):
+    p = propose(ctx_for(SCRIPT, baseline(), hypothesis=hypothesis))
+    assert p.meta["constant"] == name
+    if up is not None:
+        assert (p.meta["new"] > p.meta["old"]) is up
+
+
+def test_foreign_history_is_ignored():
+    hist = baseline() + [Attempt(1, "a", "discard", 1.1, "swap attention for mamba", {}),
+                         Attempt(2, "b", "keep", 0.9, "llm edit", {"category": "architecture"})]
+    assert propose(ctx_for(SCRIPT, hist)) == propose(ctx_for(SCRIPT, baseline()))
+
+
+async def test_async_interface():
+    proposer = BuiltinProposer()
+    assert proposer.name == "builtin"
+    p = await proposer.propose(ctx_for(SCRIPT, baseline()))
+    assert isinstance(p, Proposal) and p.new_source != SCRIPT
