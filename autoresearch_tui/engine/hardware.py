@@ -111,9 +111,15 @@ def from_probe(info: dict[str, Any], forced: str = "auto") -> Platform:
     )
 
 
+_CACHE: dict[tuple[str, ...], dict[str, Any]] = {}  # one probe per interpreter per process
+
+
 async def detect(train_argv: list[str], train_script: str, cwd: Path, env: dict[str, str], forced: str = "auto") -> Platform:
     """Run the probe; a failure (no torch, bad interpreter) falls back to CPU with the reason."""
     argv = probe_argv(train_argv, train_script)
+    key = (str(cwd), *argv)
+    if key in _CACHE:
+        return _finish(dict(_CACHE[key]), forced)
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv, cwd=str(cwd), env=env, stdin=asyncio.subprocess.DEVNULL,
@@ -128,6 +134,12 @@ async def detect(train_argv: list[str], train_script: str, cwd: Path, env: dict[
         except (ValueError, IndexError):
             tail = err.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
             info = {"error": f"platform probe failed: {tail[0]}"}
+    if "error" not in info:
+        _CACHE[key] = dict(info)
+    return _finish(info, forced)
+
+
+def _finish(info: dict[str, Any], forced: str) -> Platform:
     platform = from_probe(info, forced)
     if platform.probe_error:
         platform.notes = f"probe failed ({platform.probe_error}); assuming CPU. " + platform.notes

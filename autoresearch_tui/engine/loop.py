@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from autoresearch_tui.agents.base import Attempt, Proposal, ProposalContext, ProposalError, Proposer
+from autoresearch_tui.agents.base import (
+    Attempt, Proposal, ProposalContext, ProposalError, Proposer, SearchExhausted,
+)
 from autoresearch_tui.engine import events as ev
 from autoresearch_tui.engine import hardware, hooks, metrics, results, summary
 from autoresearch_tui.engine.config import ResearchConfig, validate
@@ -160,7 +162,7 @@ class Engine:
             self.emit(ev.Notice(message=f"the baseline crashed: {record.crash}; fix the training script first",
                                 level="error"))
             return self._finish("baseline_crashed")
-        failed_proposals = 0
+        failed_proposals, feedback = 0, ""
         while True:
             if cfg.max_iterations is not None and self.iteration >= cfg.max_iterations:
                 return self._finish("max_iterations")
@@ -173,20 +175,28 @@ class Engine:
                     return self._finish("stopped")
             n = self.iteration + 1
             self.emit(ev.IterationStarted(iteration=n, parent=self.best_commit))
+            untracked_before = self.repo.untracked_files()
             try:
-                proposal = await self.proposer.propose(self._context(n))
+                proposal = await self.proposer.propose(self._context(n, feedback))
             except ProposalError as exc:
                 self.emit(ev.ProposalFailed(iteration=n, reason=str(exc)))
-                return self._finish("exhausted")
-            commit = self._apply(n, proposal)
+                if isinstance(exc, SearchExhausted):
+                    return self._finish("exhausted")
+                if exc.fatal:
+                    self.emit(ev.Notice(message=str(exc), level="error"))
+                    return self._finish("agent_unavailable")
+                commit, feedback = None, str(exc)
+            else:
+                commit, feedback = self._apply(n, proposal, untracked_before)
             if commit is None:
+                self._restore_tree(untracked_before)
                 failed_proposals += 1
                 if failed_proposals >= MAX_FAILED_PROPOSALS:
-                    self.emit(ev.Notice(message=f"{failed_proposals} proposals in a row changed nothing; stopping",
-                                        level="error"))
+                    self.emit(ev.Notice(message=f"{failed_proposals} proposals in a row were unusable "
+                                                f"(last: {feedback}); stopping", level="error"))
                     return self._finish("proposals_failed")
                 continue
-            failed_proposals = 0
+            failed_proposals, feedback = 0, ""
             record = await self._run_with_retry(n, commit, proposal.description, proposal)
             if record.outcome.killed and self.stop_requests >= 2:
                 self._record(n, record, DISCARD, "killed by the user", proposal.description + " (killed)",
@@ -200,7 +210,7 @@ class Engine:
             self._record(n, record, status, reason, proposal.description, proposal.meta)
 
     # -- one experiment --------------------------------------------------------------------
-    def _context(self, n: int) -> ProposalContext:
+    def _context(self, n: int, feedback: str = "") -> ProposalContext:
         cfg = self.config
         train = cfg.path(cfg.train_script).read_text(encoding="utf-8")
         readonly = None
@@ -213,38 +223,52 @@ class Engine:
             history=tuple(self.history), best=best, seed=cfg.seed, hypothesis=cfg.hypothesis,
             vary=tuple(cfg.vary), hold=tuple(cfg.hold),
             platform=self.platform.device if self.platform else "cpu", notes="\n".join(self.notes),
+            project=str(cfg.project), readonly_path=cfg.readonly_script,
+            agent_log=str(self.session.root / "agents" / f"{n:04d}.log") if self.session else "",
+            feedback=feedback, time_budget_s=cfg.time_budget or 0.0,
         )
 
-    def _apply(self, n: int, proposal: Proposal) -> str | None:
-        """Write the proposal, enforce the guardrails, commit. None if nothing usable changed."""
+    def _apply(self, n: int, proposal: Proposal, untracked_before: set[str]) -> tuple[str | None, str]:
+        """Enforce the guardrails, write the proposal, commit. (commit, "") or (None, why not)."""
         cfg, repo = self.config, self.repo
         assert repo is not None
-        untracked_before = repo.untracked_files()
+        self._restore_tree(untracked_before, n)
+        if proposal.new_source == cfg.path(cfg.train_script).read_text(encoding="utf-8"):
+            return self._reject(n, "the proposal left the training script unchanged")
+        if cfg.train_script.endswith(".py"):
+            try:
+                compile(proposal.new_source, cfg.train_script, "exec")
+            except SyntaxError as exc:
+                return self._reject(n, f"syntax error in {cfg.train_script} line {exc.lineno}: {exc.msg}")
         cfg.path(cfg.train_script).write_text(proposal.new_source, encoding="utf-8")
-        self._guard(n, untracked_before)
-        if not repo.changed_files():
-            self.emit(ev.ProposalFailed(iteration=n, reason="the proposal left the training script unchanged"))
-            return None
         commit = repo.commit_paths([self.train_rel], f"exp: {proposal.description}")
         diff = repo.diff(self.best_commit, commit, self.train_rel)
         self.emit(ev.ProposalMade(iteration=n, description=proposal.description, diff=diff, meta=proposal.meta))
-        return commit
+        return commit, ""
 
-    def _guard(self, n: int, untracked_before: set[str]) -> None:
-        """Only the training script may change: revert anything else and say so."""
-        repo = self.repo
+    def _reject(self, n: int, reason: str) -> tuple[None, str]:
+        self.emit(ev.ProposalFailed(iteration=n, reason=reason))
+        return None, reason
+
+    def _restore_tree(self, untracked_before: set[str], n: int | None = None) -> None:
+        """Back to the best commit on the research branch, whatever the agent did to git or files."""
+        cfg, repo = self.config, self.repo
         assert repo is not None
-        others = [p for p in repo.changed_files() if p != self.train_rel]
+        reverted: list[str] = []
+        moved = repo.repo.head.is_detached or repo.branch != cfg.branch or repo.head() != self.best_commit
+        if moved:
+            repo.git.checkout("-f", cfg.branch)
+            reverted.append(f"HEAD (agent moved it; restored {cfg.branch} @ {self.best_commit[:7]})")
+        reverted += [p for p in repo.changed_files() if p != self.train_rel]
         new_files = sorted(repo.untracked_files() - untracked_before)
-        if others:
-            repo.restore(others)
+        repo.reset_hard(self.best_commit)
         for rel in new_files:
             (repo.root / rel).unlink(missing_ok=True)
         if self.readonly_rel and file_hash(repo.root / self.readonly_rel) != self.readonly_hash:
-            repo.restore([self.readonly_rel])
-            others.append(self.readonly_rel)
-        if others or new_files:
-            self.emit(ev.GuardrailTripped(iteration=n, reverted=sorted(set(others + new_files)),
+            raise RuntimeFailure(f"{self.readonly_rel} differs from its state at session start even after a reset; "
+                                 "it must not change during a session")
+        if n is not None and (reverted or new_files):
+            self.emit(ev.GuardrailTripped(iteration=n, reverted=sorted(set(reverted + new_files)),
                                           reason="only the training script may change"))
 
     async def _run_with_retry(self, n: int, commit: str, description: str,

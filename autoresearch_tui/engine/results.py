@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import csv
+import gc
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,3 +66,331 @@ def _append(path: Path, text: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+# ---------------------------------------------------------------------------
+# Reader: keys on header names, never crashes on a messy file, says what it skipped.
+
+STANDARD_COLUMNS = ("commit", "val_bpb", "memory_gb", "status", "description")
+_EXPECTED = "commit<TAB>val_bpb<TAB>memory_gb<TAB>status<TAB>description"
+
+# Other tools write other words. Anything unknown (e.g. "run") is read as discard: it is a run
+# whose change was not kept, so it must not count as a keep or as a crash.
+_STATUS_WORDS: dict[str, str] = {}
+for _norm, _words in (
+    ("keep", ("keep", "kept", "best", "baseline", "improved", "improvement", "accept", "accepted")),
+    ("discard", ("discard", "discarded", "revert", "reverted", "worse", "reject", "rejected")),
+    ("crash", ("crash", "crashed", "fail", "failed", "failure", "error", "oom", "timeout",
+               "timed out", "killed")),
+):
+    _STATUS_WORDS.update(dict.fromkeys(_words, _norm))
+
+_MISSING = frozenset(("", "-", "—", "–", "nan", "n/a", "na", "none", "null", "?"))
+_DESC_NAMES = ("description", "desc", "notes", "note", "change", "idea", "message", "comment")
+_MEM_GB = ("memory_gb", "mem_gb", "vram_gb", "peak_memory_gb", "peak_vram_gb")
+_MEM_MB = ("peak_vram_mb", "memory_mb", "mem_mb", "vram_mb", "peak_memory_mb")
+_MAX_WORDS = ("acc", "accuracy", "f1", "auc", "score", "precision", "recall", "reward", "map",
+              "bleu", "rouge", "iou", "dice", "r2", "return", "success", "win", "mfu",
+              "throughput", "top1", "top5", "exact", "em", "pass", "correct")
+_MIN_WORDS = ("bpb", "bpc", "loss", "rmse", "mse", "mae", "mape", "perplexity", "ppl", "error",
+              "err", "wer", "cer", "nll", "latency", "time", "seconds", "cost", "distance")
+
+
+class ResultsFormatError(ValueError):
+    """The file is not a results table at all; the message is one line for the user."""
+
+
+@dataclass
+class ResultsTable:
+    rows: list[ResultRow]
+    metric: str  # the column used as the metric
+    direction: str  # "min" or "max"
+    skipped: list[tuple[int, str]] = field(default_factory=list)  # (line number, reason)
+    columns: list[str] = field(default_factory=list)
+
+
+def guess_direction(name: str) -> str:
+    """"max" for accuracy-like names, "min" for loss-like ones and for anything unknown."""
+    words = [w for w in re.split(r"[^a-z0-9]+", name.lower()) if w]
+    for vocab, answer in ((_MIN_WORDS, "min"), (_MAX_WORDS, "max")):
+        for word in words:
+            # Short keys only as whole words ("acc" must not match "accum").
+            if word in vocab or any(len(k) > 3 and k in word for k in vocab):
+                return answer
+    return "min"
+
+
+def _direction(direction: str | None, metric: str) -> str:
+    if direction is None:
+        return guess_direction(metric)
+    low = direction.strip().lower()
+    if low.startswith(("min", "low")):
+        return "min"
+    if low.startswith(("max", "high")):
+        return "max"
+    raise ValueError(f"direction must be 'min' or 'max', not {direction!r}")
+
+
+def _num(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _is_header(fields: list[str]) -> bool:
+    names = [f.strip().lower() for f in fields]
+    return "status" in names and any(n == "commit" or n.startswith("commit") for n in names)
+
+
+def _splitter(sep: str, n: int):
+    """Field splitter for a separator: tab, comma (CSV quoting) or " " (any whitespace)."""
+    if sep == "\t":
+        return lambda line: line.split("\t")
+    if sep == ",":
+        return lambda line: next(csv.reader([line]))
+    return lambda line: line.split(None, n - 1)  # the description keeps its spaces
+
+
+@dataclass
+class _Layout:
+    n: int
+    commit: int
+    metric: int
+    memory: int
+    mem_scale: float
+    status: int
+    desc: int
+    extra: list[tuple[int, str]]
+
+
+def _numeric(samples: list[list[str]], i: int) -> bool | None:
+    values = [s[i].strip() for s in samples if i < len(s)]
+    values = [v for v in values if v.lower() not in _MISSING]
+    if not values:
+        return None  # unknown: nothing but dashes or no rows yet
+    ok = sum(_num(v) is not None for v in values)
+    return ok >= 0.8 * len(values)
+
+
+def _layout(columns: list[str], metric: str | None, samples: list[list[str]], source: str) -> _Layout:
+    names = [c.strip().lower() for c in columns]
+    commit = next((i for i, c in enumerate(names) if c == "commit"),
+                  next(i for i, c in enumerate(names) if c.startswith("commit")))
+    status = names.index("status")
+    memory, scale = -1, 1.0
+    for i, c in enumerate(names):
+        if c in _MEM_GB or c in _MEM_MB:
+            memory, scale = i, (1.0 if c in _MEM_GB else 1 / 1024)
+            break
+    desc = next((i for i, c in enumerate(names) if c in _DESC_NAMES), -1)
+    roles = {commit, status, memory, desc}
+    free = [i for i in range(len(names)) if i not in roles]
+    if metric:
+        exact = [i for i, c in enumerate(columns) if c.strip() == metric]
+        loose = [i for i, c in enumerate(names) if c == metric.strip().lower()]
+        if not (exact or loose):
+            raise ResultsFormatError(
+                f"{source}: no column `{metric}`; the columns are {', '.join(columns)}")
+        metric_i = (exact or loose)[0]
+    else:
+        kinds = {i: _numeric(samples, i) for i in free}
+        metric_i = next((i for i in free if kinds[i]),
+                        next((i for i in free if kinds[i] is None), free[0] if free else -1))
+        if desc < 0:  # the last text column
+            desc = next((i for i in reversed(free) if i != metric_i and kinds[i] is False), -1)
+    taken = {commit, status, memory, desc, metric_i}
+    extra = [(i, columns[i].strip()) for i in range(len(columns)) if i not in taken]
+    return _Layout(len(columns), commit, metric_i, memory, scale, status, desc, extra)
+
+
+def _find_header(lines: list[str]) -> tuple[int, str] | None:
+    """Index and separator of the first header line (tab, comma or whitespace separated)."""
+    for idx, line in enumerate(lines):
+        if "commit" not in line.lower():
+            continue
+        for sep in ("\t", ",", " "):
+            if sep in line and _is_header(_splitter(sep, 99)(line)):
+                return idx, sep
+    return None
+
+
+def _headerless(line: str) -> str | None:
+    """Separator if the line reads as a standard five-column data row."""
+    for sep in ("\t", " "):
+        fields = _splitter(sep, 5)(line)
+        if len(fields) == 5 and (fields[3].strip().lower() in _STATUS_WORDS):
+            return sep
+    return None
+
+
+def _fit(fields: list[str], n: int, desc: int) -> list[str] | None:
+    """Fields cut to n columns when the surplus is a tab in the description or empty cells."""
+    if len(fields) == n:
+        return fields
+    if len(fields) > n and desc == n - 1:
+        return fields[: n - 1] + [" ".join(f.strip() for f in fields[n - 1:])]
+    if len(fields) > n and not "".join(fields[n:]).strip():
+        return fields[:n]
+    return None
+
+
+def _truncated_status(raw: str) -> bool:
+    low = raw.lower()
+    return low not in _STATUS_WORDS and any(w.startswith(low) for w in _STATUS_WORDS)
+
+
+def _reject(line: str, got: int, n: int) -> str:
+    stripped = line.lstrip()
+    if stripped.startswith("#"):
+        return "comment or markdown heading"
+    if stripped.startswith("|"):
+        return "markdown table row"
+    if stripped.startswith("```"):
+        return "markdown code fence"
+    if "\x00" in line or "\ufffd" in line:
+        return "unreadable (binary) data"
+    return f"too few columns ({got} of {n})" if got < n else f"too many columns ({got} of {n})"
+
+
+def parse_results(text: str, metric: str | None = None, direction: str | None = None,
+                  source: str = "results.tsv") -> ResultsTable:
+    """Read results.tsv text. Never fails on a bad line; raises ResultsFormatError only when
+    there is no table at all."""
+    # Building 100k rows triggers many useless cycle collections: pause the collector.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _parse(text, metric, direction, source)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _parse(text: str, metric: str | None, direction: str | None, source: str) -> ResultsTable:
+    text = text.lstrip("\ufeff").replace("\r\n", "\n")
+    if "\n" not in text and "\r" in text:  # old Mac line endings
+        text = text.replace("\r", "\n")
+    lines = text.split("\n")
+    unterminated = not text.endswith("\n")
+    if not unterminated:
+        lines.pop()  # the empty piece after the final newline
+    skipped: list[tuple[int, str]] = []
+    if not text.strip():
+        name = metric or STANDARD_COLUMNS[1]
+        return ResultsTable([], name, _direction(direction, name), skipped, [])
+
+    first = next((i for i, ln in enumerate(lines) if ln.strip() and not ln.lstrip().startswith("#")), 0)
+    found = _find_header(lines[: first + 1])
+    if found is None and (sep := _headerless(lines[first])) is not None:
+        columns = list(STANDARD_COLUMNS)
+        if metric:
+            columns[1] = metric
+        start = first
+        skipped.append((0, "no header line; assumed " + ", ".join(columns)))
+        skipped.extend((i + 1, "comment") for i in range(first) if lines[i].strip())
+    else:
+        found = found or _find_header(lines)
+        if found is None:
+            binary = text.count("\ufffd") + text.count("\x00") > len(text) // 20
+            what = "binary data, not a text table" if binary else "no header with a commit and a status column"
+            raise ResultsFormatError(f"{source}: {what}; expected `{_EXPECTED}`")
+        hdr, sep = found
+        columns = [c.strip() for c in _splitter(sep, 99)(lines[hdr])]
+        start = hdr + 1
+        skipped.extend((i + 1, "before the header") for i in range(hdr) if lines[i].strip())
+
+    split = _splitter(sep, len(columns))
+    samples = [f for f in (split(ln) for ln in lines[start:start + 200])
+               if len(f) >= len(columns) and not _is_header(f)]
+    lay = _layout(columns, metric, samples, source)
+    name = columns[lay.metric].strip() if lay.metric >= 0 else (metric or "")
+    rows: list[ResultRow] = []
+    blocked = ""  # set when a later header lacks the metric column
+    last = len(lines) - 1
+    words = _STATUS_WORDS
+    tab = sep == "\t"
+    for idx in range(start, len(lines)):
+        line = lines[idx]
+        lineno = idx + 1
+        fields = line.split("\t") if tab else split(line)
+        n = lay.n
+        partial = idx == last and unterminated
+        is_header = False
+        if len(fields) != n or blocked or partial:  # rare: everything odd is handled here
+            if not line or line.isspace():
+                skipped.append((lineno, "blank line"))
+                continue
+            is_header = _is_header(fields)
+            if not is_header:
+                fitted = _fit(fields, n, lay.desc)
+                reason = blocked or ("" if fitted else _reject(line, len(fields), n))
+                if not reason and partial and lay.status == n - 1 and _truncated_status(fitted[-1].strip()):
+                    reason = "status cut short"
+                if reason:
+                    if partial:
+                        reason = f"truncated last line (no newline at the end; {reason})"
+                    skipped.append((lineno, reason))
+                    continue
+                fields = fitted
+        if not is_header:
+            raw = fields[lay.status].strip()
+            status = words.get(raw) or words.get(raw.lower())
+            is_header = status is None and _is_header(fields)
+        if is_header:
+            cols = [f.strip() for f in fields]
+            if cols == columns:
+                skipped.append((lineno, "repeated header"))
+                continue
+            columns, split = cols, _splitter(sep, len(cols))
+            try:
+                lay, blocked = _layout(cols, name or None, [], source), ""
+                skipped.append((lineno, "header with other columns; rows below are read by it"))
+            except ResultsFormatError:
+                blocked = f"after a header without the `{name}` column (line {lineno})"
+                skipped.append((lineno, "header without the metric column"))
+            continue
+        mtext = fields[lay.metric].strip() if lay.metric >= 0 else ""
+        try:
+            value: float | None = float(mtext)
+            if not math.isfinite(value):  # type: ignore[arg-type]
+                value = None
+        except ValueError:
+            value = None
+        if status is None:
+            if not raw:
+                skipped.append((lineno, "no status"))
+                continue
+            if value is None and mtext.lower() not in _MISSING:
+                skipped.append((lineno, "not a results row"))
+                continue
+            status = "discard"  # e.g. "run": a run whose change was not kept
+        elif status == "crash" and value == 0.0:
+            value = None  # 0.000000 is how a crash is written, not a result
+        memory = None
+        if lay.memory >= 0:
+            try:
+                memory = float(fields[lay.memory]) * lay.mem_scale
+            except ValueError:
+                pass
+            if memory is not None and not math.isfinite(memory):
+                memory = None
+        rows.append(ResultRow(
+            fields[lay.commit].strip(), value, memory, status,
+            fields[lay.desc].strip() if lay.desc >= 0 else "",
+            raw if raw != status else "", lineno,
+            {col: fields[i].strip() for i, col in lay.extra} if lay.extra else {},
+        ))
+    return ResultsTable(rows, name, _direction(direction, name), skipped, columns)
+
+
+def read_results(path: Path | str, metric: str | None = None,
+                 direction: str | None = None) -> ResultsTable:
+    """Read a results.tsv file; see parse_results."""
+    data = Path(path).read_bytes()
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # PowerShell writes UTF-16
+        text = data.decode("utf-16", errors="replace")
+    else:
+        text = data.decode("utf-8", errors="replace")
+    return parse_results(text, metric, direction, source=str(path))

@@ -1,0 +1,449 @@
+"""Reports over results rows: the Phase 3 summary, the Phase 2.6 progress report and the
+all-experiments table (Markdown, LaTeX, CSV). Pure functions; the only I/O is write_summary.
+
+Iteration numbers are row positions: the baseline (first row) is iteration 0.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+from autoresearch_tui.engine.categories import category_for_text
+from autoresearch_tui.engine.results import ResultRow, guess_direction
+
+# category_for_text costs up to ~80 us a description; on huge files only the most recent
+# experiments are categorised so a summary stays well under a second.
+CATEGORY_WINDOW = 1000
+FAILED_PER_CATEGORY = 15
+TOP_IMPROVEMENTS = 10
+_DASH = "—"
+
+
+# ---------------------------------------------------------------------------
+# Helpers shared with the charts
+
+
+def _better(a: float, b: float, direction: str) -> bool:
+    return a > b if direction == "max" else a < b
+
+
+def _candidate_test(rows: Sequence[ResultRow]) -> Callable[[ResultRow], bool]:
+    # A keep is by construction the best at its time; without any, fall back to every run.
+    if any(r.status == "keep" and r.metric is not None for r in rows):
+        return lambda r: r.status == "keep" and r.metric is not None
+    return lambda r: r.status != "crash" and r.metric is not None
+
+
+def running_best(rows: Sequence[ResultRow], direction: str = "min") -> list[float | None]:
+    """Best candidate metric up to and including each row (None before the first)."""
+    test = _candidate_test(rows)
+    best: float | None = None
+    out: list[float | None] = []
+    for r in rows:
+        if test(r) and (best is None or _better(r.metric, best, direction)):  # type: ignore[arg-type]
+            best = r.metric
+        out.append(best)
+    return out
+
+
+def best_index(rows: Sequence[ResultRow], direction: str = "min") -> int:
+    """Iteration of the earliest row with the best candidate metric; -1 when there is none."""
+    test = _candidate_test(rows)
+    best = -1
+    for i, r in enumerate(rows):
+        if test(r) and (best < 0 or _better(r.metric, rows[best].metric, direction)):  # type: ignore[arg-type]
+            best = i
+    return best
+
+
+def best_row(rows: Sequence[ResultRow], direction: str = "min") -> ResultRow | None:
+    i = best_index(rows, direction)
+    return rows[i] if i >= 0 else None
+
+
+def baseline_row(rows: Sequence[ResultRow]) -> ResultRow | None:
+    return rows[0] if rows else None
+
+
+def kept_gains(rows: Sequence[ResultRow], direction: str = "min") -> list[tuple[int, ResultRow, float]]:
+    """(iteration, row, signed change vs the previous kept value), best gain first.
+
+    The reference analysis' method: each keep builds on the last kept state. The first keep
+    (the baseline) and later rows marked `baseline` are not ranked; they restart the chain.
+    """
+    out: list[tuple[int, ResultRow, float]] = []
+    prev: float | None = None
+    for i, r in enumerate(rows):
+        if r.status != "keep" or r.metric is None:
+            continue
+        if prev is not None and r.raw_status.lower() != "baseline":
+            out.append((i, r, r.metric - prev))
+        prev = r.metric
+    sign = -1.0 if direction != "max" else 1.0
+    out.sort(key=lambda t: -sign * t[2])
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Formatting
+
+
+def _fmt(value: float | None) -> str:
+    return _DASH if value is None else f"{value:.6f}"
+
+
+def _pct(delta: float, base: float | None) -> str:
+    return "n/a" if not base else f"{delta / abs(base) * 100:+.2f}%"
+
+
+def format_budget(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s} s"
+    minutes, rest = divmod(s, 60)
+    return f"{minutes} min" if not rest else f"{minutes} min {rest} s"
+
+
+def _hhmm(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    minutes = int(seconds) // 60
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def _cell(text: str) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def _status(r: ResultRow) -> str:
+    # Show the written word only when it says something else ("run", "baseline"), not "KEEP".
+    return f"{r.status} ({r.raw_status})" if r.raw_status and r.raw_status.lower() != r.status else r.status
+
+
+def _table(header: Sequence[str], body: Iterable[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("-" * (len(h) + 2) for h in header) + "|"]
+    lines.extend("| " + " | ".join(_cell(c) for c in row) + " |" for row in body)
+    return lines
+
+
+def _direction_words(direction: str) -> str:
+    return "higher is better" if direction == "max" else "lower is better"
+
+
+# ---------------------------------------------------------------------------
+# The all-experiments table
+
+
+def _records(rows: Sequence[ResultRow], direction: str,
+             best: list[float | None] | None = None) -> list[tuple[int, ResultRow, float | None]]:
+    best = best if best is not None else running_best(rows, direction)
+    out = []
+    before: float | None = None
+    for i, r in enumerate(rows):
+        m = r.metric
+        out.append((i, r, m - before if m is not None and before is not None else None))
+        before = best[i]
+    return out
+
+
+def _md_text(text: str) -> str:
+    # Fast path: rows read from results.tsv hold neither newlines nor pipes.
+    return _cell(text) if "|" in text or "\n" in text or "\r" in text else text
+
+
+_LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
+                  "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                  "\\": r"\textbackslash{}"}
+_LATEX_RE = re.compile(r"[&%$#_{}~^\\]")
+
+
+def latex_escape(text: str) -> str:
+    return _LATEX_RE.sub(lambda m: _LATEX_SPECIAL[m.group()], " ".join(text.split()))
+
+
+def experiments_table(rows: Sequence[ResultRow], *, metric: str, direction: str | None = None,
+                      fmt: str = "md", _best: list[float | None] | None = None) -> str:
+    """Every experiment: # | Commit | Metric | Δ vs best before | Status | Description."""
+    direction = direction or guess_direction(metric)
+    if fmt == "md":  # one pass, no intermediate records: this is the hot path on big files
+        lines = _table(("#", "Commit", "Metric", "Δ vs best before", "Status", "Description"), ())
+        best = _best if _best is not None else running_best(rows, direction)
+        before: float | None = None
+        add = lines.append
+        for i, r in enumerate(rows):
+            m = r.metric
+            metric_s = _DASH if m is None else f"{m:.6f}"
+            delta_s = _DASH if m is None or before is None else f"{m - before:+.6f}"
+            status = _md_text(_status(r)) if r.raw_status else r.status
+            add(f"| {i} | {_md_text(r.commit)} | {metric_s} | {delta_s} | {status} | "
+                f"{_md_text(r.description)} |")
+            before = best[i]
+        return "\n".join(lines) + "\n"
+    recs = _records(rows, direction, _best)
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(("iteration", "commit", metric or "metric", "delta_vs_best_before", "status",
+                    "description"))
+        for i, r, d in recs:
+            w.writerow((i, r.commit, "" if r.metric is None else f"{r.metric:.6f}",
+                        "" if d is None else f"{d:+.6f}", _status(r), r.description))
+        return buf.getvalue()
+    if fmt == "latex":
+        lines = [f"% {latex_escape(metric)} ({_direction_words(direction)})",
+                 r"\begin{tabular}{rlrrll}", r"\hline",
+                 r"\# & Commit & Metric & $\Delta$ vs best before & Status & Description \\",
+                 r"\hline"]
+        for i, r, d in recs:
+            cells = (str(i), latex_escape(r.commit), "--" if r.metric is None else f"{r.metric:.6f}",
+                     "--" if d is None else f"${d:+.6f}$", latex_escape(_status(r)),
+                     latex_escape(r.description))
+            lines.append(" & ".join(cells) + r" \\")
+        lines += [r"\hline", r"\end{tabular}"]
+        return "\n".join(lines) + "\n"
+    raise ValueError(f"fmt must be md, latex or csv, not {fmt!r}")
+
+
+# ---------------------------------------------------------------------------
+# Phase 2.6 progress report
+
+
+def render_progress(rows: Sequence[ResultRow], *, iteration: int, metric: str,
+                    direction: str | None, elapsed_s: float | None, max_iterations: int | None,
+                    current_direction: str) -> str:
+    direction = direction or guess_direction(metric)
+    best_i = best_index(rows, direction)
+    best = rows[best_i] if best_i >= 0 else None
+    base = baseline_row(rows)
+    if best is None:
+        best_line = f"{_DASH} (no run with a metric yet)"
+        vs = "n/a"
+    else:
+        best_line = f"{_fmt(best.metric)} (iteration {best_i}, commit {best.commit})"
+        if base is not None and base.metric is not None:
+            delta = best.metric - base.metric  # type: ignore[operator]
+            vs = f"{delta:+.6f} ({_pct(delta, base.metric)})"
+        else:
+            vs = "n/a"
+    start = max(0, len(rows) - 5)
+    recent = [(str(i), r.commit, _fmt(r.metric), _status(r), r.description)
+              for i, r in reversed(list(enumerate(rows[start:], start)))]
+    lines = [f"## AutoResearch Progress — Iteration {iteration}", "",
+             f"**Best so far:** {best_line}", "",
+             f"**vs. Baseline:** {vs}", "",
+             f"**Iterations:** {iteration} completed / "
+             f"{max_iterations if max_iterations else 'unlimited'}", "",
+             f"**Time elapsed:** {_hhmm(elapsed_s)}", "",
+             "**Recent results (last 5):**", ""]
+    lines += _table(("Iter", "Commit", "Metric", "Status", "Change"), recent)
+    lines += ["", f"**Current direction:** {current_direction or 'not set'}"]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------
+# Phase 3 summary
+
+
+def _outcome(r: ResultRow, best_then: float | None, direction: str) -> str:
+    if r.status == "crash":
+        return "crash"
+    if r.metric is None:
+        return "no metric"
+    if best_then is None:
+        return f"{_status(r)}: {_fmt(r.metric)}"
+    delta = r.metric - best_then
+    if abs(delta) < 5e-7:  # equal at the file's six decimals
+        return f"no change: {_fmt(r.metric)}"
+    word = "not kept" if _better(r.metric, best_then, direction) else "regression"
+    return f"{word}: {_fmt(r.metric)} ({delta:+.6f} vs best then)"
+
+
+def _next_steps(rows: Sequence[ResultRow], direction: str, gains, cats: dict[int, str],
+                best: ResultRow | None, base: ResultRow | None) -> list[str]:
+    n = len(rows) - 1  # iterations after the baseline
+    positive = [(i, r, d) for i, r, d in gains if (d > 0 if direction == "max" else d < 0)]
+    tries: dict[str, int] = {}
+    kept: dict[str, int] = {}
+    gain: dict[str, float] = {}
+    for i, cat in cats.items():
+        tries[cat] = tries.get(cat, 0) + 1
+        if rows[i].status == "keep":
+            kept[cat] = kept.get(cat, 0) + 1
+    for i, r, d in positive:
+        if i in cats:
+            gain[cats[i]] = gain.get(cats[i], 0.0) + abs(d)
+    steps: list[str] = []
+    if gain:
+        top = max(gain, key=gain.__getitem__)
+        mine = [(i, r, d) for i, r, d in positive if cats.get(i) == top]
+        i, r, d = mine[0]
+        steps.append(f"Explore further in **{top}**: it gave {len(mine)} of the {len(positive)} "
+                     f"kept gains ({gain[top]:.6f} in total); the biggest was #{i} "
+                     f"\"{_cell(r.description)}\" ({d:+.6f}). Try nearby variations of it.")
+    elif n > 0:
+        steps.append(f"No kept change improved on the baseline in {n} iterations: check the "
+                     "baseline, then try bolder changes in another category.")
+    failed = sorted((c for c in tries if not kept.get(c) and tries[c] >= 2), key=lambda c: -tries[c])
+    crashes = [r for r in rows[1:] if r.status == "crash"]
+    if crashes and (len(crashes) >= 3 or len(crashes) / max(n, 1) >= 0.2):
+        steps.append(f"Look at the crashes: {len(crashes)} of {n} runs crashed "
+                     f"({len(crashes) / max(n, 1):.0%}), the last one \"{_cell(crashes[-1].description)}\"; "
+                     "fix their cause before spending more runs.")
+    last_gain = max((i for i, _, _ in positive), default=0)
+    since = len(rows) - 1 - last_gain
+    if positive and n >= 5 and since >= max(5, n // 4):
+        steps.append(f"Plateau: no improvement in the last {since} experiments (since #{last_gain}); "
+                     "change direction (another category or a larger change) instead of small tweaks.")
+    if failed:
+        listed = ", ".join(f"{c} ({tries[c]} tries)" for c in failed)
+        steps.append(f"Deprioritise {listed}: none of those changes was kept.")
+    seeds = [i for i, r, _ in positive if re.search(r"\bseed\b", r.description, re.I)]
+    decided = sum(r.status in ("keep", "discard") for r in rows)
+    keeps = sum(r.status == "keep" for r in rows)
+    if seeds:
+        steps.append("Kept seed changes (#" + ", #".join(map(str, seeds)) + ") are noise, not "
+                     "improvements: re-test them against a re-run baseline.")
+    elif decided >= 4 and keeps / decided > 0.5:
+        steps.append(f"Keep rate is {keeps / decided:.0%}: some gains are likely noise; run the "
+                     "baseline twice and keep only changes beyond about 2 sigma.")
+    steps = steps[:4]
+    if len(steps) < 2:
+        steps.append("Re-run the baseline to measure run-to-run noise and treat gains smaller than "
+                     "about 2 sigma of it as noise.")
+    if best is not None and best is not base:
+        pct = _pct(best.metric - base.metric, base.metric) if base and base.metric is not None else "n/a"  # type: ignore[operator]
+        steps.append(f"Confirm best commit `{best.commit}` ({_fmt(best.metric)}, {pct} vs baseline) "
+                     "by re-running it and the baseline, then merge it.")
+    elif best is not None:
+        steps.append(f"Nothing beat the baseline `{best.commit}`; do not merge — keep exploring.")
+    else:
+        steps.append("No run produced a metric yet: fix the baseline run first.")
+    if len(steps) < 3:
+        steps.append(f"Only {n} iteration(s) so far: run more before drawing conclusions.")
+    return steps
+
+
+def render_summary(rows: Sequence[ResultRow], *, metric: str, direction: str | None,
+                   session: str | None, platform: str | None, budget_s: float | None,
+                   date_range: str | None, adjustments: dict | None = None,
+                   skipped: Iterable[tuple[int, str]] = (), extra_metrics_note: str | None = None,
+                   failed_per_category: int | None = FAILED_PER_CATEGORY) -> str:
+    """The Phase 3 research summary (autoresearch-summary.md) as Markdown."""
+    direction = direction or guess_direction(metric)
+    rows = list(rows)
+    base, best = baseline_row(rows), best_row(rows, direction)
+    gains = kept_gains(rows, direction)
+    rb = running_best(rows, direction)
+    window = max(1, len(rows) - CATEGORY_WINDOW)
+    memo: dict[str, str] = {}
+    cats = {i: memo.get(rows[i].description) or memo.setdefault(
+        rows[i].description, category_for_text(rows[i].description)) for i in range(window, len(rows))}
+    out = ["# AutoResearch Summary", "",
+           f"**Research session:** {session or 'unknown'}", "",
+           f"**Platform:** {platform or 'unknown'}", "",
+           f"**Date:** {date_range or 'unknown'}", "",
+           f"**Total iterations:** {max(len(rows) - 1, 0)}", "",
+           f"**Time budget / run:** {format_budget(budget_s)}", "",
+           "## Results", ""]
+    if base is not None and best is not None and base.metric is not None:
+        delta = best.metric - base.metric  # type: ignore[operator]
+        improvement = f"{delta:+.6f} ({_pct(delta, base.metric)})"
+    else:
+        improvement = "n/a"
+    out += _table(("Baseline metric", "Best metric", "Improvement", "Best commit"),
+                  [(_fmt(base.metric if base else None), _fmt(best.metric if best else None),
+                    improvement, best.commit if best else _DASH)])
+    out += ["", f"Metric: `{metric}` ({_direction_words(direction)}).", "",
+            "## Top Improvements (kept commits)", ""]
+    top = [(str(k), r.commit, f"{_fmt(r.metric)} ({d:+.6f})", r.description)
+           for k, (_, r, d) in enumerate(gains[:TOP_IMPROVEMENTS], 1)]
+    out += _table(("Rank", "Commit", "Metric", "Description"),
+                  top or [(_DASH, _DASH, _DASH, "no kept change after the baseline")])
+    out.append("")
+    if len(gains) > TOP_IMPROVEMENTS:
+        out += [f"{len(gains) - TOP_IMPROVEMENTS} more kept changes are in All Experiments.", ""]
+    out += ["Metric in parentheses: change vs the previous kept value.", "",
+            "## What Didn't Work", ""]
+    groups: dict[str, list[list[str]]] = {}
+    for i in range(window, len(rows)):
+        r = rows[i]
+        if r.status in ("discard", "crash"):
+            groups.setdefault(cats[i], []).append(
+                [cats[i], f"#{i} {r.description}", _outcome(r, rb[i - 1], direction)])
+    body: list[list[str]] = []
+    for cat in sorted(groups, key=lambda c: (-len(groups[c]), c)):
+        items = groups[cat]
+        shown = items if failed_per_category is None else items[:failed_per_category]
+        body += shown
+        if len(items) > len(shown):
+            body.append([cat, f"… {len(items) - len(shown)} more", "see All Experiments"])
+    out += _table(("Category", "Description", "Outcome"),
+                  body or [[_DASH, "every change was kept", _DASH]])
+    if window > 1:
+        out += ["", f"(Categories cover the last {len(rows) - window} experiments.)"]
+    out += ["", "## Recommended Next Steps", ""]
+    out += [f"- {s}" for s in _next_steps(rows, direction, gains, cats, best, base)]
+    out += _statistics(rows, metric, direction, extra_metrics_note)
+    out += ["", "## Platform", "", f"- Platform: {platform or 'unknown'}"]
+    if adjustments:
+        out.append("- Adjustments:")
+        out += [f"  - {k}: {v}" for k, v in adjustments.items()]
+    else:
+        out.append("- Adjustments: none recorded")
+    out += ["", "## All Experiments", "", experiments_table(rows, metric=metric, direction=direction,
+                                                             _best=rb).rstrip("\n")]
+    skipped = list(skipped)
+    if skipped:
+        listed = "; ".join(f"line {n}: {why}" for n, why in skipped[:20])
+        more = f"; and {len(skipped) - 20} more" if len(skipped) > 20 else ""
+        out += ["", f"**Note:** {len(skipped)} line(s) of results.tsv were not read ({listed}{more})."]
+    return "\n".join(out) + "\n"
+
+
+def _statistics(rows: Sequence[ResultRow], metric: str, direction: str,
+                extra_note: str | None) -> list[str]:
+    counts = {"keep": 0, "discard": 0, "crash": 0}
+    raw: dict[str, int] = {}
+    for r in rows:
+        counts[r.status] = counts.get(r.status, 0) + 1
+        if r.raw_status and r.raw_status.lower() != r.status:
+            raw[f"{r.raw_status} → {r.status}"] = raw.get(f"{r.raw_status} → {r.status}", 0) + 1
+    decided = counts["keep"] + counts["discard"]
+    rate = f"{counts['keep']}/{decided} = {counts['keep'] / decided:.1%}" if decided else "n/a"
+    out = ["", "## Statistics", ""]
+    out += _table(("Status", "Count"), [(k, str(v)) for k, v in counts.items()])
+    out += ["", f"- Experiments: {len(rows)} (baseline + {max(len(rows) - 1, 0)} iterations)",
+            f"- Keep rate (keep / (keep + discard)): {rate}",
+            f"- Runs without a metric: {sum(r.metric is None for r in rows)}",
+            f"- Metric: `{metric}` ({_direction_words(direction)})"]
+    if raw:
+        out.append("- Statuses as written: " + ", ".join(f"{k} ({v})" for k, v in raw.items()))
+    extra = extra_note
+    if extra is None and rows and rows[0].extra:
+        extra = "Other columns (not summarised): " + ", ".join(rows[0].extra)
+    if extra:
+        out.append(f"- {extra}")
+    return out
+
+
+def write_summary(path: Path | str, text: str) -> None:
+    """Write atomically: a reader sees the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()

@@ -1,0 +1,61 @@
+"""Shared fixtures: real git repositories in temp folders and small real training scripts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL_RESULTS = Path(os.environ.get("AUTORESEARCH_REAL_RESULTS", ROOT.parent / "shared" / "real-results"))
+
+# A training script whose metric is a pure function of its constants: fast and deterministic.
+FAKE_TRAIN = '''\
+import math, os, sys, time
+LR = 0.1
+WIDTH = 8
+SLEEP = 0.05
+time.sleep(SLEEP)
+for i in range(3):
+    print(f"\\rstep {i:05d} | loss: {1.0 / (i + 1):.4f}", end="", flush=True)
+print()
+value = abs(math.log10(LR) - math.log10(0.4)) + 1.0 + abs(WIDTH - 16) / 100
+print("---")
+print(f"val_bpb:          {value:.6f}")
+print("peak_vram_mb:     0.0")
+print(f"num_steps:        3")
+'''
+
+FAKE_PREPARE = "TIME_BUDGET = 300\n"
+
+
+def git(cwd: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def make_project(root: Path, train: str = FAKE_TRAIN, prepare: str = FAKE_PREPARE, extra: dict | None = None) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "train.py").write_text(train)
+    (root / "prepare.py").write_text(prepare)
+    (root / ".gitignore").write_text("__pycache__/\n")
+    for name, text in (extra or {}).items():
+        (root / name).write_text(text)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "init")
+    return root
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return make_project(tmp_path / "proj")
+
+
+def cli(*args: str, cwd: Path | None = None, timeout: float = 120, env: dict | None = None):
+    return subprocess.run([sys.executable, "-m", "autoresearch_tui", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})})

@@ -1,0 +1,268 @@
+"""The research loop on real git repositories with real training subprocesses."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+import psutil
+import pytest
+
+from autoresearch_tui.agents.base import Proposal, ProposalContext, SearchExhausted
+from autoresearch_tui.engine import events as ev
+from autoresearch_tui.engine.config import load_config
+from autoresearch_tui.engine.loop import Engine
+from autoresearch_tui.engine.results import read_results
+from autoresearch_tui.engine.session import SessionDir
+from autoresearch_tui.engine.state import SessionState
+
+from conftest import FAKE_TRAIN, git, make_project
+
+
+class Scripted:
+    """A real proposer that applies a fixed list of edits (value or callable) to the script."""
+
+    name = "scripted"
+
+    def __init__(self, steps):
+        self.steps = list(steps)
+        self.contexts: list[ProposalContext] = []
+
+    async def propose(self, ctx: ProposalContext) -> Proposal:
+        self.contexts.append(ctx)
+        if not self.steps:
+            raise SearchExhausted("nothing left")
+        step = self.steps.pop(0)
+        if callable(step):
+            return step(ctx)
+        name, value = step
+        src = re.sub(rf"^{name} = .*$", f"{name} = {value}", ctx.train_source, flags=re.M)
+        return Proposal(src, f"{name} -> {value}", {"constant": name, "new": value})
+
+
+def run_engine(project: Path, proposer, **overrides) -> tuple[Engine, ev.SessionEnded, list[ev.Event]]:
+    values = {"time_budget": "2s", "metric": "val_bpb:min", "tag": "t1", **overrides}
+    config = load_config(project, None, values)
+    seen: list[ev.Event] = []
+    engine = Engine(config, proposer, listeners=[seen.append])
+    engine.prepare()
+    end = asyncio.run(engine.run())
+    return engine, end, seen
+
+
+def rows(project: Path):
+    return read_results(project / "results.tsv").rows
+
+
+def test_keep_discard_history_matches_git(project: Path) -> None:
+    steps = [("LR", 0.2), ("LR", 0.05), ("WIDTH", 16), ("LR", 0.1)]
+    engine, end, events = run_engine(project, Scripted(steps), max_iterations=4)
+    table = rows(project)
+    assert [r.status for r in table] == ["keep", "keep", "discard", "keep", "discard"]
+    assert table[0].description == "baseline"
+    assert end.reason == "max_iterations" and end.iterations == 4
+    head = git(project, "rev-parse", "HEAD")
+    assert git(project, "rev-parse", "--abbrev-ref", "HEAD") == "autoresearch/t1"
+    for row in table:
+        full = git(project, "rev-parse", row.commit)
+        ancestor = _is_ancestor(project, full, head)
+        assert ancestor == (row.status == "keep"), row
+    # Discarded attempts stay reachable: a ref and a patch per discard.
+    refs = git(project, "for-each-ref", "--format=%(refname)", "refs/autoresearch/t1").split()
+    assert refs == ["refs/autoresearch/t1/2", "refs/autoresearch/t1/4"]
+    session = SessionDir(project / ".autoresearch" / "t1")
+    assert len(list(session.attempts.glob("*.patch"))) == 2
+    assert "LR = 0.05" in (session.attempts / f"0002-{table[2].commit}.patch").read_text()
+    # The working tree is clean at rest and the best script is checked out.
+    assert git(project, "status", "--porcelain") == ""
+    assert "WIDTH = 16" in (project / "train.py").read_text() and "LR = 0.2" in (project / "train.py").read_text()
+    # The events replay the same rows.
+    state = SessionState().apply_all(session.events())
+    assert [(r.commit, r.status, r.metric) for r in state.rows] == [(r.commit, r.status, r.metric) for r in table]
+    assert state.best_commit == head and state.ended is not None
+    # The original branch was never touched.
+    assert git(project, "log", "--oneline", "main").count("\n") == 0
+    assert (project / "autoresearch-summary.md").exists()
+
+
+def _is_ancestor(project: Path, a: str, b: str) -> bool:
+    import subprocess
+
+    return subprocess.run(["git", "merge-base", "--is-ancestor", a, b], cwd=project).returncode == 0
+
+
+def test_results_and_session_are_ignored_by_git(project: Path) -> None:
+    run_engine(project, Scripted([("LR", 0.05)]), max_iterations=1)
+    assert git(project, "status", "--porcelain", "--ignored=no") == ""
+    exclude = (project / ".git" / "info" / "exclude").read_text()
+    assert "/results.tsv" in exclude and "/.autoresearch/" in exclude
+
+
+def test_crash_is_recorded_and_reset(project: Path) -> None:
+    def boom(ctx):
+        return Proposal(ctx.train_source.replace("time.sleep(SLEEP)", "raise RuntimeError('exploded on purpose')"),
+                        "make it crash", {})
+
+    engine, end, events = run_engine(project, Scripted([boom, ("LR", 0.2)]), max_iterations=2)
+    table = rows(project)
+    assert [r.status for r in table] == ["keep", "crash", "keep"]
+    assert table[1].metric is None
+    raw = (project / "results.tsv").read_text().splitlines()[2].split("\t")
+    assert raw[1] == "0.000000" and raw[2] == "0.0"
+    finished = [e for e in events if isinstance(e, ev.RunFinished) and e.iteration == 1][0]
+    assert "exploded on purpose" in finished.crash_reason
+    assert "exploded" not in (project / "train.py").read_text()
+
+
+def test_nan_metric_is_a_crash(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", FAKE_TRAIN.replace('value = abs', 'value = float("nan") if LR > 1 else abs'))
+    engine, end, events = run_engine(project, Scripted([("LR", 5.0)]), max_iterations=1)
+    table = rows(project)
+    assert table[1].status == "crash"
+    result = [e for e in events if isinstance(e, ev.ResultRecorded)][-1]
+    assert "NaN" in result.reason
+
+
+def test_missing_metric_is_a_crash_with_reason(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", FAKE_TRAIN.replace('print(f"val_bpb:', 'print(f"other:'))
+    engine, end, events = run_engine(project, Scripted([]), max_iterations=1)
+    assert end.reason == "baseline_crashed"
+    assert "never printed" in [e for e in events if isinstance(e, ev.ResultRecorded)][0].reason
+
+
+def test_timeout_kills_the_whole_tree(tmp_path: Path) -> None:
+    hang = FAKE_TRAIN.replace(
+        "time.sleep(SLEEP)",
+        "import subprocess\nif LR > 1:\n    child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+        "    print('child', child.pid, flush=True)\n    time.sleep(600)",
+    )
+    project = make_project(tmp_path / "p", hang)
+    engine, end, events = run_engine(project, Scripted([("LR", 5.0)]), max_iterations=1,
+                                     time_budget="1s", kill_grace="1s")
+    finished = [e for e in events if isinstance(e, ev.RunFinished) and e.iteration == 1][0]
+    assert finished.timed_out and "timeout" in finished.crash_reason
+    assert finished.duration_s < 10
+    assert rows(project)[1].status == "crash"
+    log = (project / ".autoresearch" / "t1" / [e for e in events if isinstance(e, ev.RunStarted)][-1].log).read_text()
+    child_pid = int(re.search(r"child (\d+)", log).group(1))
+    assert not psutil.pid_exists(child_pid) or psutil.Process(child_pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_oom_retries_once_with_half_batch(tmp_path: Path) -> None:
+    oom = FAKE_TRAIN.replace(
+        "time.sleep(SLEEP)",
+        "if LR > 1 and float(os.environ['AUTORESEARCH_BATCH_SCALE']) > 0.2:\n"
+        "    print('torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB', flush=True)\n"
+        "    sys.exit(1)",
+    )
+    project = make_project(tmp_path / "p", oom)
+    engine, end, events = run_engine(project, Scripted([("LR", 2.0)]), max_iterations=1)
+    starts = [e for e in events if isinstance(e, ev.RunStarted) and e.iteration == 1]
+    assert [s.attempt for s in starts] == [1, 2]
+    first = [e for e in events if isinstance(e, ev.RunFinished) and e.iteration == 1][0]
+    assert first.oom
+    assert rows(project)[1].status in ("keep", "discard")  # the retry produced a metric
+    assert rows(project)[1].metric is not None
+
+
+def test_oom_twice_is_discarded_as_crash(tmp_path: Path) -> None:
+    oom = FAKE_TRAIN.replace(
+        "time.sleep(SLEEP)",
+        "if LR > 1:\n    print('RuntimeError: MPS backend out of memory', flush=True)\n    sys.exit(1)",
+    )
+    project = make_project(tmp_path / "p", oom)
+    engine, end, events = run_engine(project, Scripted([("LR", 2.0)]), max_iterations=1)
+    assert len([e for e in events if isinstance(e, ev.RunStarted) and e.iteration == 1]) == 2
+    assert rows(project)[1].status == "crash"
+    assert "out of memory" in rows(project)[1].description
+
+
+def test_protected_files_are_reverted(project: Path) -> None:
+    def rogue(ctx):
+        root = Path(ctx.project)
+        (root / "prepare.py").write_text("TIME_BUDGET = 1\n")
+        (root / "notes.txt").write_text("agent scribbles")
+        (root / ".gitignore").write_text("")
+        src = ctx.train_source.replace("LR = 0.1", "LR = 0.2")
+        return Proposal(src, "LR up plus sneaky edits", {})
+
+    engine, end, events = run_engine(project, Scripted([rogue]), max_iterations=1)
+    tripped = [e for e in events if isinstance(e, ev.GuardrailTripped)]
+    assert tripped and {"prepare.py", "notes.txt", ".gitignore"} <= set(tripped[0].reverted)
+    assert (project / "prepare.py").read_text() == "TIME_BUDGET = 300\n"
+    assert not (project / "notes.txt").exists()
+    changed = git(project, "show", "--name-only", "--format=", "HEAD").split()
+    assert changed == ["train.py"]
+
+
+def test_agent_that_commits_and_switches_branch_is_restored(project: Path) -> None:
+    def committer(ctx):
+        root = Path(ctx.project)
+        src = ctx.train_source.replace("LR = 0.1", "LR = 0.2")
+        (root / "train.py").write_text(src)
+        git(root, "commit", "-qam", "agent commit")
+        git(root, "checkout", "-q", "main")
+        return Proposal(src, "LR 0.1 -> 0.2", {})
+
+    engine, end, events = run_engine(project, Scripted([committer]), max_iterations=1)
+    assert git(project, "rev-parse", "--abbrev-ref", "HEAD") == "autoresearch/t1"
+    assert git(project, "log", "-1", "--format=%s") == "exp: LR 0.1 -> 0.2"
+    assert git(project, "log", "--oneline", "main").count("\n") == 0  # main untouched
+    assert any(isinstance(e, ev.GuardrailTripped) for e in events)
+
+
+def test_syntax_error_and_empty_change_are_reasked(project: Path) -> None:
+    bad = lambda ctx: Proposal(ctx.train_source.replace("LR = 0.1", "LR = = 0.1"), "broken", {})
+    same = lambda ctx: Proposal(ctx.train_source, "nothing", {})
+    proposer = Scripted([bad, same, ("LR", 0.2)])
+    engine, end, events = run_engine(project, proposer, max_iterations=1)
+    failed = [e.reason for e in events if isinstance(e, ev.ProposalFailed)]
+    assert "syntax error" in failed[0] and "unchanged" in failed[1]
+    assert "syntax error" in proposer.contexts[1].feedback
+    assert len([e for e in events if isinstance(e, ev.RunStarted)]) == 2  # baseline + one real run
+    assert [r.status for r in rows(project)] == ["keep", "keep"]
+
+
+def test_stop_request_finishes_current_run(project: Path) -> None:
+    config = load_config(project, None, {"time_budget": "2s", "metric": "val_bpb:min", "tag": "t1"})
+    engine = Engine(config, Scripted([("LR", 0.2), ("LR", 0.3), ("LR", 0.35)]), listeners=[])
+
+    def stop_after_first_result(event):
+        if isinstance(event, ev.ResultRecorded) and event.iteration == 1:
+            engine.request_stop()
+
+    engine.listeners.append(stop_after_first_result)
+    engine.prepare()
+    end = asyncio.run(engine.run())
+    assert end.reason == "stopped" and end.iterations == 1
+    assert len(rows(project)) == 2
+
+
+def test_exhausted_proposer_ends_cleanly(project: Path) -> None:
+    engine, end, events = run_engine(project, Scripted([("LR", 0.2)]))
+    assert end.reason == "exhausted" and end.iterations == 1
+
+
+def test_control_file_stop_from_another_process(project: Path) -> None:
+    slow = Scripted([("SLEEP", 1.0), ("LR", 0.3), ("LR", 0.35), ("LR", 0.36)])
+    config = load_config(project, None, {"time_budget": "5s", "metric": "val_bpb:min", "tag": "t1"})
+    engine = Engine(config, slow)
+
+    def on_event(event):
+        if isinstance(event, ev.RunStarted) and event.iteration == 1:
+            SessionDir(config.session_path()).send("stop")
+
+    engine.listeners.append(on_event)
+    engine.prepare()
+    end = asyncio.run(engine.run())
+    assert end.reason == "stopped" and end.iterations == 1
+
+
+def test_refuses_existing_branch(project: Path) -> None:
+    from autoresearch_tui.errors import UserError
+
+    git(project, "branch", "autoresearch/t1")
+    config = load_config(project, None, {"time_budget": "2s", "metric": "val_bpb:min", "tag": "t1"})
+    with pytest.raises(UserError, match="already exists"):
+        Engine(config, Scripted([])).prepare()
