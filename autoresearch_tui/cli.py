@@ -16,6 +16,14 @@ from autoresearch_tui.errors import RuntimeFailure, UserError
 COMMANDS = ("run", "demo", "summary", "watch", "replay", "instruct", "wizard")
 
 
+class Parser(argparse.ArgumentParser):
+    """One line for bad arguments (no usage dump), exit code 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        hint = " (a value starting with '-' needs '=', e.g. --time-budget=-5m)" if "expected one argument" in message else ""
+        self.exit(exit_codes.BAD_INPUT, f"{self.prog}: {message}{hint}; see {self.prog} --help\n")
+
+
 def _config_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("research config (overrides autoresearch.toml)")
     g.add_argument("--config", type=Path, help="config file (default: PROJECT/autoresearch.toml)")
@@ -39,14 +47,14 @@ def _config_flags(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="autoresearch-tui",
         description="Autonomous ML research loop: propose a change, train for a fixed budget, keep or discard.",
         epilog="Run `autoresearch-tui COMMAND --help` for a command's options. "
                "`autoresearch-tui [PROJECT]` opens the config wizard.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     run = sub.add_parser("run", help="run the research loop on a project", description="Run the research loop.")
     run.add_argument("project", nargs="?", default=".", type=Path, help="project folder (default: .)")

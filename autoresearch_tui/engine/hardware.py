@@ -117,7 +117,8 @@ _CACHE: dict[tuple[str, ...], dict[str, Any]] = {}  # one probe per interpreter 
 async def detect(train_argv: list[str], train_script: str, cwd: Path, env: dict[str, str], forced: str = "auto") -> Platform:
     """Run the probe; a failure (no torch, bad interpreter) falls back to CPU with the reason."""
     argv = probe_argv(train_argv, train_script)
-    key = (str(cwd), *argv)
+    # A plain interpreter sees the same torch wherever it runs; `uv run` depends on the project.
+    key = (str(cwd) if Path(argv[0]).name in ("uv", "poetry", "pixi", "conda") else "", *argv)
     if key in _CACHE:
         return _finish(dict(_CACHE[key]), forced)
     try:

@@ -1,0 +1,152 @@
+"""The command line as a user meets it: real subprocesses, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import REAL_RESULTS, cli, git, make_project
+
+BASE = ["--time-budget", "1s", "--metric", "val_bpb:min", "--max-iterations", "1", "--yes", "--headless"]
+
+
+def assert_bad_input(result, *needles: str) -> None:
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    err = result.stderr.strip()
+    assert "Traceback" not in result.stderr
+    assert len(err.splitlines()) == 1, err
+    for needle in needles:
+        assert needle in err, err
+
+
+def test_help_everywhere() -> None:
+    for args in ([], ["run"], ["demo"], ["summary"], ["watch"], ["replay"], ["instruct"]):
+        result = cli(*args, "--help")
+        assert result.returncode == 0 and "usage:" in result.stdout
+
+
+def test_missing_project(tmp_path: Path) -> None:
+    assert_bad_input(cli("run", str(tmp_path / "nope"), *BASE), "does not exist")
+
+
+def test_not_a_git_repository(tmp_path: Path) -> None:
+    (tmp_path / "train.py").write_text("X = 1\n")
+    (tmp_path / "prepare.py").write_text("Y = 1\n")
+    assert_bad_input(cli("run", str(tmp_path), *BASE), "not a git repository", "git init")
+
+
+def test_dirty_tree(project: Path) -> None:
+    (project / "train.py").write_text("LR = 5\n")
+    assert_bad_input(cli("run", str(project), *BASE), "uncommitted changes", "train.py")
+
+
+def test_detached_head(project: Path) -> None:
+    git(project, "checkout", "-q", "--detach")
+    assert_bad_input(cli("run", str(project), *BASE), "detached")
+
+
+def test_tag_already_used(project: Path) -> None:
+    git(project, "branch", "autoresearch/used")
+    assert_bad_input(cli("run", str(project), *BASE, "--tag", "used"), "already exists", "--resume")
+
+
+def test_invalid_tag(project: Path) -> None:
+    assert_bad_input(cli("run", str(project), *BASE, "--tag", "bad tag"), "tag", "valid branch name")
+
+
+def test_train_equals_readonly(project: Path) -> None:
+    assert_bad_input(cli("run", str(project), *BASE, "--readonly", "train.py"), "same file")
+
+
+def test_train_outside_repository(project: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere.py"
+    outside.write_text("X = 1\n")
+    assert_bad_input(cli("run", str(project), *BASE, "--train", str(outside)), "outside the project")
+
+
+def test_missing_train_script(project: Path) -> None:
+    assert_bad_input(cli("run", str(project), *BASE, "--train", "nothere.py"), "nothere.py", "does not exist")
+
+
+@pytest.mark.parametrize("budget", ["0", "-5m", "five minutes"])
+def test_bad_budgets(project: Path, budget: str) -> None:
+    args = [f"--time-budget={budget}", "--metric", "val_bpb:min", "--yes", "--headless"]
+    assert_bad_input(cli("run", str(project), *args), "time_budget", "5m")
+
+
+def test_missing_budget(project: Path) -> None:
+    assert_bad_input(cli("run", str(project), "--metric", "val_bpb:min", "--yes", "--headless"),
+                     "time_budget is not set")
+
+
+@pytest.mark.parametrize("metric,needle", [("val_bpb", "needs a direction"), ("val_bpb:up", "unknown direction")])
+def test_bad_metrics(project: Path, metric: str, needle: str) -> None:
+    args = ["--time-budget", "1s", "--metric", metric, "--yes", "--headless"]
+    assert_bad_input(cli("run", str(project), *args), "metric", needle)
+
+
+def test_unparseable_toml_names_the_line(project: Path) -> None:
+    (project / "autoresearch.toml").write_text('metric = "val_bpb:min"\ntime_budget = [oops\n')
+    assert_bad_input(cli("run", str(project), "--yes", "--headless"), "autoresearch.toml", "line 2")
+
+
+def test_wrongly_typed_toml_names_key_and_line(project: Path) -> None:
+    (project / "autoresearch.toml").write_text('metric = "val_bpb:min"\ntime_budget = "5m"\nmax_iterations = "lots"\n')
+    assert_bad_input(cli("run", str(project), "--yes", "--headless"), "line 3", "max_iterations", "whole number")
+
+
+def test_unknown_toml_key(project: Path) -> None:
+    (project / "autoresearch.toml").write_text('metrc = "val_bpb:min"\n')
+    assert_bad_input(cli("run", str(project), "--yes", "--headless"), "unknown key 'metrc'", "metric")
+
+
+def test_training_command_not_found(project: Path) -> None:
+    assert_bad_input(cli("run", str(project), *BASE, "--train-command", "no-such-python train.py"),
+                     "no-such-python", "not found")
+
+
+def test_results_file_tracked_by_git(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", extra={"results.tsv": "commit\tval_bpb\tmemory_gb\tstatus\tdescription\n"})
+    assert_bad_input(cli("run", str(project), *BASE), "tracked by git")
+
+
+def test_headless_run_end_to_end(project: Path) -> None:
+    result = cli("run", str(project), *BASE[:4], "--max-iterations", "2", "--yes", "--headless", "--tag", "e2e")
+    assert result.returncode == 0, result.stderr
+    assert "AutoResearch Config" in result.stdout and "session ended" in result.stdout
+    rows = (project / "results.tsv").read_text().splitlines()
+    assert rows[0] == "commit\tval_bpb\tmemory_gb\tstatus\tdescription" and len(rows) == 4
+
+
+def test_baseline_crash_exits_1(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", "raise SystemExit('no data')\n")
+    result = cli("run", str(project), *BASE)
+    assert result.returncode == 1
+    assert "baseline crashed" in result.stdout
+
+
+def test_summary_of_real_results(tmp_path: Path) -> None:
+    files = sorted(REAL_RESULTS.glob("*.tsv"))
+    if not files:
+        pytest.skip("no real results beside the repository")
+    for path in files:
+        out = tmp_path / f"{path.stem}.md"
+        result = cli("summary", str(path), "-o", str(out))
+        assert result.returncode == 0, result.stderr
+        text = out.read_text()
+        assert "# AutoResearch Summary" in text and "## What Didn't Work" in text
+
+
+def test_summary_formats_and_bad_files(tmp_path: Path) -> None:
+    files = sorted(REAL_RESULTS.glob("*.tsv"))
+    if files:
+        latex = cli("summary", str(files[0]), "--format", "latex")
+        assert latex.returncode == 0 and "\\begin{tabular}" in latex.stdout
+    assert_bad_input(cli("summary", str(tmp_path / "missing.tsv")), "does not exist")
+    binary = tmp_path / "binary.tsv"
+    binary.write_bytes(bytes(range(256)) * 20)
+    assert_bad_input(cli("summary", str(binary)))
+    prose = tmp_path / "notes.tsv"
+    prose.write_text("just some notes\nnothing tabular here\n")
+    assert_bad_input(cli("summary", str(prose)), "commit")
