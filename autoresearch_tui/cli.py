@@ -60,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("project", nargs="?", default=".", type=Path, help="project folder (default: .)")
     run.add_argument("--headless", action="store_true", help="no screen: one plain line per event")
     run.add_argument("--yes", "-y", action="store_true", help="start without asking for confirmation")
+    run.add_argument("--resume", action="store_true",
+                     help="continue the session of --tag (default: the newest) after a stop, kill or reboot")
+    run.add_argument("--discard-pending", action="store_true",
+                     help="with --resume: discard an experiment that was committed but not evaluated "
+                          "(default: run it again)")
     _config_flags(run)
 
     wizard = sub.add_parser("wizard", help="open the config wizard (same as `autoresearch-tui PROJECT`)")

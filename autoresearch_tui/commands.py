@@ -35,6 +35,9 @@ def load(project: Path, config_file: Path | None, overrides: dict[str, Any]):
 # -- run ----------------------------------------------------------------------------------
 
 def cmd_run(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
+    if args.resume:
+        config = load_for_resume(args.project, overrides)
+        return run_headless(config, resume=True, rerun_pending=not args.discard_pending)
     config = load(args.project, args.config, overrides)
     if not args.headless:
         from autoresearch_tui.tui import launch
@@ -43,7 +46,28 @@ def cmd_run(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
     return run_headless(config, confirm=not args.yes)
 
 
-def run_headless(config: Any, confirm: bool = False) -> int:
+def load_for_resume(project: Path, overrides: dict[str, Any]):
+    """The config a session started with (its snapshot), with CLI flags on top."""
+    from autoresearch_tui.engine.config import ResearchConfig, apply_values, load_toml
+
+    if not project.is_dir():
+        raise UserError(f"project folder {project} does not exist")
+    root = project.resolve()
+    base = ResearchConfig(project=root)
+    tag = overrides.get("tag")
+    session = (root / base.session_dir / tag) if tag else find_session(root / base.session_dir) \
+        if (root / base.session_dir).is_dir() else None
+    if session is None or not (session / "config.toml").exists():
+        where = f"for tag {tag!r} " if tag else ""
+        raise UserError(f"no session {where}to resume in {root / base.session_dir}; start one without --resume")
+    data, _ = load_toml(session / "config.toml")
+    data = {k: v for k, v in data.items() if k not in ("project", "platform")}
+    config = apply_values(ResearchConfig(project=root), data, source=str(session / "config.toml"))
+    config.tag = session.name
+    return apply_values(config, {k: v for k, v in overrides.items() if k != "tag"})
+
+
+def run_headless(config: Any, confirm: bool = False, resume: bool = False, rerun_pending: bool = True) -> int:
     from autoresearch_tui.engine.config import validate
     from autoresearch_tui.engine.loop import Engine
     from autoresearch_tui.headless import LinePrinter
@@ -52,14 +76,21 @@ def run_headless(config: Any, confirm: bool = False) -> int:
     engine = Engine(config, make_proposer(config), listeners=[printer])
     validate(config)
     print(config.table(platform="[detected at start]"), flush=True)
-    if confirm and sys.stdin.isatty():
+    if confirm and not resume and sys.stdin.isatty():
         answer = input("Start this research session? [Y/n] ").strip().lower()
         if answer not in ("", "y", "yes"):
             print("not started")
             return exit_codes.OK
-    engine.prepare()
+    if resume:
+        engine.prepare_resume(rerun_pending)
+    else:
+        engine.prepare()
     end = asyncio.run(_run_with_signals(engine))
-    return exit_codes.RUNTIME_FAILURE if end.reason in ("baseline_crashed", "error") else exit_codes.OK
+    if end.reason == "bad_metric":
+        print(f"autoresearch-tui: the baseline did not print a usable {config.metric}; check --metric "
+              f"(see {engine.session.root / 'runs'})", file=sys.stderr)
+        return exit_codes.BAD_INPUT
+    return exit_codes.RUNTIME_FAILURE if end.reason in ("baseline_crashed", "agent_unavailable") else exit_codes.OK
 
 
 async def _run_with_signals(engine: Any):

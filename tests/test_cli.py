@@ -150,3 +150,11 @@ def test_summary_formats_and_bad_files(tmp_path: Path) -> None:
     prose = tmp_path / "notes.tsv"
     prose.write_text("just some notes\nnothing tabular here\n")
     assert_bad_input(cli("summary", str(prose)), "commit")
+
+
+@pytest.mark.parametrize("printed", ["val_bpb: nan", "val_bpb: inf", "val_loss: 1.0"])
+def test_metric_never_printed_or_not_finite_is_bad_input(tmp_path: Path, printed: str) -> None:
+    project = make_project(tmp_path / "p", f"print('---')\nprint('{printed}')\n")
+    result = cli("run", str(project), *BASE)
+    assert result.returncode == 2, result.stderr
+    assert "check --metric" in result.stderr and "Traceback" not in result.stderr

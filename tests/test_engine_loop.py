@@ -127,7 +127,7 @@ def test_nan_metric_is_a_crash(tmp_path: Path) -> None:
 def test_missing_metric_is_a_crash_with_reason(tmp_path: Path) -> None:
     project = make_project(tmp_path / "p", FAKE_TRAIN.replace('print(f"val_bpb:', 'print(f"other:'))
     engine, end, events = run_engine(project, Scripted([]), max_iterations=1)
-    assert end.reason == "baseline_crashed"
+    assert end.reason == "bad_metric"
     assert "never printed" in [e for e in events if isinstance(e, ev.ResultRecorded)][0].reason
 
 

@@ -116,6 +116,9 @@ _CACHE: dict[tuple[str, ...], dict[str, Any]] = {}  # one probe per interpreter 
 
 async def detect(train_argv: list[str], train_script: str, cwd: Path, env: dict[str, str], forced: str = "auto") -> Platform:
     """Run the probe; a failure (no torch, bad interpreter) falls back to CPU with the reason."""
+    if forced != "auto":
+        # The user named the device: no probe (it costs a torch import, seconds on a cold disk).
+        return _finish({"forced": True}, forced)
     argv = probe_argv(train_argv, train_script)
     # A plain interpreter sees the same torch wherever it runs; `uv run` depends on the project.
     key = (str(cwd) if Path(argv[0]).name in ("uv", "poetry", "pixi", "conda") else "", *argv)

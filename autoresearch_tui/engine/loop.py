@@ -22,6 +22,7 @@ from autoresearch_tui.engine import hardware, hooks, metrics, results, summary
 from autoresearch_tui.engine.config import ResearchConfig, validate
 from autoresearch_tui.engine.decide import CRASH, DISCARD, KEEP, decide
 from autoresearch_tui.engine.gitops import GitRepo, file_hash
+from autoresearch_tui.engine.resume import RUN_PID, Recovered, recover
 from autoresearch_tui.engine.runner import RunOutcome, run_process
 from autoresearch_tui.engine.session import ControlInbox, SessionDir, write_atomic
 from autoresearch_tui.errors import RuntimeFailure, UserError
@@ -62,6 +63,8 @@ class Engine:
         self.platform: hardware.Platform | None = None
         self.session: SessionDir | None = None
         self.repo: GitRepo | None = None
+        self.recovered: Recovered | None = None
+        self._killed_out = False  # the second stop request killed a run: end the session
 
     # -- commands (from the TUI, signal handlers or the control file) -------------------
     def request_stop(self) -> int:
@@ -94,30 +97,66 @@ class Engine:
             listener(event)
 
     # -- setup -----------------------------------------------------------------------------
-    def prepare(self) -> None:
-        """Check everything and create the branch and session; raises UserError on bad input."""
+    def _open(self) -> GitRepo:
         cfg = self.config
         validate(cfg)
         repo = GitRepo(cfg.project)
-        repo.check_ready()
         self.train_rel = repo.rel(cfg.path(cfg.train_script))
         self.readonly_rel = repo.rel(cfg.path(cfg.readonly_script)) if cfg.readonly_script else None
         self.results_path = cfg.path(cfg.results_file)
-        session_root = cfg.session_path()
         results_rel = self._repo_rel(repo, self.results_path)
         if results_rel and repo.git.ls_files("--", results_rel):
             raise UserError(f"{cfg.results_file} is tracked by git, so a reset could change it; "
                             f"run `git rm --cached {results_rel}` and commit, or pick another results_file")
-        if session_root.exists() and any(session_root.iterdir()):
-            raise UserError(f"session folder {session_root} already exists; pick another --tag or use --resume")
         session_rel = self._repo_rel(repo, cfg.path(cfg.session_dir))
         summary_rel = self._repo_rel(repo, cfg.path(SUMMARY_FILE))
         repo.exclude([f"/{p}" for p in (results_rel, summary_rel) if p] + ([f"/{session_rel}/"] if session_rel else []))
+        return repo
+
+    def prepare(self) -> None:
+        """Check everything and create the branch and session; raises UserError on bad input."""
+        cfg = self.config
+        repo = self._open()
+        repo.check_ready()
+        session_root = cfg.session_path()
+        if session_root.exists() and any(session_root.iterdir()):
+            raise UserError(f"session folder {session_root} already exists; pick another --tag or use --resume")
+        if repo.branch_exists(cfg.branch):
+            raise UserError(f"branch {cfg.branch} already exists; pick another --tag or continue it with --resume")
         self.original_branch = repo.branch
         self.base_commit = repo.head()
+        # Session files first: a kill right after the branch exists must still be resumable.
+        self.session = SessionDir(session_root).create()
+        self.session.write_snapshot({**cfg.to_dict(), "project": str(cfg.project)})
+        self.session.write_origin(self.original_branch, self.base_commit)
         repo.create_branch(cfg.branch)
         self.repo = repo
-        self.session = SessionDir(session_root).create()
+        self.readonly_hash = file_hash(cfg.path(cfg.readonly_script)) if cfg.readonly_script else None
+
+    def prepare_resume(self, rerun_pending: bool = True) -> None:
+        """Continue `autoresearch/<tag>`: reconcile what a crash left behind, then go on."""
+        cfg = self.config
+        session = SessionDir(cfg.session_path())
+        if not session.exists():
+            raise UserError(f"no session to resume at {session.root}; start one without --resume")
+        repo = self._open()
+        origin = session.origin()
+        if not repo.branch_exists(cfg.branch):
+            if origin is None:
+                raise UserError(f"branch {cfg.branch} does not exist, so there is nothing to resume; "
+                                f"start a new session without --resume")
+            repo.check_ready()  # killed before the branch was made: make it now
+            repo.git.branch(cfg.branch, origin[1])
+        self.repo, self.session = repo, session.create()
+        rec = recover(repo, session, self.results_path, cfg.branch, cfg.tag, rerun_pending)
+        self.recovered = rec
+        started = rec.state.started
+        self.original_branch, self.base_commit = origin or (
+            (started.original_branch, started.base_commit) if started else ("?", repo.head()))
+        self.rows, self.history, self.iteration = list(rec.rows), list(rec.history), rec.iteration
+        self.best_commit, self.best_metric = rec.best_commit or "", rec.best_metric
+        if started is not None:
+            self.started = started.ts
         self.readonly_hash = file_hash(cfg.path(cfg.readonly_script)) if cfg.readonly_script else None
 
     @staticmethod
@@ -139,7 +178,7 @@ class Engine:
         self.session.write_snapshot(snapshot)
         self.emit(ev.SessionStarted(tag=cfg.tag, branch=cfg.branch, project=str(cfg.project),
                                     original_branch=self.original_branch, base_commit=self.base_commit,
-                                    config=snapshot))
+                                    config=snapshot, resumed=self.recovered is not None))
         p = self.platform
         self.emit(ev.PlatformDetected(platform=p.platform, device=p.device, adjustments=p.adjustments,
                                       notes=p.notes, torch_version=p.torch_version, probe_error=p.probe_error))
@@ -153,15 +192,32 @@ class Engine:
     async def _loop(self) -> ev.SessionEnded:
         cfg, repo = self.config, self.repo
         assert repo is not None
-        self.best_commit = repo.head()
-        self.emit(ev.IterationStarted(iteration=0, parent=self.best_commit))
-        record = await self._run_with_retry(0, self.best_commit, "baseline")
-        status, reason = (KEEP, "baseline") if not record.crash else (CRASH, record.crash)
-        self._record(0, record, status, reason, "baseline", {})
-        if status == CRASH:
-            self.emit(ev.Notice(message=f"the baseline crashed: {record.crash}; fix the training script first",
-                                level="error"))
-            return self._finish("baseline_crashed")
+        rec = self.recovered
+        if rec is not None:
+            for event in rec.new_events:
+                self.emit(event)
+            for repair in rec.repairs:
+                self.emit(ev.Notice(message=f"resume: {repair}", level="warning"))
+        if not self.best_commit:
+            self.best_commit = repo.head()
+            self.emit(ev.IterationStarted(iteration=0, parent=self.best_commit))
+            record = await self._run_with_retry(0, self.best_commit, "baseline")
+            status, reason = (KEEP, "baseline") if not record.crash else (CRASH, record.crash)
+            self._record(0, record, status, reason, "baseline", {})
+            if status == CRASH:
+                bad_metric = record.outcome.exit_code == 0 and not record.outcome.timed_out
+                hint = ("check --metric: the log must print `NAME: value`" if bad_metric
+                        else "fix the training script first")
+                self.emit(ev.Notice(message=f"the baseline crashed: {record.crash}; {hint}", level="error"))
+                return self._finish("bad_metric" if bad_metric else "baseline_crashed")
+        if rec is not None and rec.pending is not None:
+            n, commit, description, meta = rec.pending
+            self.emit(ev.IterationStarted(iteration=n, parent=self.best_commit))
+            self.emit(ev.ProposalMade(iteration=n, description=description,
+                                      diff=repo.diff(self.best_commit, commit, self.train_rel), meta=meta))
+            await self._evaluate(n, commit, Proposal("", description, meta))
+            if self._killed_out:
+                return self._finish("killed")
         failed_proposals, feedback = 0, ""
         while True:
             if cfg.max_iterations is not None and self.iteration >= cfg.max_iterations:
@@ -197,17 +253,20 @@ class Engine:
                     return self._finish("proposals_failed")
                 continue
             failed_proposals, feedback = 0, ""
-            record = await self._run_with_retry(n, commit, proposal.description, proposal)
-            if record.outcome.killed and self.stop_requests >= 2:
-                self._record(n, record, DISCARD, "killed by the user", proposal.description + " (killed)",
-                             proposal.meta)
+            await self._evaluate(n, commit, proposal)
+            if self._killed_out:
                 return self._finish("killed")
-            if record.outcome.killed:
-                status, reason = DISCARD, "run killed by the user"
-                self._kill.clear()
-            else:
-                status, reason = decide(record.metric, record.crash, self.best_metric, cfg.direction)
-            self._record(n, record, status, reason, proposal.description, proposal.meta)
+
+    async def _evaluate(self, n: int, commit: str, proposal: Proposal) -> None:
+        record = await self._run_with_retry(n, commit, proposal.description, proposal)
+        if record.outcome.killed:
+            self._killed_out = self.stop_requests >= 2
+            suffix = " (killed)" if self._killed_out else ""
+            self._kill.clear()
+            self._record(n, record, DISCARD, "run killed by the user", proposal.description + suffix, proposal.meta)
+            return
+        status, reason = decide(record.metric, record.crash, self.best_metric, self.config.direction)
+        self._record(n, record, status, reason, proposal.description, proposal.meta)
 
     # -- one experiment --------------------------------------------------------------------
     def _context(self, n: int, feedback: str = "") -> ProposalContext:
@@ -289,7 +348,8 @@ class Engine:
                                 budget_s=cfg.time_budget or 0, limit_s=cfg.limit_s, attempt=attempt))
         env = {**self._base_env(), **self.platform.env(cfg.time_budget or 0, batch_scale)}
         outcome = await run_process(cfg.command_argv(), cwd=cfg.project, env=env, log_path=log,
-                                    limit_s=cfg.limit_s, grace_s=cfg.kill_grace, kill_event=self._kill)
+                                    limit_s=cfg.limit_s, grace_s=cfg.kill_grace, kill_event=self._kill,
+                                    pid_file=self.session.root / RUN_PID)
         text = metrics.read_tail(log)
         value = metrics.extract_metric(text, cfg.metric or "", cfg.metric_pattern)
         summ = metrics.parse_summary(text)

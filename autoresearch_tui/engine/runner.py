@@ -71,24 +71,25 @@ def _kill_seen(seen: dict[int, psutil.Process]) -> None:
 class LogWriter:
     """Writes the raw log, capping it: after LOG_CAP_BYTES only a rolling tail is kept."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, cap: int = LOG_CAP_BYTES, tail_keep: int = TAIL_KEEP) -> None:
         self.path = path
+        self.cap, self.tail_keep = cap, tail_keep
         self.fh = open(path, "wb")
         self.written = 0
         self.dropped = 0
         self.tail = bytearray()
 
     def write(self, data: bytes) -> None:
-        if self.written < LOG_CAP_BYTES:
-            room = LOG_CAP_BYTES - self.written
+        if self.written < self.cap:
+            room = self.cap - self.written
             head, data = data[:room], data[room:]
             self.fh.write(head)
             self.fh.flush()
             self.written += len(head)
         if data:
             self.tail += data
-            if len(self.tail) > TAIL_KEEP:
-                cut = len(self.tail) - TAIL_KEEP
+            if len(self.tail) > self.tail_keep:
+                cut = len(self.tail) - self.tail_keep
                 del self.tail[:cut]
                 self.dropped += cut
 
@@ -110,8 +111,11 @@ async def run_process(
     kill_event: asyncio.Event | None = None,
     on_output: Callable[[bytes], None] | None = None,
     sample_every: float = 0.5,
+    pid_file: Path | None = None,
+    log_cap: int = LOG_CAP_BYTES,
+    tail_keep: int = TAIL_KEEP,
 ) -> RunOutcome:
-    log = LogWriter(log_path)
+    log = LogWriter(log_path, log_cap, tail_keep)
     start = time.monotonic()
     try:
         proc = await asyncio.create_subprocess_exec(
@@ -129,6 +133,9 @@ async def run_process(
         return RunOutcome(None, 0.0, False, False, 0.0, log_path, 0, 0)
 
     pgid = proc.pid
+    if pid_file is not None:
+        # Lets a resumed engine end a run that outlived a SIGKILLed engine.
+        pid_file.write_text(f"{pgid}\n")
     peak = 0.0
     seen: dict[int, psutil.Process] = {}  # every descendant ever sampled, to end leavers too
     timed_out = killed = False
@@ -195,6 +202,8 @@ async def run_process(
         if proc.returncode is None:
             kill_tree(proc.pid, pgid, signal.SIGKILL)
         log.close()
+        if pid_file is not None:
+            pid_file.unlink(missing_ok=True)
     return RunOutcome(
         exit_code=proc.returncode,
         duration_s=time.monotonic() - start,

@@ -74,7 +74,18 @@ class SessionDir:
         return self
 
     def exists(self) -> bool:
-        return self.events_path.exists()
+        return (self.root / "config.toml").exists() or self.events_path.exists()
+
+    def repair_tail(self) -> None:
+        """After a kill mid-write: end the truncated last line so new events start clean."""
+        try:
+            with open(self.events_path, "rb") as fh:
+                fh.seek(-1, 2)
+                last = fh.read(1)
+        except (FileNotFoundError, OSError):
+            return
+        if last != b"\n":
+            append_line(self.events_path, "")
 
     def append(self, event: Event) -> None:
         append_line(self.events_path, event.to_json())
@@ -85,6 +96,17 @@ class SessionDir:
 
     def write_snapshot(self, data: dict[str, Any]) -> None:
         write_atomic(self.root / "config.toml", tomli_w.dumps(_toml_safe(data)))
+
+    def write_origin(self, branch: str, commit: str) -> None:
+        write_atomic(self.root / "origin.json", json.dumps({"original_branch": branch, "base_commit": commit}))
+
+    def origin(self) -> tuple[str, str] | None:
+        """(original branch, base commit) the session started from."""
+        try:
+            data = json.loads((self.root / "origin.json").read_text())
+            return data["original_branch"], data["base_commit"]
+        except (OSError, ValueError, KeyError):
+            return None
 
     def events(self) -> list[Event]:
         return list(iter_events(self.events_path))
