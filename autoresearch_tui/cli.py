@@ -13,7 +13,7 @@ from typing import Any, Sequence
 from autoresearch_tui import __version__, exit_codes
 from autoresearch_tui.errors import RuntimeFailure, UserError
 
-COMMANDS = ("run", "demo", "summary", "watch", "replay", "instruct", "wizard")
+COMMANDS = ("run", "demo", "summary", "watch", "replay", "instruct", "control", "wizard", "doctor")
 
 
 class Parser(argparse.ArgumentParser):
@@ -93,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("results", type=Path)
     replay.add_argument("--session", type=Path, help="its session folder (for run logs)")
     replay.add_argument("--repo", type=Path, help="the repository (to show each commit's diff)")
+
+    control = sub.add_parser("control", help="pause, resume or stop a running loop from another terminal")
+    control.add_argument("session", type=Path, help="session folder (.autoresearch/<tag>) or project folder")
+    control.add_argument("action", choices=("pause", "resume", "stop", "kill-run"),
+                         help="pause after the current run, resume, stop after the current run, kill the run")
 
     instruct = sub.add_parser("instruct", help="add guidance for the next proposals of a running loop")
     instruct.add_argument("session", type=Path)

@@ -236,6 +236,15 @@ def cmd_wizard(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
     return launch.wizard(config)
 
 
+def cmd_control(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
+    from autoresearch_tui.engine.session import SessionDir
+
+    session = SessionDir(find_session(args.session))
+    session.send(args.action.replace("-", "_"))
+    print(f"sent {args.action} to {session.root}")
+    return exit_codes.OK
+
+
 def cmd_instruct(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
     from autoresearch_tui.engine.session import SessionDir
 

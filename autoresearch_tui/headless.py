@@ -46,6 +46,10 @@ def describe(event: ev.Event) -> str | None:
         return "\n" + event.markdown.rstrip() + "\n"
     if isinstance(event, ev.Notice):
         return f"{event.level}: {event.message}"
+    if isinstance(event, ev.LoopPaused):
+        return f"paused: {event.reason}"
+    if isinstance(event, ev.LoopResumed):
+        return "resumed"
     if isinstance(event, ev.SessionEnded):
         return (f"session ended ({event.reason}) after {event.iterations} iterations; best {_fmt(event.best_metric)}"
                 f" @ {(event.best_commit or '-')[:7]}; summary {event.summary_path}")

@@ -266,3 +266,34 @@ def test_refuses_existing_branch(project: Path) -> None:
     config = load_config(project, None, {"time_budget": "2s", "metric": "val_bpb:min", "tag": "t1"})
     with pytest.raises(UserError, match="already exists"):
         Engine(config, Scripted([])).prepare()
+
+
+def test_circuit_breaker_pauses_on_repeated_same_crash(project: Path) -> None:
+    def missing_module(ctx):
+        src = ctx.train_source.replace("import math", "import math, not_installed_module_xyz")
+        src = src.replace("LR = 0.1", f"LR = {0.1 + len(ctx.history) / 100}")
+        return Proposal(src, f"try {len(ctx.history)}", {})
+
+    config = load_config(project, None, {"time_budget": "2s", "metric": "val_bpb:min", "tag": "t1",
+                                         "max_iterations": 10, "circuit_breaker": 3})
+    seen: list[ev.Event] = []
+    engine = Engine(config, Scripted([missing_module] * 10), listeners=[seen.append])
+
+    def on_event(event):
+        if isinstance(event, ev.LoopPaused):
+            engine.request_stop()  # the user reads why, then stops
+
+    engine.listeners.append(on_event)
+    engine.prepare()
+    end = asyncio.run(engine.run())
+    paused = [e for e in seen if isinstance(e, ev.LoopPaused)]
+    assert len(paused) == 1 and paused[0].breaker and "not_installed_module_xyz" in paused[0].reason
+    assert end.reason == "stopped" and end.iterations == 3
+
+
+def test_divergence_does_not_trip_the_breaker(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", FAKE_TRAIN.replace('value = abs', 'value = float("nan") if LR > 1 else abs'))
+    steps = [("LR", 2.0), ("LR", 3.0), ("LR", 4.0), ("LR", 5.0)]
+    engine, end, events = run_engine(project, Scripted(steps), max_iterations=4, circuit_breaker=2)
+    assert not any(isinstance(e, ev.LoopPaused) for e in events)
+    assert end.reason == "max_iterations"

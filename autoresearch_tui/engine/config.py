@@ -63,6 +63,7 @@ class ResearchConfig:
     metric_pattern: str | None = None
     session_dir: str = ".autoresearch"
     progress_every: int = 10
+    circuit_breaker: int = 3  # pause after this many crashes in a row with the same reason (0: never)
     on_new_best: str | None = None  # hook commands (the user's own shell commands)
     on_finish: str | None = None
     # Not saved: where the project is.
@@ -221,7 +222,7 @@ def _set(config: ResearchConfig, key: str, value: Any) -> None:
         config.direction = str(value).lower()
     elif key == "max_iterations":
         config.max_iterations = _int(value, key, allow_none=True)
-    elif key in ("seed", "progress_every"):
+    elif key in ("seed", "progress_every", "circuit_breaker"):
         config.__setattr__(key, _int(value, key))
     elif key == "scope":
         if str(value) not in SCOPES:

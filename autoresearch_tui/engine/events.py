@@ -137,6 +137,20 @@ class Notice(Event):
 
 
 @dataclass
+class LoopPaused(Event):
+    """The loop waits before the next iteration (user pause or circuit breaker)."""
+
+    kind: ClassVar[str] = "paused"
+    reason: str
+    breaker: bool = False  # True: the same failure repeated; fix the cause, then resume
+
+
+@dataclass
+class LoopResumed(Event):
+    kind: ClassVar[str] = "resumed"
+
+
+@dataclass
 class SessionEnded(Event):
     kind: ClassVar[str] = "session_end"
     reason: str  # max_iterations | stopped | killed | error
@@ -160,6 +174,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ResultRecorded,
         ProgressReport,
         Notice,
+        LoopPaused,
+        LoopResumed,
         SessionEnded,
     )
 }

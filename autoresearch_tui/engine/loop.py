@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as _dt
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from autoresearch_tui.errors import RuntimeFailure, UserError
 Listener = Callable[[ev.Event], None]
 MAX_FAILED_PROPOSALS = 3
 SUMMARY_FILE = "autoresearch-summary.md"
+DIVERGED = re.compile(r"\bnan\b|\binf|infinite|^FAIL\b|: FAIL$", re.I)
 
 
 @dataclass
@@ -65,6 +67,8 @@ class Engine:
         self.repo: GitRepo | None = None
         self.recovered: Recovered | None = None
         self._killed_out = False  # the second stop request killed a run: end the session
+        self.pause_reason = ""
+        self._crash_streak: tuple[str, int] = ("", 0)
 
     # -- commands (from the TUI, signal handlers or the control file) -------------------
     def request_stop(self) -> int:
@@ -225,10 +229,13 @@ class Engine:
             if self.stop_requests:
                 return self._finish("stopped")
             if self.paused:
-                self.emit(ev.Notice(message="paused after the current run; resume to continue"))
+                self.emit(ev.LoopPaused(reason=self.pause_reason or "paused by the user; resume to continue",
+                                        breaker=bool(self.pause_reason)))
                 await self._resume.wait()
+                self.pause_reason = ""
                 if self.stop_requests:
                     return self._finish("stopped")
+                self.emit(ev.LoopResumed())
             n = self.iteration + 1
             self.emit(ev.IterationStarted(iteration=n, parent=self.best_commit))
             untracked_before = self.repo.untracked_files()
@@ -398,6 +405,25 @@ class Engine:
                                     best_commit=self.best_commit, best_metric=self.best_metric, attempt_ref=ref))
         if n and cfg.progress_every and n % cfg.progress_every == 0:
             self._progress(n)
+        self._breaker(status, reason)
+
+    def _breaker(self, status: str, reason: str) -> None:
+        """Same crash N times in a row (a missing module, a broken GPU): pause, don't burn the night."""
+        if status != CRASH or DIVERGED.search(reason):
+            # Divergence (NaN, FAIL) is the change's fault, not the environment's.
+            self._crash_streak = ("", 0)
+            return
+        signature = crash_signature(reason)
+        last, count = self._crash_streak
+        count = count + 1 if signature == last else 1
+        self._crash_streak = (signature, count)
+        limit = self.config.circuit_breaker
+        if limit and count >= limit:
+            self._crash_streak = ("", 0)
+            self.pause_reason = (f"{count} experiments in a row crashed the same way ({reason}); paused. "
+                                 f"Fix the cause, then resume")
+            self.emit(ev.Notice(message=self.pause_reason, level="error"))
+            self.pause()
 
     def _progress(self, n: int) -> None:
         assert self.session is not None
@@ -454,6 +480,12 @@ class Engine:
                     self.instruct(str(cmd["text"]))
                     self.emit(ev.Notice(message=f"instruction noted: {cmd['text']}"))
             await asyncio.sleep(0.5)
+
+
+def crash_signature(reason: str) -> str:
+    """A crash reason without the numbers, addresses and paths that differ between runs."""
+    text = re.sub(r"0x[0-9a-f]+|\d+(\.\d+)?", "N", reason.lower())
+    return re.sub(r"(/[^\s:'\"]+)+", "PATH", text)[:120]
 
 
 def _date_range(start: float, end: float) -> str:
