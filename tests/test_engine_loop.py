@@ -297,3 +297,43 @@ def test_divergence_does_not_trip_the_breaker(tmp_path: Path) -> None:
     engine, end, events = run_engine(project, Scripted(steps), max_iterations=4, circuit_breaker=2)
     assert not any(isinstance(e, ev.LoopPaused) for e in events)
     assert end.reason == "max_iterations"
+
+
+class Slow(Scripted):
+    """A scripted agent that takes time to think, like an LLM."""
+
+    def __init__(self, steps, latency: float):
+        super().__init__(steps)
+        self.latency = latency
+
+    async def propose(self, ctx: ProposalContext) -> Proposal:
+        await asyncio.sleep(self.latency)
+        return await super().propose(ctx)
+
+
+def test_pipelined_proposals_are_prepared_during_runs_and_rebased_after_keeps(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", FAKE_TRAIN.replace("SLEEP = 0.05", "SLEEP = 0.6"))
+    steps = [("LR", 0.2), ("WIDTH", 12), ("LR", 0.05), ("WIDTH", 16)]
+    engine, end, events = run_engine(project, Slow(steps, 0.3), max_iterations=4, pipeline="on")
+    table = rows(project)
+    assert [r.status for r in table] == ["keep", "keep", "keep", "discard", "keep"]
+    # Candidate 2 was prepared from the baseline while 1 trained, then carried onto the new best.
+    made = {e.iteration: e for e in events if isinstance(e, ev.ProposalMade)}
+    assert made[2].meta.get("rebased") and "WIDTH = 12" in made[2].diff
+    assert "LR = 0.2" in (project / "train.py").read_text() and "WIDTH = 16" in (project / "train.py").read_text()
+    assert sum("preparing candidate" in getattr(e, "message", "") for e in events) >= 3
+    head = git(project, "rev-parse", "HEAD")
+    for row in table:
+        assert _is_ancestor(project, git(project, "rev-parse", row.commit), head) == (row.status == "keep")
+    assert not (project / ".autoresearch" / "t1" / "worktree").exists()
+    assert git(project, "status", "--porcelain") == ""
+
+
+def test_merge3_merges_adjacent_edits_and_refuses_overlaps() -> None:
+    from autoresearch_tui.engine.workspace import merge3
+
+    base = "import x\nLR = 0.1\nWIDTH = 8\n\ntrain()\n"
+    ours, theirs = base.replace("LR = 0.1", "LR = 0.2"), base.replace("WIDTH = 8", "WIDTH = 12")
+    assert merge3(base, ours, theirs) == "import x\nLR = 0.2\nWIDTH = 12\n\ntrain()\n"
+    assert merge3(base, ours, base.replace("LR = 0.1", "LR = 0.3")) is None
+    assert merge3(base, ours, base) == ours

@@ -63,6 +63,8 @@ class ResearchConfig:
     metric_pattern: str | None = None
     session_dir: str = ".autoresearch"
     progress_every: int = 10
+    pipeline: str = "auto"  # on | off | auto (on for agents slower than the built-in one)
+    strict_pipeline: bool = False  # a prepared candidate is asked again after a keep instead of 3-way applied
     circuit_breaker: int = 3  # pause after this many crashes in a row with the same reason (0: never)
     on_new_best: str | None = None  # hook commands (the user's own shell commands)
     on_finish: str | None = None
@@ -241,10 +243,15 @@ def _set(config: ResearchConfig, key: str, value: Any) -> None:
         if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
             raise ValueError(f"must be a list of constant names or categories, got {value!r}")
         setattr(config, key, [i.strip() for i in items if i.strip()])
-    elif key == "shell":
+    elif key == "pipeline":
+        value = {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else str(value)
+        if value not in ("on", "off", "auto"):
+            raise ValueError(f"{value!r} is not on, off or auto")
+        config.pipeline = value
+    elif key in ("shell", "strict_pipeline"):
         if not isinstance(value, bool):
             raise ValueError(f"must be true or false, got {value!r}")
-        config.shell = value
+        setattr(config, key, value)
     elif key == "train_command":
         if not isinstance(value, (str, list)) or (isinstance(value, list) and not all(isinstance(i, str) for i in value)):
             raise ValueError(f"must be a string or a list of strings, got {value!r}")

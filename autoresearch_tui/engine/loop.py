@@ -22,10 +22,11 @@ from autoresearch_tui.engine import events as ev
 from autoresearch_tui.engine import hardware, hooks, metrics, results, summary
 from autoresearch_tui.engine.config import ResearchConfig, validate
 from autoresearch_tui.engine.decide import CRASH, DISCARD, KEEP, decide
-from autoresearch_tui.engine.gitops import GitRepo, file_hash
+from autoresearch_tui.engine.gitops import GitRepo
 from autoresearch_tui.engine.resume import RUN_PID, Recovered, recover
 from autoresearch_tui.engine.runner import RunOutcome, run_process
 from autoresearch_tui.engine.session import ControlInbox, SessionDir, write_atomic
+from autoresearch_tui.engine.workspace import Workspace
 from autoresearch_tui.errors import RuntimeFailure, UserError
 
 Listener = Callable[[ev.Event], None]
@@ -66,9 +67,12 @@ class Engine:
         self.session: SessionDir | None = None
         self.repo: GitRepo | None = None
         self.recovered: Recovered | None = None
+        self.ws: Workspace | None = None  # type: ignore[assignment]
         self._killed_out = False  # the second stop request killed a run: end the session
         self.pause_reason = ""
         self._crash_streak: tuple[str, int] = ("", 0)
+        self._prefetch: tuple[str, asyncio.Future] | None = None  # (base commit, proposal task)
+        self.pipeline = config.pipeline == "on" or (config.pipeline == "auto" and config.agent != "builtin")
 
     # -- commands (from the TUI, signal handlers or the control file) -------------------
     def request_stop(self) -> int:
@@ -105,8 +109,6 @@ class Engine:
         cfg = self.config
         validate(cfg)
         repo = GitRepo(cfg.project)
-        self.train_rel = repo.rel(cfg.path(cfg.train_script))
-        self.readonly_rel = repo.rel(cfg.path(cfg.readonly_script)) if cfg.readonly_script else None
         self.results_path = cfg.path(cfg.results_file)
         results_rel = self._repo_rel(repo, self.results_path)
         if results_rel and repo.git.ls_files("--", results_rel):
@@ -135,7 +137,7 @@ class Engine:
         self.session.write_origin(self.original_branch, self.base_commit)
         repo.create_branch(cfg.branch)
         self.repo = repo
-        self.readonly_hash = file_hash(cfg.path(cfg.readonly_script)) if cfg.readonly_script else None
+        self.ws = Workspace(cfg, repo, self.emit, session_root)
 
     def prepare_resume(self, rerun_pending: bool = True) -> None:
         """Continue `autoresearch/<tag>`: reconcile what a crash left behind, then go on."""
@@ -161,7 +163,7 @@ class Engine:
         self.best_commit, self.best_metric = rec.best_commit or "", rec.best_metric
         if started is not None:
             self.started = started.ts
-        self.readonly_hash = file_hash(cfg.path(cfg.readonly_script)) if cfg.readonly_script else None
+        self.ws = Workspace(cfg, repo, self.emit, session.root)
 
     @staticmethod
     def _repo_rel(repo: GitRepo, path: Path) -> str | None:
@@ -192,6 +194,9 @@ class Engine:
             return await self._loop()
         finally:
             control.cancel()
+            if self._prefetch is not None:
+                self._prefetch[1].cancel()
+            self.ws.remove_worktree()
 
     async def _loop(self) -> ev.SessionEnded:
         cfg, repo = self.config, self.repo
@@ -218,7 +223,7 @@ class Engine:
             n, commit, description, meta = rec.pending
             self.emit(ev.IterationStarted(iteration=n, parent=self.best_commit))
             self.emit(ev.ProposalMade(iteration=n, description=description,
-                                      diff=repo.diff(self.best_commit, commit, self.train_rel), meta=meta))
+                                      diff=repo.diff(self.best_commit, commit, self.ws.train_rel), meta=meta))
             await self._evaluate(n, commit, Proposal("", description, meta))
             if self._killed_out:
                 return self._finish("killed")
@@ -240,7 +245,7 @@ class Engine:
             self.emit(ev.IterationStarted(iteration=n, parent=self.best_commit))
             untracked_before = self.repo.untracked_files()
             try:
-                proposal = await self.proposer.propose(self._context(n, feedback))
+                proposal = await self._propose(n, feedback)
             except ProposalError as exc:
                 self.emit(ev.ProposalFailed(iteration=n, reason=str(exc)))
                 if isinstance(exc, SearchExhausted):
@@ -250,9 +255,9 @@ class Engine:
                     return self._finish("agent_unavailable")
                 commit, feedback = None, str(exc)
             else:
-                commit, feedback = self._apply(n, proposal, untracked_before)
+                commit, feedback = self.ws.apply(n, proposal, self.best_commit, untracked_before)
             if commit is None:
-                self._restore_tree(untracked_before)
+                self.ws.restore(self.best_commit, untracked_before)
                 failed_proposals += 1
                 if failed_proposals >= MAX_FAILED_PROPOSALS:
                     self.emit(ev.Notice(message=f"{failed_proposals} proposals in a row were unusable "
@@ -260,6 +265,7 @@ class Engine:
                     return self._finish("proposals_failed")
                 continue
             failed_proposals, feedback = 0, ""
+            self._start_prefetch(n + 1)
             await self._evaluate(n, commit, proposal)
             if self._killed_out:
                 return self._finish("killed")
@@ -275,67 +281,57 @@ class Engine:
         status, reason = decide(record.metric, record.crash, self.best_metric, self.config.direction)
         self._record(n, record, status, reason, proposal.description, proposal.meta)
 
-    # -- one experiment --------------------------------------------------------------------
-    def _context(self, n: int, feedback: str = "") -> ProposalContext:
+    # -- proposals -----------------------------------------------------------------------
+    def _context(self, n: int, feedback: str = "", source: str | None = None,
+                 project: Path | None = None) -> ProposalContext:
         cfg = self.config
-        train = cfg.path(cfg.train_script).read_text(encoding="utf-8")
         readonly = None
         if cfg.readonly_script and n == 1:
             readonly = cfg.path(cfg.readonly_script).read_text(encoding="utf-8", errors="replace")
         best = next((a for a in reversed(self.history) if a.status == KEEP), None)
         return ProposalContext(
-            iteration=n, train_path=cfg.train_script, train_source=train, readonly_source=readonly,
+            iteration=n, train_path=cfg.train_script,
+            train_source=source if source is not None else self.ws.train_source(), readonly_source=readonly,
             metric=cfg.metric or "", direction=cfg.direction or "min", scope=cfg.scope,
             history=tuple(self.history), best=best, seed=cfg.seed, hypothesis=cfg.hypothesis,
             vary=tuple(cfg.vary), hold=tuple(cfg.hold),
             platform=self.platform.device if self.platform else "cpu", notes="\n".join(self.notes),
-            project=str(cfg.project), readonly_path=cfg.readonly_script,
+            project=str(project or cfg.project), readonly_path=cfg.readonly_script,
             agent_log=str(self.session.root / "agents" / f"{n:04d}.log") if self.session else "",
             feedback=feedback, time_budget_s=cfg.time_budget or 0.0,
         )
 
-    def _apply(self, n: int, proposal: Proposal, untracked_before: set[str]) -> tuple[str | None, str]:
-        """Enforce the guardrails, write the proposal, commit. (commit, "") or (None, why not)."""
-        cfg, repo = self.config, self.repo
-        assert repo is not None
-        self._restore_tree(untracked_before, n)
-        if proposal.new_source == cfg.path(cfg.train_script).read_text(encoding="utf-8"):
-            return self._reject(n, "the proposal left the training script unchanged")
-        if cfg.train_script.endswith(".py"):
+    async def _propose(self, n: int, feedback: str) -> Proposal:
+        """The next proposal: the one prepared during the last run if still valid, else a fresh one."""
+        prepared, self._prefetch = self._prefetch, None
+        if prepared is not None and not feedback:
+            base, task = prepared
             try:
-                compile(proposal.new_source, cfg.train_script, "exec")
-            except SyntaxError as exc:
-                return self._reject(n, f"syntax error in {cfg.train_script} line {exc.lineno}: {exc.msg}")
-        cfg.path(cfg.train_script).write_text(proposal.new_source, encoding="utf-8")
-        commit = repo.commit_paths([self.train_rel], f"exp: {proposal.description}")
-        diff = repo.diff(self.best_commit, commit, self.train_rel)
-        self.emit(ev.ProposalMade(iteration=n, description=proposal.description, diff=diff, meta=proposal.meta))
-        return commit, ""
+                proposal = await task
+            except ProposalError as exc:
+                self.emit(ev.Notice(message=f"the prepared candidate failed ({exc}); asking again", level="warning"))
+            else:
+                if base == self.best_commit:
+                    return proposal
+                if not self.config.strict_pipeline:
+                    moved = self.ws.rebase_source(proposal.new_source, base, self.best_commit)
+                    if moved is not None:
+                        return Proposal(moved, proposal.description, {**proposal.meta, "rebased": True})
+                self.emit(ev.Notice(message="the prepared candidate does not apply to the new best; asking again"))
+        elif prepared is not None:
+            prepared[1].cancel()
+        return await self.proposer.propose(self._context(n, feedback))
 
-    def _reject(self, n: int, reason: str) -> tuple[None, str]:
-        self.emit(ev.ProposalFailed(iteration=n, reason=reason))
-        return None, reason
-
-    def _restore_tree(self, untracked_before: set[str], n: int | None = None) -> None:
-        """Back to the best commit on the research branch, whatever the agent did to git or files."""
-        cfg, repo = self.config, self.repo
-        assert repo is not None
-        reverted: list[str] = []
-        moved = repo.repo.head.is_detached or repo.branch != cfg.branch or repo.head() != self.best_commit
-        if moved:
-            repo.git.checkout("-f", cfg.branch)
-            reverted.append(f"HEAD (agent moved it; restored {cfg.branch} @ {self.best_commit[:7]})")
-        reverted += [p for p in repo.changed_files() if p != self.train_rel]
-        new_files = sorted(repo.untracked_files() - untracked_before)
-        repo.reset_hard(self.best_commit)
-        for rel in new_files:
-            (repo.root / rel).unlink(missing_ok=True)
-        if self.readonly_rel and file_hash(repo.root / self.readonly_rel) != self.readonly_hash:
-            raise RuntimeFailure(f"{self.readonly_rel} differs from its state at session start even after a reset; "
-                                 "it must not change during a session")
-        if n is not None and (reverted or new_files):
-            self.emit(ev.GuardrailTripped(iteration=n, reverted=sorted(set(reverted + new_files)),
-                                          reason="only the training script may change"))
+    def _start_prefetch(self, n: int) -> None:
+        """While experiment n-1 trains, prepare candidate n from the best commit in a worktree."""
+        cfg = self.config
+        if not self.pipeline or (cfg.max_iterations is not None and n > cfg.max_iterations) or self.stop_requests:
+            return
+        base = self.best_commit
+        worktree = self.ws.prepare_worktree(base)
+        ctx = self._context(n, source=self.ws.source_at(base), project=worktree)
+        self._prefetch = (base, asyncio.ensure_future(self.proposer.propose(ctx)))
+        self.emit(ev.Notice(message=f"preparing candidate {n} while experiment {n - 1} trains"))
 
     async def _run_with_retry(self, n: int, commit: str, description: str,
                               proposal: Proposal | None = None) -> RunRecord:
