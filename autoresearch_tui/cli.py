@@ -37,7 +37,16 @@ def _config_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tag", help="branch tag: the branch is autoresearch/<tag> (default: date, e.g. nov24)")
     g.add_argument("--results", dest="results_file", help="results file (default results.tsv)")
     g.add_argument("--train-command", help="command that runs training (default: uv run / python <script>)")
-    g.add_argument("--agent", choices=("builtin",), help="who proposes changes (default builtin)")
+    g.add_argument("--agent", choices=("builtin", "command", "claude", "codex", "gemini", "aider", "opencode",
+                                       "openai", "anthropic"), help="who proposes changes (default builtin)")
+    g.add_argument("--agent-cmd", help="command template for --agent command ({prompt_file}, {prompt}, {train_path})")
+    g.add_argument("--agent-model", help="model name for the agent")
+    g.add_argument("--agent-base-url", help="base URL of an OpenAI-compatible or Anthropic endpoint")
+    g.add_argument("--agent-key-env", help="NAME of the environment variable that holds the API key")
+    g.add_argument("--max-cost", help="stop cleanly once the agent has spent this many dollars")
+    g.add_argument("--review", action="store_const", const=True, help="approve each proposal before it runs")
+    g.add_argument("--pipeline", choices=("on", "off", "auto"),
+                   help="prepare the next proposal while the current run trains (default auto: on for slow agents)")
     g.add_argument("--seed", help="seed for the proposer (default 0)")
     g.add_argument("--hypothesis", help="an opening hypothesis the first iterations explore")
     g.add_argument("--vary", help="experiment plan: constants or categories to vary (comma-separated)")
@@ -108,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     keys = ("train_script", "readonly_script", "time_budget", "metric", "max_iterations", "scope", "tag",
             "results_file", "train_command", "agent", "seed", "hypothesis", "vary", "hold", "device",
-            "time_limit_factor")
+            "time_limit_factor", "agent_cmd", "agent_model", "agent_base_url", "agent_key_env", "max_cost",
+            "review", "pipeline")
     return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
 
 

@@ -14,12 +14,19 @@ from autoresearch_tui import exit_codes
 from autoresearch_tui.errors import RuntimeFailure, UserError
 
 
-def make_proposer(config: Any):
-    if config.agent == "builtin":
-        from autoresearch_tui.agents.builtin import BuiltinProposer
+def make_proposer(config: Any, check: bool = True):
+    """The configured proposer, checked before the night starts (CLI on PATH, key set, endpoint up)."""
+    from autoresearch_tui.agents.base import AgentUnavailable
+    from autoresearch_tui.agents.registry import check_backend, make_proposer as build
 
-        return BuiltinProposer()
-    raise UserError(f"agent: {config.agent!r} is not available; use builtin")
+    try:
+        proposer = build(config)
+    except AgentUnavailable as exc:
+        raise UserError(f"agent: {exc}") from None
+    problem = check_backend(config) if check else None
+    if problem:
+        raise UserError(f"agent: {problem}")
+    return proposer
 
 
 def load(project: Path, config_file: Path | None, overrides: dict[str, Any]):

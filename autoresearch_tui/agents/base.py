@@ -75,3 +75,7 @@ class Proposer(Protocol):
     name: str
 
     async def propose(self, ctx: ProposalContext) -> Proposal: ...
+
+
+class AgentFailed(ProposalError):
+    """One try of an external agent produced nothing usable (timeout, bad answer, no change)."""

@@ -25,7 +25,6 @@ from autoresearch_tui.errors import UserError
 
 CONFIG_FILE = "autoresearch.toml"
 DIRECTIONS = ("min", "max")
-AGENTS = ("builtin",)
 DEVICES = ("auto", "cuda", "mps", "cpu")
 
 
@@ -50,7 +49,19 @@ class ResearchConfig:
     # How to run and propose.
     train_command: str | list[str] | None = None  # None: `uv run <script>` with uv.lock, else python
     shell: bool = False  # only when the user asks: run train_command through the shell
-    agent: str = "builtin"
+    agent: str = "builtin"  # builtin | command | claude | codex | gemini | aider | opencode | openai | anthropic
+    agent_cmd: str | None = None  # command template for `command` (or to override a preset)
+    agent_timeout: float = 900.0
+    agent_model: str | None = None
+    agent_base_url: str | None = None
+    agent_key_env: str | None = None  # the NAME of the variable holding the key; keys never reach disk
+    agent_max_retries: int = 3
+    agent_prices: dict | None = None  # {input = $/1M tokens, output = $/1M tokens}
+    max_cost: float | None = None  # stop cleanly once the agent has spent this many dollars
+    prompt_template: str | None = None
+    notes_file: str = "program.md"
+    history_keep_last: int = 15
+    review: bool = False  # each proposal waits for approve / edit / reject before it runs
     seed: int = 0
     hypothesis: str | None = None
     vary: list[str] = field(default_factory=list)
@@ -224,7 +235,7 @@ def _set(config: ResearchConfig, key: str, value: Any) -> None:
         config.direction = str(value).lower()
     elif key == "max_iterations":
         config.max_iterations = _int(value, key, allow_none=True)
-    elif key in ("seed", "progress_every", "circuit_breaker"):
+    elif key in ("seed", "progress_every", "circuit_breaker", "agent_max_retries", "history_keep_last"):
         config.__setattr__(key, _int(value, key))
     elif key == "scope":
         if str(value) not in SCOPES:
@@ -232,7 +243,7 @@ def _set(config: ResearchConfig, key: str, value: Any) -> None:
         config.scope = str(value)
     elif key == "tag":
         config.tag = check_tag(str(value))
-    elif key in ("time_limit", "kill_grace"):
+    elif key in ("time_limit", "kill_grace", "agent_timeout"):
         setattr(config, key, parse_duration(value))
     elif key == "time_limit_factor":
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 1:
@@ -248,7 +259,20 @@ def _set(config: ResearchConfig, key: str, value: Any) -> None:
         if value not in ("on", "off", "auto"):
             raise ValueError(f"{value!r} is not on, off or auto")
         config.pipeline = value
-    elif key in ("shell", "strict_pipeline"):
+    elif key == "max_cost":
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ValueError(f"must be a number of dollars, got {value!r}")
+        try:
+            config.max_cost = float(value)
+        except ValueError:
+            raise ValueError(f"must be a number of dollars, got {value!r}") from None
+        if config.max_cost <= 0:
+            raise ValueError("must be greater than zero")
+    elif key == "agent_prices":
+        if not isinstance(value, dict):
+            raise ValueError("must be a table like {input = 3.0, output = 15.0} ($ per 1M tokens)")
+        config.agent_prices = dict(value)
+    elif key in ("shell", "strict_pipeline", "review"):
         if not isinstance(value, bool):
             raise ValueError(f"must be true or false, got {value!r}")
         setattr(config, key, value)
@@ -257,6 +281,10 @@ def _set(config: ResearchConfig, key: str, value: Any) -> None:
             raise ValueError(f"must be a string or a list of strings, got {value!r}")
         config.train_command = value
     elif key == "agent":
+        from autoresearch_tui.agents.registry import AGENTS
+
+        if str(value) not in AGENTS:
+            raise ValueError(f"{value!r} is not one of {', '.join(AGENTS)}")
         config.agent = str(value)
     elif key == "device":
         if str(value) not in DEVICES:

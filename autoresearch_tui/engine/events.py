@@ -66,6 +66,25 @@ class ProposalFailed(Event):
     kind: ClassVar[str] = "proposal_failed"
     iteration: int
     reason: str
+    meta: dict[str, Any] = field(default_factory=dict)  # e.g. tokens spent on the failed try
+
+
+@dataclass
+class ReviewRequested(Event):
+    """`review = true`: the committed proposal waits for approve / edit / reject."""
+
+    kind: ClassVar[str] = "review"
+    iteration: int
+    commit: str
+    description: str
+    diff: str
+
+
+@dataclass
+class ReviewDecided(Event):
+    kind: ClassVar[str] = "review_done"
+    iteration: int
+    decision: str  # approve | edit | reject
 
 
 @dataclass
@@ -168,6 +187,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         IterationStarted,
         ProposalMade,
         ProposalFailed,
+        ReviewRequested,
+        ReviewDecided,
         GuardrailTripped,
         RunStarted,
         RunFinished,

@@ -7,9 +7,7 @@ listeners. Commands arrive as method calls or through the session's control file
 from __future__ import annotations
 
 import asyncio
-import datetime as _dt
 import os
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,21 +16,21 @@ from typing import Any, Callable
 from autoresearch_tui.agents.base import (
     Attempt, Proposal, ProposalContext, ProposalError, Proposer, SearchExhausted,
 )
+from autoresearch_tui.agents.prompt import read_notes
 from autoresearch_tui.engine import events as ev
-from autoresearch_tui.engine import hardware, hooks, metrics, results, summary
+from autoresearch_tui.engine import hardware, hooks, metrics, reporting, results
 from autoresearch_tui.engine.config import ResearchConfig, validate
+from autoresearch_tui.engine.control import watch_control
 from autoresearch_tui.engine.decide import CRASH, DISCARD, KEEP, decide
 from autoresearch_tui.engine.gitops import GitRepo
 from autoresearch_tui.engine.resume import RUN_PID, Recovered, recover
 from autoresearch_tui.engine.runner import RunOutcome, run_process
-from autoresearch_tui.engine.session import ControlInbox, SessionDir, write_atomic
+from autoresearch_tui.engine.session import SessionDir, write_atomic
 from autoresearch_tui.engine.workspace import Workspace
 from autoresearch_tui.errors import RuntimeFailure, UserError
 
 Listener = Callable[[ev.Event], None]
 MAX_FAILED_PROPOSALS = 3
-SUMMARY_FILE = "autoresearch-summary.md"
-DIVERGED = re.compile(r"\bnan\b|\binf|infinite|^FAIL\b|: FAIL$", re.I)
 
 
 @dataclass
@@ -72,6 +70,8 @@ class Engine:
         self.pause_reason = ""
         self._crash_streak: tuple[str, int] = ("", 0)
         self._prefetch: tuple[str, asyncio.Future] | None = None  # (base commit, proposal task)
+        self.spent = {"tokens_in": 0.0, "tokens_out": 0.0, "cost_usd": 0.0}
+        self._review_answer: asyncio.Queue[dict] = asyncio.Queue()
         self.pipeline = config.pipeline == "on" or (config.pipeline == "auto" and config.agent != "builtin")
 
     # -- commands (from the TUI, signal handlers or the control file) -------------------
@@ -97,6 +97,10 @@ class Engine:
     def instruct(self, text: str) -> None:
         self.notes.append(text)
 
+    def answer_review(self, answer: dict) -> None:
+        """{"cmd": "review_approve" | "review_edit" | "review_reject", "iteration": n, "source": ...}"""
+        self._review_answer.put_nowait(answer)
+
     # -- events ----------------------------------------------------------------------------
     def emit(self, event: ev.Event) -> None:
         if self.session is not None:
@@ -115,7 +119,7 @@ class Engine:
             raise UserError(f"{cfg.results_file} is tracked by git, so a reset could change it; "
                             f"run `git rm --cached {results_rel}` and commit, or pick another results_file")
         session_rel = self._repo_rel(repo, cfg.path(cfg.session_dir))
-        summary_rel = self._repo_rel(repo, cfg.path(SUMMARY_FILE))
+        summary_rel = self._repo_rel(repo, cfg.path(reporting.SUMMARY_FILE))
         repo.exclude([f"/{p}" for p in (results_rel, summary_rel) if p] + ([f"/{session_rel}/"] if session_rel else []))
         return repo
 
@@ -189,7 +193,7 @@ class Engine:
         self.emit(ev.PlatformDetected(platform=p.platform, device=p.device, adjustments=p.adjustments,
                                       notes=p.notes, torch_version=p.torch_version, probe_error=p.probe_error))
         results.ensure_header(self.results_path, cfg.metric)
-        control = asyncio.ensure_future(self._watch_control())
+        control = asyncio.ensure_future(watch_control(self.session, self))
         try:
             return await self._loop()
         finally:
@@ -233,6 +237,10 @@ class Engine:
                 return self._finish("max_iterations")
             if self.stop_requests:
                 return self._finish("stopped")
+            if cfg.max_cost is not None and self.spent["cost_usd"] >= cfg.max_cost:
+                self.emit(ev.Notice(message=f"the agent has spent ${self.spent['cost_usd']:.2f}, "
+                                            f"the max_cost of ${cfg.max_cost:.2f}; stopping", level="warning"))
+                return self._finish("cost_cap")
             if self.paused:
                 self.emit(ev.LoopPaused(reason=self.pause_reason or "paused by the user; resume to continue",
                                         breaker=bool(self.pause_reason)))
@@ -247,7 +255,8 @@ class Engine:
             try:
                 proposal = await self._propose(n, feedback)
             except ProposalError as exc:
-                self.emit(ev.ProposalFailed(iteration=n, reason=str(exc)))
+                self._spend(getattr(exc, "meta", None) or {})
+                self.emit(ev.ProposalFailed(iteration=n, reason=str(exc), meta=getattr(exc, "meta", None) or {}))
                 if isinstance(exc, SearchExhausted):
                     return self._finish("exhausted")
                 if exc.fatal:
@@ -255,7 +264,12 @@ class Engine:
                     return self._finish("agent_unavailable")
                 commit, feedback = None, str(exc)
             else:
+                self._spend(proposal.meta)
                 commit, feedback = self.ws.apply(n, proposal, self.best_commit, untracked_before)
+                if commit is not None and cfg.review:
+                    commit, proposal = await self._review(n, commit, proposal)
+                    if commit is None:
+                        continue  # rejected by the reviewer: not the agent's failure
             if commit is None:
                 self.ws.restore(self.best_commit, untracked_before)
                 failed_proposals += 1
@@ -295,7 +309,8 @@ class Engine:
             metric=cfg.metric or "", direction=cfg.direction or "min", scope=cfg.scope,
             history=tuple(self.history), best=best, seed=cfg.seed, hypothesis=cfg.hypothesis,
             vary=tuple(cfg.vary), hold=tuple(cfg.hold),
-            platform=self.platform.device if self.platform else "cpu", notes="\n".join(self.notes),
+            platform=self.platform.device if self.platform else "cpu",
+            notes="\n\n".join(filter(None, [read_notes(cfg.project, cfg.notes_file), *self.notes])),
             project=str(project or cfg.project), readonly_path=cfg.readonly_script,
             agent_log=str(self.session.root / "agents" / f"{n:04d}.log") if self.session else "",
             feedback=feedback, time_budget_s=cfg.time_budget or 0.0,
@@ -311,6 +326,10 @@ class Engine:
             except ProposalError as exc:
                 self.emit(ev.Notice(message=f"the prepared candidate failed ({exc}); asking again", level="warning"))
             else:
+                others = proposal.meta.get("other_files_changed")
+                if others:  # the worktree is reset before the next use: nothing leaks, but say so
+                    self.emit(ev.GuardrailTripped(iteration=n, reverted=list(others),
+                                                  reason="only the training script may change (in the worktree)"))
                 if base == self.best_commit:
                     return proposal
                 if not self.config.strict_pipeline:
@@ -321,6 +340,39 @@ class Engine:
         elif prepared is not None:
             prepared[1].cancel()
         return await self.proposer.propose(self._context(n, feedback))
+
+    def _spend(self, meta: dict) -> None:
+        for key in self.spent:
+            value = meta.get(key)
+            if isinstance(value, (int, float)):
+                self.spent[key] += value
+
+    async def _review(self, n: int, commit: str, proposal: Proposal) -> tuple[str | None, Proposal]:
+        """Wait for a human: approve runs it, edit replaces the script first, reject drops it."""
+        repo = self.repo
+        assert repo is not None
+        diff = repo.diff(self.best_commit, commit, self.ws.train_rel)
+        self.emit(ev.ReviewRequested(iteration=n, commit=commit, description=proposal.description, diff=diff))
+        while True:
+            answer = await self._review_answer.get()
+            if answer.get("iteration", n) == n:
+                break
+        decision = str(answer.get("cmd", "reject")).removeprefix("review_")
+        source = answer.get("source")
+        if decision == "edit" and isinstance(source, str) and source != self.ws.train_source():
+            self.config.path(self.config.train_script).write_text(source, encoding="utf-8")
+            commit = repo.amend([self.ws.train_rel], f"exp: {proposal.description} (edited by reviewer)")
+            proposal = Proposal(source, proposal.description + " (edited by reviewer)", proposal.meta)
+            self.emit(ev.ProposalMade(iteration=n, description=proposal.description,
+                                      diff=repo.diff(self.best_commit, commit, self.ws.train_rel),
+                                      meta=proposal.meta))
+        self.emit(ev.ReviewDecided(iteration=n, decision=decision))
+        if decision in ("approve", "edit"):
+            return commit, proposal
+        repo.keep_ref(self.config.tag, n, commit)
+        repo.reset_hard(self.best_commit)
+        self.emit(ev.ProposalFailed(iteration=n, reason="rejected by the reviewer"))
+        return None, proposal
 
     def _start_prefetch(self, n: int) -> None:
         """While experiment n-1 trains, prepare candidate n from the best commit in a worktree."""
@@ -353,24 +405,13 @@ class Engine:
         outcome = await run_process(cfg.command_argv(), cwd=cfg.project, env=env, log_path=log,
                                     limit_s=cfg.limit_s, grace_s=cfg.kill_grace, kill_event=self._kill,
                                     pid_file=self.session.root / RUN_PID)
-        text = metrics.read_tail(log)
-        value = metrics.extract_metric(text, cfg.metric or "", cfg.metric_pattern)
-        summ = metrics.parse_summary(text)
-        vram = summ.get("peak_vram_mb")
-        peak = vram if isinstance(vram, float) and vram > 0 else (outcome.peak_rss_mb or None)
-        oom = metrics.is_oom(text, outcome.exit_code)
-        crash = metrics.crash_reason(text, outcome.exit_code, outcome.timed_out, outcome.killed, cfg.limit_s) or None
-        if crash is None:
-            crash = metrics.bad_metric_reason(value, cfg.metric or "metric")
-            if crash:
-                crash += ": " + (metrics.crash_reason(text, 1, False, False, 0).split(": ", 1)[-1])
-        if oom and crash:
-            crash = "out of memory: " + crash
+        r = metrics.read_run(log, cfg.metric or "", cfg.metric_pattern, outcome.exit_code, outcome.timed_out,
+                             outcome.killed, cfg.limit_s, outcome.peak_rss_mb)
         self.emit(ev.RunFinished(iteration=n, commit=commit, exit_code=outcome.exit_code,
                                  duration_s=round(outcome.duration_s, 3), timed_out=outcome.timed_out,
-                                 metric=value, summary=summ, peak_memory_mb=peak, oom=oom, crash_reason=crash,
-                                 attempt=attempt))
-        return RunRecord(commit, outcome, value, summ, peak, oom, crash)
+                                 metric=r.metric, summary=r.summary, peak_memory_mb=r.peak_mb, oom=r.oom,
+                                 crash_reason=r.crash, attempt=attempt))
+        return RunRecord(commit, outcome, r.metric, r.summary, r.peak_mb, r.oom, r.crash)
 
     def _record(self, n: int, record: RunRecord, status: str, reason: str, description: str,
                 meta: dict[str, Any]) -> None:
@@ -405,11 +446,11 @@ class Engine:
 
     def _breaker(self, status: str, reason: str) -> None:
         """Same crash N times in a row (a missing module, a broken GPU): pause, don't burn the night."""
-        if status != CRASH or DIVERGED.search(reason):
+        if status != CRASH or metrics.DIVERGED.search(reason):
             # Divergence (NaN, FAIL) is the change's fault, not the environment's.
             self._crash_streak = ("", 0)
             return
-        signature = crash_signature(reason)
+        signature = metrics.crash_signature(reason)
         last, count = self._crash_streak
         count = count + 1 if signature == last else 1
         self._crash_streak = (signature, count)
@@ -423,26 +464,14 @@ class Engine:
 
     def _progress(self, n: int) -> None:
         assert self.session is not None
-        last = self.history[-1].meta.get("constant") if self.history else None
-        direction = f"tuning {last}" if last else "exploring constants"
-        text = summary.render_progress(self.rows, iteration=n, metric=self.config.metric,
-                                       direction=self.config.direction, elapsed_s=time.time() - self.started,
-                                       max_iterations=self.config.max_iterations, current_direction=direction)
+        text = reporting.progress(self.config, self.rows, self.history, n, self.started)
         write_atomic(self.session.reports / f"progress-{n:04d}.md", text)
         self.emit(ev.ProgressReport(iteration=n, markdown=text))
 
     def _finish(self, reason: str) -> ev.SessionEnded:
         cfg = self.config
         assert self.session is not None
-        path = cfg.path(SUMMARY_FILE)
-        p = self.platform
-        text = summary.render_summary(
-            self.rows, metric=cfg.metric, direction=cfg.direction, session=cfg.branch,
-            platform=p.describe() if p else None, budget_s=cfg.time_budget,
-            date_range=_date_range(self.started, time.time()), adjustments=p.adjustments if p else None,
-        )
-        summary.write_summary(path, text)
-        write_atomic(self.session.root / SUMMARY_FILE, text)
+        path = reporting.final(cfg, self.session.root, self.rows, self.platform, self.started, self.spent)
         end = ev.SessionEnded(reason=reason, iterations=self.iteration, best_commit=self.best_commit or None,
                               best_metric=self.best_metric, summary_path=str(path))
         self.emit(end)
@@ -457,37 +486,6 @@ class Engine:
     def _hook_env(self, row: results.ResultRow) -> dict[str, str]:
         return {"AUTORESEARCH_COMMIT": row.commit, "AUTORESEARCH_METRIC": f"{row.metric}",
                 "AUTORESEARCH_DESCRIPTION": row.description, "AUTORESEARCH_TAG": self.config.tag}
-
-    async def _watch_control(self) -> None:
-        assert self.session is not None
-        inbox = ControlInbox(self.session.control_path)
-        while True:
-            for cmd in inbox.read():
-                name = cmd.get("cmd")
-                if name == "stop":
-                    self.request_stop()
-                elif name == "kill_run":
-                    self.kill_run()
-                elif name == "pause":
-                    self.pause()
-                elif name == "resume":
-                    self.resume()
-                elif name == "instruct" and cmd.get("text"):
-                    self.instruct(str(cmd["text"]))
-                    self.emit(ev.Notice(message=f"instruction noted: {cmd['text']}"))
-            await asyncio.sleep(0.5)
-
-
-def crash_signature(reason: str) -> str:
-    """A crash reason without the numbers, addresses and paths that differ between runs."""
-    text = re.sub(r"0x[0-9a-f]+|\d+(\.\d+)?", "N", reason.lower())
-    return re.sub(r"(/[^\s:'\"]+)+", "PATH", text)[:120]
-
-
-def _date_range(start: float, end: float) -> str:
-    a = _dt.datetime.fromtimestamp(start).strftime("%Y-%m-%d %H:%M")
-    b = _dt.datetime.fromtimestamp(end).strftime("%Y-%m-%d %H:%M")
-    return f"{a} – {b}"
 
 
 __all__ = ["Engine", "RuntimeFailure"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?nan|[-+]?inf(?:inity)?"
@@ -117,3 +118,42 @@ def bad_metric_reason(value: float | None, metric: str) -> str | None:
 
 def _clip(text: str, size: int = 160) -> str:
     return text if len(text) <= size else text[: size - 1] + "…"
+
+
+@dataclass
+class RunReading:
+    """What one finished run's log says."""
+
+    metric: float | None
+    summary: dict[str, float | str]
+    peak_mb: float | None
+    oom: bool
+    crash: str | None
+
+
+def read_run(log: Path, metric: str, pattern: str | None, exit_code: int | None, timed_out: bool,
+             killed: bool, limit_s: float, peak_rss_mb: float) -> RunReading:
+    text = read_tail(log)
+    value = extract_metric(text, metric, pattern)
+    summary = parse_summary(text)
+    vram = summary.get("peak_vram_mb")
+    # peak_vram_mb is meaningless off CUDA (printed as 0.0): fall back to the sampled RSS.
+    peak = vram if isinstance(vram, float) and vram > 0 else (peak_rss_mb or None)
+    oom = is_oom(text, exit_code)
+    crash = crash_reason(text, exit_code, timed_out, killed, limit_s) or None
+    if crash is None:
+        crash = bad_metric_reason(value, metric or "metric")
+        if crash:
+            crash += ": " + crash_reason(text, 1, False, False, 0).split(": ", 1)[-1]
+    if oom and crash:
+        crash = "out of memory: " + crash
+    return RunReading(value, summary, peak, oom, crash)
+
+
+DIVERGED = re.compile(r"\bnan\b|\binf|infinite|^FAIL\b|: FAIL$", re.I)
+
+
+def crash_signature(reason: str) -> str:
+    """A crash reason without the numbers, addresses and paths that differ between runs."""
+    text = re.sub(r"0x[0-9a-f]+|\d+(\.\d+)?", "N", reason.lower())
+    return re.sub(r"(/[^\s:'\"]+)+", "PATH", text)[:120]

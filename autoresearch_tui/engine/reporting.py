@@ -1,0 +1,57 @@
+"""Progress reports and the final summary files of a session (Phase 2.6 and Phase 3)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from autoresearch_tui.agents.base import Attempt
+from autoresearch_tui.engine import summary
+from autoresearch_tui.engine.config import ResearchConfig
+from autoresearch_tui.engine.hardware import Platform
+from autoresearch_tui.engine.results import ResultRow
+from autoresearch_tui.engine.session import write_atomic
+
+SUMMARY_FILE = "autoresearch-summary.md"
+
+
+def progress(cfg: ResearchConfig, rows: Sequence[ResultRow], history: Sequence[Attempt], n: int,
+             started: float) -> str:
+    last = history[-1].meta.get("constant") if history else None
+    direction = f"tuning {last}" if last else "exploring"
+    return summary.render_progress(rows, iteration=n, metric=cfg.metric, direction=cfg.direction,
+                                   elapsed_s=time.time() - started, max_iterations=cfg.max_iterations,
+                                   current_direction=direction)
+
+
+def spend_note(spent: dict[str, float]) -> str | None:
+    if not spent.get("tokens_in") and not spent.get("tokens_out"):
+        return None
+    cost = f", ${spent['cost_usd']:.2f}" if spent.get("cost_usd") else ""
+    return f"Agent spend: {spent['tokens_in']:,.0f} tokens in, {spent['tokens_out']:,.0f} tokens out{cost}"
+
+
+def final(cfg: ResearchConfig, session_root: Path, rows: Sequence[ResultRow], platform: Platform | None,
+          started: float, spent: dict[str, Any]) -> Path:
+    """autoresearch-summary.md in the project (and a copy in the session), plus the paper tables."""
+    text = summary.render_summary(
+        rows, metric=cfg.metric, direction=cfg.direction, session=cfg.branch,
+        platform=platform.describe() if platform else None, budget_s=cfg.time_budget,
+        date_range=date_range(started, time.time()), adjustments=platform.adjustments if platform else None,
+        extra_metrics_note=spend_note(spent),
+    )
+    path = cfg.path(SUMMARY_FILE)
+    summary.write_summary(path, text)
+    write_atomic(session_root / SUMMARY_FILE, text)
+    for fmt in ("csv", "latex"):
+        table = summary.experiments_table(rows, metric=cfg.metric, direction=cfg.direction, fmt=fmt)
+        write_atomic(session_root / f"experiments.{'tex' if fmt == 'latex' else fmt}", table)
+    return path
+
+
+def date_range(start: float, end: float) -> str:
+    a = _dt.datetime.fromtimestamp(start).strftime("%Y-%m-%d %H:%M")
+    b = _dt.datetime.fromtimestamp(end).strftime("%Y-%m-%d %H:%M")
+    return f"{a} – {b}"
