@@ -103,6 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--session", type=Path, help="its session folder (for run logs)")
     replay.add_argument("--repo", type=Path, help="the repository (to show each commit's diff)")
 
+    doctor = sub.add_parser("doctor", help="check everything a night needs, one line per check")
+    doctor.add_argument("project", nargs="?", default=".", type=Path)
+    doctor.add_argument("--baseline", action="store_true",
+                        help="also run a short baseline and check the metric is printed")
+    doctor.add_argument("--baseline-budget", default="10s", help="time budget of that baseline (default 10s)")
+    _config_flags(doctor)
+
     control = sub.add_parser("control", help="pause, resume or stop a running loop from another terminal")
     control.add_argument("session", type=Path, help="session folder (.autoresearch/<tag>) or project folder")
     control.add_argument("action", choices=("pause", "resume", "stop", "kill-run"),

@@ -243,6 +243,54 @@ def cmd_wizard(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
     return launch.wizard(config)
 
 
+def cmd_doctor(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
+    from autoresearch_tui.engine.preflight import Check, check_project
+
+    config = load(args.project, args.config, overrides)
+    checks = list(check_project(config))
+    from autoresearch_tui.engine import hardware
+    import os
+
+    platform = asyncio.run(hardware.detect(config.command_argv(), config.train_script, config.project,
+                                           dict(os.environ), config.device))
+    checks.append(Check("platform", True, platform.describe() + (f"; {platform.notes}" if platform.probe_error
+                                                                 else ""), fatal=False))
+    if not config.metric:
+        checks.append(Check("metric", False, "metric is not set: pass --metric val_bpb:min"))
+    if config.time_budget is None:
+        checks.append(Check("time budget", False, "time_budget is not set: pass --time-budget 5m"))
+    if args.baseline and config.metric:
+        checks.append(_baseline_check(config, platform, args.baseline_budget))
+    for check in checks:
+        mark = "ok  " if check.ok else ("FAIL" if check.fatal else "warn")
+        print(f"{mark}  {check.name}: {check.message}", flush=True)
+    return exit_codes.OK if all(c.ok or not c.fatal for c in checks) else exit_codes.RUNTIME_FAILURE
+
+
+def _baseline_check(config: Any, platform: Any, budget: str):
+    import os
+    import tempfile
+
+    from autoresearch_tui.engine import metrics
+    from autoresearch_tui.engine.durations import parse_duration
+    from autoresearch_tui.engine.preflight import Check
+    from autoresearch_tui.engine.runner import run_process
+
+    try:
+        seconds = parse_duration(budget)
+    except ValueError as exc:
+        raise UserError(f"--baseline-budget: {exc}") from None
+    log = Path(tempfile.mkdtemp(prefix="autoresearch-doctor-")) / "baseline.log"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **platform.env(seconds)}
+    outcome = asyncio.run(run_process(config.command_argv(), cwd=config.project, env=env, log_path=log,
+                                      limit_s=seconds * config.time_limit_factor + 60, grace_s=5))
+    r = metrics.read_run(log, config.metric, config.metric_pattern, outcome.exit_code, outcome.timed_out,
+                         False, seconds * config.time_limit_factor + 60, outcome.peak_rss_mb)
+    if r.crash:
+        return Check("short baseline", False, f"{r.crash} (log: {log})")
+    return Check("short baseline", True, f"{config.metric} = {r.metric:.6f} after {outcome.duration_s:.0f} s")
+
+
 def cmd_control(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
     from autoresearch_tui.engine.session import SessionDir
 

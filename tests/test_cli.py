@@ -158,3 +158,16 @@ def test_metric_never_printed_or_not_finite_is_bad_input(tmp_path: Path, printed
     result = cli("run", str(project), *BASE)
     assert result.returncode == 2, result.stderr
     assert "check --metric" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_doctor_reports_each_check(project: Path) -> None:
+    good = cli("doctor", str(project), "--metric", "val_bpb:min", "--time-budget", "2s", "--device", "cpu",
+               "--baseline", "--baseline-budget", "1s")
+    assert good.returncode == 0, good.stdout + good.stderr
+    lines = good.stdout.splitlines()
+    assert any(line.startswith("ok    short baseline: val_bpb = ") for line in lines)
+    assert all(line.split()[0] in ("ok", "warn") for line in lines)
+    (project / "train.py").write_text("LR = 1\n")
+    bad = cli("doctor", str(project), "--metric", "val_bpb:min", "--time-budget", "2s", "--device", "cpu")
+    assert bad.returncode == 1
+    assert "FAIL  clean working tree: uncommitted changes (train.py)" in bad.stdout
