@@ -337,3 +337,68 @@ def test_merge3_merges_adjacent_edits_and_refuses_overlaps() -> None:
     assert merge3(base, ours, theirs) == "import x\nLR = 0.2\nWIDTH = 12\n\ntrain()\n"
     assert merge3(base, ours, base.replace("LR = 0.1", "LR = 0.3")) is None
     assert merge3(base, ours, base) == ours
+
+
+# A training script whose metric values come, one per run, from a queue file: fully scripted noise.
+QUEUED = '''\
+import os, pathlib
+LR = 0.1
+queue = pathlib.Path(os.environ["METRIC_QUEUE"])
+values = queue.read_text().split()
+queue.write_text("\\n".join(values[1:]))
+print("---")
+print(f"val_bpb:          {float(values[0]):.6f}")
+'''
+
+
+def _queued(tmp_path: Path, values: list[float], monkeypatch) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    queue = tmp_path / "queue.txt"
+    queue.write_text("\n".join(map(str, values)))
+    monkeypatch.setenv("METRIC_QUEUE", str(queue))
+    return make_project(tmp_path / "p", QUEUED)
+
+
+def test_confirm_policy_reruns_grey_zone_and_discards_noise(tmp_path: Path, monkeypatch) -> None:
+    project = _queued(tmp_path, [1.00, 1.02, 0.98, 0.99, 0.995, 1.01], monkeypatch)
+    engine, end, events = run_engine(project, Scripted([("LR", 0.2)]), max_iterations=1, keep_policy="confirm")
+    table = rows(project)
+    assert [r.status for r in table] == ["keep"] * 3 + ["discard"] * 3
+    assert "re-run 2/3: noise estimate" in table[1].description and "re-run 3/3: confirming" in table[5].description
+    final = [e for e in events if isinstance(e, ev.ResultRecorded)][-1]
+    assert "after 3 runs" in final.reason and final.rerun == 2
+    # Learned as the session goes: pooled over the baseline's runs and the candidate's re-runs.
+    import statistics
+
+    pooled = ((statistics.variance([1.0, 1.02, 0.98]) * 2 + statistics.variance([0.99, 0.995, 1.01]) * 2) / 4) ** 0.5
+    assert abs(engine.noise.sigma - pooled) < 1e-9
+    assert git(project, "rev-parse", "HEAD") == git(project, "rev-parse", "main")
+
+
+def test_confirm_policy_keeps_a_clear_win_after_one_confirmation(tmp_path: Path, monkeypatch) -> None:
+    project = _queued(tmp_path, [1.00, 1.02, 0.98, 0.90, 0.91], monkeypatch)
+    engine, end, events = run_engine(project, Scripted([("LR", 0.2)]), max_iterations=1, keep_policy="confirm")
+    table = rows(project)
+    assert [r.status for r in table] == ["keep"] * 5
+    assert abs(engine.best_metric - 0.905) < 1e-9 and engine.best_runs == [0.9, 0.91]
+    assert "LR = 0.2" in (project / "train.py").read_text()
+
+
+def test_any_policy_keeps_noise_that_sigma_rejects(tmp_path: Path, monkeypatch) -> None:
+    project = _queued(tmp_path, [1.00, 0.99], monkeypatch)
+    run_engine(project, Scripted([("LR", 0.2)]), max_iterations=1, keep_policy="any")
+    assert [r.status for r in rows(project)] == ["keep", "keep"]
+    project2 = _queued(tmp_path / "b", [1.00, 1.02, 0.98, 0.99], monkeypatch)
+    engine, end, events = run_engine(project2, Scripted([("LR", 0.2)]), max_iterations=1, keep_policy="sigma")
+    assert [r.status for r in rows(project2)] == ["keep"] * 3 + ["discard"]
+    assert "within noise" in [e for e in events if isinstance(e, ev.ResultRecorded)][-1].reason
+
+
+def test_summary_states_noise_and_flags_keeps_within_it(tmp_path: Path, monkeypatch) -> None:
+    project = _queued(tmp_path, [1.00, 1.02, 0.98, 0.995], monkeypatch)
+    run_engine(project, Scripted([("LR", 0.2)]), max_iterations=1, keep_policy="any", baseline_repeats=3)
+    summary = (project / "autoresearch-summary.md").read_text()
+    assert "Noise: noise sigma 0.020000" in summary
+    assert "Kept changes within 2 sigma (may be noise" in summary and "LR -> 0.2" in summary
+    top = summary.split("## Top Improvements")[1].split("## What Didn't Work")[0]
+    assert "re-run" not in top  # re-runs of the baseline are not improvements

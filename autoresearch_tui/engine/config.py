@@ -76,6 +76,11 @@ class ResearchConfig:
     progress_every: int = 10
     pipeline: str = "auto"  # on | off | auto (on for agents slower than the built-in one)
     strict_pipeline: bool = False  # a prepared candidate is asked again after a keep instead of 3-way applied
+    keep_policy: str = "any"  # any | min_delta | sigma | confirm (see engine/noise.py)
+    min_delta: float = 0.0
+    noise_z: float = 2.0
+    confirm_runs: int = 3  # confirm: at most this many runs of a candidate
+    baseline_repeats: int = 1  # run the baseline k times to estimate the noise
     circuit_breaker: int = 3  # pause after this many crashes in a row with the same reason (0: never)
     on_new_best: str | None = None  # hook commands (the user's own shell commands)
     on_finish: str | None = None
@@ -235,6 +240,27 @@ def _set(config: ResearchConfig, key: str, value: Any) -> None:
         config.direction = str(value).lower()
     elif key == "max_iterations":
         config.max_iterations = _int(value, key, allow_none=True)
+    elif key == "keep_policy":
+        from autoresearch_tui.engine.noise import POLICIES
+
+        if str(value) not in POLICIES:
+            raise ValueError(f"{value!r} is not one of {', '.join(POLICIES)}")
+        config.keep_policy = str(value)
+    elif key in ("min_delta", "noise_z"):
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ValueError(f"must be a number, got {value!r}")
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValueError(f"must be a number, got {value!r}") from None
+        if number < 0:
+            raise ValueError("must not be negative")
+        setattr(config, key, number)
+    elif key in ("confirm_runs", "baseline_repeats"):
+        number = _int(value, key)
+        if not number:
+            raise ValueError("must be at least 1")
+        setattr(config, key, number)
     elif key in ("seed", "progress_every", "circuit_breaker", "agent_max_retries", "history_keep_last"):
         config.__setattr__(key, _int(value, key))
     elif key == "scope":

@@ -139,6 +139,7 @@ class ResultRecorded(Event):
     best_commit: str
     best_metric: float | None
     attempt_ref: str | None = None  # where a discarded/crashed diff stays reachable
+    rerun: int = 0  # 0: the experiment's run; 1, 2, ...: re-runs of the same commit (noise, confirmation)
 
 
 @dataclass

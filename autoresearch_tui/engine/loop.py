@@ -18,7 +18,7 @@ from autoresearch_tui.agents.base import (
 )
 from autoresearch_tui.agents.prompt import read_notes
 from autoresearch_tui.engine import events as ev
-from autoresearch_tui.engine import hardware, hooks, metrics, reporting, results
+from autoresearch_tui.engine import hardware, hooks, metrics, noise, reporting, results
 from autoresearch_tui.engine.config import ResearchConfig, validate
 from autoresearch_tui.engine.control import watch_control
 from autoresearch_tui.engine.decide import CRASH, DISCARD, KEEP, decide
@@ -58,7 +58,9 @@ class Engine:
         self.rows: list[results.ResultRow] = []
         self.history: list[Attempt] = []
         self.best_commit = ""
-        self.best_metric: float | None = None
+        self.best_metric: float | None = None  # the mean of best_runs
+        self.best_runs: list[float] = []  # metric of each run of the best commit
+        self.noise = noise.NoiseModel()
         self.iteration = 0
         self.started = time.time()
         self.platform: hardware.Platform | None = None
@@ -165,6 +167,12 @@ class Engine:
             (started.original_branch, started.base_commit) if started else ("?", repo.head()))
         self.rows, self.history, self.iteration = list(rec.rows), list(rec.history), rec.iteration
         self.best_commit, self.best_metric = rec.best_commit or "", rec.best_metric
+        for event in rec.state.results + rec.new_events:
+            if isinstance(event, ev.ResultRecorded) and event.status != CRASH:
+                self.noise.add(event.commit, event.metric)
+        self.best_runs = self.noise.runs(self.best_commit) or ([rec.best_metric] if rec.best_metric is not None else [])
+        if self.best_runs:
+            self.best_metric = noise.mean(self.best_runs)
         if started is not None:
             self.started = started.ts
         self.ws = Workspace(cfg, repo, self.emit, session.root)
@@ -215,8 +223,18 @@ class Engine:
             self.best_commit = repo.head()
             self.emit(ev.IterationStarted(iteration=0, parent=self.best_commit))
             record = await self._run_with_retry(0, self.best_commit, "baseline")
+            records = [record]
+            for _ in range(self._baseline_repeats() - 1):
+                if record.crash or self.stop_requests:
+                    break
+                again = await self._run(0, self.best_commit, attempt=len(records) + 1)
+                if again.crash or again.metric is None:
+                    break
+                records.append(again)
             status, reason = (KEEP, "baseline") if not record.crash else (CRASH, record.crash)
-            self._record(0, record, status, reason, "baseline", {})
+            self._record(0, records, status, reason, "baseline", {})
+            if len(records) > 1:
+                self.emit(ev.Notice(message=f"baseline: {self.noise.describe()}"))
             if status == CRASH:
                 bad_metric = record.outcome.exit_code == 0 and not record.outcome.timed_out
                 hint = ("check --metric: the log must print `NAME: value`" if bad_metric
@@ -290,10 +308,33 @@ class Engine:
             self._killed_out = self.stop_requests >= 2
             suffix = " (killed)" if self._killed_out else ""
             self._kill.clear()
-            self._record(n, record, DISCARD, "run killed by the user", proposal.description + suffix, proposal.meta)
+            self._record(n, [record], DISCARD, "run killed by the user", proposal.description + suffix,
+                         proposal.meta)
             return
-        status, reason = decide(record.metric, record.crash, self.best_metric, self.config.direction)
-        self._record(n, record, status, reason, proposal.description, proposal.meta)
+        if record.crash or record.metric is None:
+            status, reason = decide(record.metric, record.crash, self.best_metric, self.config.direction)
+            self._record(n, [record], status, reason, proposal.description, proposal.meta)
+            return
+        records = [record]
+        while True:
+            verdict = self._judge([r.metric for r in records])
+            if verdict.action != noise.RERUN:
+                break
+            if self.stop_requests:  # no time to confirm: a doubt is not a win
+                verdict = noise.Verdict(DISCARD, verdict.reason + "; stopped before confirming", None)
+                break
+            self.emit(ev.Notice(message=f"#{n}: {verdict.reason}"))
+            again = await self._run(n, commit, attempt=len(records) + 1)
+            if again.crash or again.metric is None:
+                verdict = noise.Verdict(DISCARD, f"re-run crashed ({again.crash}): not confirmed", None)
+                break
+            records.append(again)
+        self._record(n, records, verdict.action, verdict.reason, proposal.description, proposal.meta)
+
+    def _judge(self, values: list[float]) -> noise.Verdict:
+        cfg = self.config
+        return noise.judge(cfg.keep_policy, values, self.best_runs, cfg.direction or "min", self.noise.sigma,
+                           min_delta=cfg.min_delta, z=cfg.noise_z, max_runs=cfg.confirm_runs)
 
     # -- proposals -----------------------------------------------------------------------
     def _context(self, n: int, feedback: str = "", source: str | None = None,
@@ -340,6 +381,15 @@ class Engine:
         elif prepared is not None:
             prepared[1].cancel()
         return await self.proposer.propose(self._context(n, feedback))
+
+    def _baseline_repeats(self) -> int:
+        """Noise-aware policies need a noise estimate from the start: at least 3 baseline runs."""
+        cfg = self.config
+        if cfg.keep_policy in ("sigma", "confirm") and cfg.baseline_repeats < 2:
+            self.emit(ev.Notice(message=f"keep_policy {cfg.keep_policy} needs a noise estimate: "
+                                        "running the baseline 3 times (set baseline_repeats to choose)"))
+            return 3
+        return cfg.baseline_repeats
 
     def _spend(self, meta: dict) -> None:
         for key in self.spent:
@@ -413,36 +463,52 @@ class Engine:
                                  crash_reason=r.crash, attempt=attempt))
         return RunRecord(commit, outcome, r.metric, r.summary, r.peak_mb, r.oom, r.crash)
 
-    def _record(self, n: int, record: RunRecord, status: str, reason: str, description: str,
+    def _record(self, n: int, records: list[RunRecord], status: str, reason: str, description: str,
                 meta: dict[str, Any]) -> None:
-        """Row first (durable), then git: a reset can never lose a measured result."""
+        """Rows first (durable), then git: a reset can never lose a measured result.
+
+        Re-runs of one experiment (noise estimate, confirmation) are rows of their own."""
         cfg, repo = self.config, self.repo
         assert repo is not None and self.session is not None
-        memory_gb = round((record.peak_mb or 0) / 1024, 1) if status != CRASH else 0.0
-        metric = record.metric if status != CRASH else None
-        if status == CRASH and record.crash and record.crash not in description:
-            description = f"{description} ({record.crash})"
-        row = results.ResultRow(record.commit[:7], metric, memory_gb, status, description)
-        results.append_row(self.results_path, row)
-        self.rows.append(row)
-        ref = None
+        commit = records[0].commit
+        if status == CRASH and records[0].crash and records[0].crash not in description:
+            description = f"{description} ({records[0].crash})"
+        values = [r.metric for r in records if r.metric is not None] if status != CRASH else []
+        for value in values:
+            self.noise.add(commit, value)
         if status == KEEP:
-            self.best_commit, self.best_metric = record.commit, record.metric
-            if n > 0:
-                hooks.fire(cfg.on_new_best, cfg.project, self._hook_env(row))
-        else:
-            ref = repo.keep_ref(cfg.tag, n, record.commit)
-            patch = self.session.attempts / f"{n:04d}-{record.commit[:7]}.patch"
-            write_atomic(patch, repo.diff(self.best_commit, record.commit))
-            repo.reset_hard(self.best_commit)
+            self.best_commit, self.best_runs = commit, list(values)
+            self.best_metric = noise.mean(values)
+        ref = None
+        if status != KEEP:
+            ref = repo.keep_ref(cfg.tag, n, commit)
+            patch = self.session.attempts / f"{n:04d}-{commit[:7]}.patch"
+            write_atomic(patch, repo.diff(self.best_commit, commit))
+        for i, record in enumerate(records):
+            memory_gb = round((record.peak_mb or 0) / 1024, 1) if status != CRASH else 0.0
+            metric = record.metric if status != CRASH else None
+            text = description if i == 0 else f"{description} (re-run {i + 1}/{len(records)}: {self._rerun_why(n)})"
+            row = results.ResultRow(commit[:7], metric, memory_gb, status, text)
+            results.append_row(self.results_path, row)
+            self.rows.append(row)
+            if i == len(records) - 1 and status != KEEP:
+                repo.reset_hard(self.best_commit)
+            self.emit(ev.ResultRecorded(iteration=n, commit=commit, metric=metric, memory_gb=memory_gb,
+                                        status=status, description=text, reason=reason,
+                                        best_commit=self.best_commit, best_metric=self.best_metric,
+                                        attempt_ref=ref, rerun=i))
+        if status == KEEP and n > 0:
+            hooks.fire(cfg.on_new_best, cfg.project, self._hook_env(self.rows[-1]))
         self.iteration = n
-        self.history.append(Attempt(n, record.commit, status, metric, description, dict(meta)))
-        self.emit(ev.ResultRecorded(iteration=n, commit=record.commit, metric=metric, memory_gb=memory_gb,
-                                    status=status, description=description, reason=reason,
-                                    best_commit=self.best_commit, best_metric=self.best_metric, attempt_ref=ref))
+        metric = noise.mean(values) if values else None
+        self.history.append(Attempt(n, commit, status, metric, description, dict(meta)))
         if n and cfg.progress_every and n % cfg.progress_every == 0:
             self._progress(n)
         self._breaker(status, reason)
+
+    @staticmethod
+    def _rerun_why(n: int) -> str:
+        return "noise estimate" if n == 0 else "confirming"
 
     def _breaker(self, status: str, reason: str) -> None:
         """Same crash N times in a row (a missing module, a broken GPU): pause, don't burn the night."""
@@ -471,7 +537,8 @@ class Engine:
     def _finish(self, reason: str) -> ev.SessionEnded:
         cfg = self.config
         assert self.session is not None
-        path = reporting.final(cfg, self.session.root, self.rows, self.platform, self.started, self.spent)
+        path = reporting.final(cfg, self.session.root, self.rows, self.platform, self.started, self.spent,
+                               self.noise)
         end = ev.SessionEnded(reason=reason, iterations=self.iteration, best_commit=self.best_commit or None,
                               best_metric=self.best_metric, summary_path=str(path))
         self.emit(end)

@@ -76,14 +76,22 @@ def kept_gains(rows: Sequence[ResultRow], direction: str = "min") -> list[tuple[
     The reference analysis' method: each keep builds on the last kept state. The first keep
     (the baseline) and later rows marked `baseline` are not ranked; they restart the chain.
     """
-    out: list[tuple[int, ResultRow, float]] = []
-    prev: float | None = None
+    # Re-runs of one commit (noise estimate, confirmation) count once, at their mean.
+    kept: list[tuple[int, ResultRow, list[float]]] = []
     for i, r in enumerate(rows):
         if r.status != "keep" or r.metric is None:
             continue
+        if kept and kept[-1][1].commit == r.commit:
+            kept[-1][2].append(r.metric)
+        else:
+            kept.append((i, r, [r.metric]))
+    out: list[tuple[int, ResultRow, float]] = []
+    prev: float | None = None
+    for i, r, values in kept:
+        value = sum(values) / len(values)
         if prev is not None and r.raw_status.lower() != "baseline":
-            out.append((i, r, r.metric - prev))
-        prev = r.metric
+            out.append((i, r, value - prev))
+        prev = value
     sign = -1.0 if direction != "max" else 1.0
     out.sort(key=lambda t: -sign * t[2])
     return out
