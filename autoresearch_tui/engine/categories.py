@@ -16,7 +16,7 @@ SCOPES = (ARCHITECTURE, HYPERPARAMETERS, OPTIMIZER, "all")
 
 # Order matters: the first category with a matching keyword wins.
 _NAME_KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    (OPTIMIZER, ("LR", "BETA", "DECAY", "WARMUP", "WARMDOWN", "MOMENTUM", "EPS", "CLIP",
+    (OPTIMIZER, ("LR", "LEARNING", "BETA", "DECAY", "WARMUP", "WARMDOWN", "MOMENTUM", "EPS", "CLIP",
                  "COOLDOWN", "FINAL_LR", "SCHEDULE", "OPTIM", "NESTEROV")),
     (ARCHITECTURE, ("DEPTH", "DIM", "HEAD", "RATIO", "WINDOW", "LAYER", "WIDTH", "EMBD", "EMBED",
                     "HIDDEN", "ASPECT", "MLP", "ACTIVATION", "NORM", "VOCAB", "SEQ", "CONTEXT",
