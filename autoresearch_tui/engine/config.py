@@ -20,7 +20,7 @@ except ModuleNotFoundError:  # pragma: no cover - 3.10
 import tomli_w
 
 from autoresearch_tui.engine.categories import SCOPES
-from autoresearch_tui.engine.durations import format_duration, parse_duration
+from autoresearch_tui.engine.durations import exact_duration, format_duration, parse_duration
 from autoresearch_tui.errors import UserError
 
 CONFIG_FILE = "autoresearch.toml"
@@ -128,8 +128,8 @@ class ResearchConfig:
             value = getattr(self, f.name)
             if value is None:
                 continue
-            if f.name == "time_budget":
-                value = format_duration(value).replace(" ", "").replace("min", "m")
+            if f.name in ("time_budget", "time_limit", "kill_grace", "agent_timeout"):
+                value = exact_duration(value)
             out[f.name] = value
         if self.metric:
             out["metric"] = self.metric_spec

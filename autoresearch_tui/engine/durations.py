@@ -49,3 +49,11 @@ def format_clock(seconds: float) -> str:
     """HH:MM as in the spec's progress report."""
     minutes = int(seconds // 60)
     return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def exact_duration(seconds: float) -> str:
+    """A short form that parse_duration reads back exactly: 90s, 5m, 2h, 1h30m, 125s."""
+    if seconds >= 60 and seconds == int(seconds) and int(seconds) % 60 == 0:
+        hours, minutes = divmod(int(seconds) // 60, 60)
+        return (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
+    return f"{seconds:g}s"

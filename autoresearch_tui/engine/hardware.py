@@ -129,7 +129,13 @@ async def detect(train_argv: list[str], train_script: str, cwd: Path, env: dict[
             *argv, cwd=str(cwd), env=env, stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True,
         )
-        out, err = await asyncio.wait_for(proc.communicate(), PROBE_TIMEOUT)
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), PROBE_TIMEOUT)
+        except BaseException:  # timed out, or the caller went away (a closed screen): no orphan
+            if proc.returncode is None:
+                proc.kill()
+                await asyncio.shield(proc.wait())
+            raise
     except (OSError, asyncio.TimeoutError) as exc:
         info: dict[str, Any] = {"error": f"platform probe failed: {exc or type(exc).__name__}"}
     else:

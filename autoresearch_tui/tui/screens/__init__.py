@@ -1,0 +1,1 @@
+"""Screens: live/watch (one screen, two modes), replay, and the dialogs they open."""
