@@ -18,8 +18,8 @@ from autoresearch_tui.agents.base import (
 )
 from autoresearch_tui.agents.prompt import read_notes
 from autoresearch_tui.engine import events as ev
-from autoresearch_tui.engine import hardware, hooks, metrics, noise, reporting, results
-from autoresearch_tui.engine.config import ResearchConfig, validate
+from autoresearch_tui.engine import hardware, hooks, metrics, noise, reporting, results, review, setup
+from autoresearch_tui.engine.config import ResearchConfig
 from autoresearch_tui.engine.control import watch_control
 from autoresearch_tui.engine.decide import CRASH, DISCARD, KEEP, decide
 from autoresearch_tui.engine.gitops import GitRepo
@@ -27,7 +27,7 @@ from autoresearch_tui.engine.resume import RUN_PID, Recovered, recover
 from autoresearch_tui.engine.runner import RunOutcome, run_process
 from autoresearch_tui.engine.session import SessionDir, write_atomic
 from autoresearch_tui.engine.workspace import Workspace
-from autoresearch_tui.errors import RuntimeFailure, UserError
+from autoresearch_tui.errors import RuntimeFailure
 
 Listener = Callable[[ev.Event], None]
 MAX_FAILED_PROPOSALS = 3
@@ -73,7 +73,7 @@ class Engine:
         self._crash_streak: tuple[str, int] = ("", 0)
         self._prefetch: tuple[str, asyncio.Future] | None = None  # (base commit, proposal task)
         self.spent = {"tokens_in": 0.0, "tokens_out": 0.0, "cost_usd": 0.0}
-        self._review_answer: asyncio.Queue[dict] = asyncio.Queue()
+        self.review_answers: asyncio.Queue[dict] = asyncio.Queue()
         self.pipeline = config.pipeline == "on" or (config.pipeline == "auto" and config.agent != "builtin")
 
     # -- commands (from the TUI, signal handlers or the control file) -------------------
@@ -101,7 +101,7 @@ class Engine:
 
     def answer_review(self, answer: dict) -> None:
         """{"cmd": "review_approve" | "review_edit" | "review_reject", "iteration": n, "source": ...}"""
-        self._review_answer.put_nowait(answer)
+        self.review_answers.put_nowait(answer)
 
     # -- events ----------------------------------------------------------------------------
     def emit(self, event: ev.Event) -> None:
@@ -111,78 +111,35 @@ class Engine:
             listener(event)
 
     # -- setup -----------------------------------------------------------------------------
-    def _open(self) -> GitRepo:
-        cfg = self.config
-        validate(cfg)
-        repo = GitRepo(cfg.project)
-        self.results_path = cfg.path(cfg.results_file)
-        results_rel = self._repo_rel(repo, self.results_path)
-        if results_rel and repo.git.ls_files("--", results_rel):
-            raise UserError(f"{cfg.results_file} is tracked by git, so a reset could change it; "
-                            f"run `git rm --cached {results_rel}` and commit, or pick another results_file")
-        session_rel = self._repo_rel(repo, cfg.path(cfg.session_dir))
-        summary_rel = self._repo_rel(repo, cfg.path(reporting.SUMMARY_FILE))
-        repo.exclude([f"/{p}" for p in (results_rel, summary_rel) if p] + ([f"/{session_rel}/"] if session_rel else []))
-        return repo
-
     def prepare(self) -> None:
         """Check everything and create the branch and session; raises UserError on bad input."""
-        cfg = self.config
-        repo = self._open()
-        repo.check_ready()
-        session_root = cfg.session_path()
-        if session_root.exists() and any(session_root.iterdir()):
-            raise UserError(f"session folder {session_root} already exists; pick another --tag or use --resume")
-        if repo.branch_exists(cfg.branch):
-            raise UserError(f"branch {cfg.branch} already exists; pick another --tag or continue it with --resume")
-        self.original_branch = repo.branch
-        self.base_commit = repo.head()
-        # Session files first: a kill right after the branch exists must still be resumable.
-        self.session = SessionDir(session_root).create()
-        self.session.write_snapshot({**cfg.to_dict(), "project": str(cfg.project)})
-        self.session.write_origin(self.original_branch, self.base_commit)
-        repo.create_branch(cfg.branch)
-        self.repo = repo
-        self.ws = Workspace(cfg, repo, self.emit, session_root)
+        self._adopt(setup.start(self.config))
 
     def prepare_resume(self, rerun_pending: bool = True) -> None:
         """Continue `autoresearch/<tag>`: reconcile what a crash left behind, then go on."""
         cfg = self.config
-        session = SessionDir(cfg.session_path())
-        if not session.exists():
-            raise UserError(f"no session to resume at {session.root}; start one without --resume")
-        repo = self._open()
-        origin = session.origin()
-        if not repo.branch_exists(cfg.branch):
-            if origin is None:
-                raise UserError(f"branch {cfg.branch} does not exist, so there is nothing to resume; "
-                                f"start a new session without --resume")
-            repo.check_ready()  # killed before the branch was made: make it now
-            repo.git.branch(cfg.branch, origin[1])
-        self.repo, self.session = repo, session.create()
-        rec = recover(repo, session, self.results_path, cfg.branch, cfg.tag, rerun_pending)
-        self.recovered = rec
+        opened = setup.reopen(cfg)
+        rec = recover(opened.repo, opened.session, opened.results_path, cfg.branch, cfg.tag, rerun_pending)
         started = rec.state.started
-        self.original_branch, self.base_commit = origin or (
-            (started.original_branch, started.base_commit) if started else ("?", repo.head()))
+        if not opened.original_branch:
+            opened.original_branch, opened.base_commit = (
+                (started.original_branch, started.base_commit) if started else ("?", opened.repo.head()))
+        self._adopt(opened)
+        self.recovered = rec
         self.rows, self.history, self.iteration = list(rec.rows), list(rec.history), rec.iteration
-        self.best_commit, self.best_metric = rec.best_commit or "", rec.best_metric
+        self.best_commit = rec.best_commit or ""
         for event in rec.state.results + rec.new_events:
             if isinstance(event, ev.ResultRecorded) and event.status != CRASH:
                 self.noise.add(event.commit, event.metric)
         self.best_runs = self.noise.runs(self.best_commit) or ([rec.best_metric] if rec.best_metric is not None else [])
-        if self.best_runs:
-            self.best_metric = noise.mean(self.best_runs)
+        self.best_metric = noise.mean(self.best_runs) if self.best_runs else None
         if started is not None:
             self.started = started.ts
-        self.ws = Workspace(cfg, repo, self.emit, session.root)
 
-    @staticmethod
-    def _repo_rel(repo: GitRepo, path: Path) -> str | None:
-        try:
-            return path.resolve().relative_to(repo.root).as_posix()
-        except ValueError:
-            return None  # outside the repository: git cannot touch it anyway
+    def _adopt(self, opened: setup.Opened) -> None:
+        self.repo, self.session, self.results_path = opened.repo, opened.session, opened.results_path
+        self.original_branch, self.base_commit = opened.original_branch, opened.base_commit
+        self.ws = Workspace(self.config, opened.repo, self.emit, opened.session.root)
 
     # -- main ------------------------------------------------------------------------------
     async def run(self) -> ev.SessionEnded:
@@ -285,7 +242,7 @@ class Engine:
                 self._spend(proposal.meta)
                 commit, feedback = self.ws.apply(n, proposal, self.best_commit, untracked_before)
                 if commit is not None and cfg.review:
-                    commit, proposal = await self._review(n, commit, proposal)
+                    commit, proposal = await review.review(self, n, commit, proposal)
                     if commit is None:
                         continue  # rejected by the reviewer: not the agent's failure
             if commit is None:
@@ -396,33 +353,6 @@ class Engine:
             value = meta.get(key)
             if isinstance(value, (int, float)):
                 self.spent[key] += value
-
-    async def _review(self, n: int, commit: str, proposal: Proposal) -> tuple[str | None, Proposal]:
-        """Wait for a human: approve runs it, edit replaces the script first, reject drops it."""
-        repo = self.repo
-        assert repo is not None
-        diff = repo.diff(self.best_commit, commit, self.ws.train_rel)
-        self.emit(ev.ReviewRequested(iteration=n, commit=commit, description=proposal.description, diff=diff))
-        while True:
-            answer = await self._review_answer.get()
-            if answer.get("iteration", n) == n:
-                break
-        decision = str(answer.get("cmd", "reject")).removeprefix("review_")
-        source = answer.get("source")
-        if decision == "edit" and isinstance(source, str) and source != self.ws.train_source():
-            self.config.path(self.config.train_script).write_text(source, encoding="utf-8")
-            commit = repo.amend([self.ws.train_rel], f"exp: {proposal.description} (edited by reviewer)")
-            proposal = Proposal(source, proposal.description + " (edited by reviewer)", proposal.meta)
-            self.emit(ev.ProposalMade(iteration=n, description=proposal.description,
-                                      diff=repo.diff(self.best_commit, commit, self.ws.train_rel),
-                                      meta=proposal.meta))
-        self.emit(ev.ReviewDecided(iteration=n, decision=decision))
-        if decision in ("approve", "edit"):
-            return commit, proposal
-        repo.keep_ref(self.config.tag, n, commit)
-        repo.reset_hard(self.best_commit)
-        self.emit(ev.ProposalFailed(iteration=n, reason="rejected by the reviewer"))
-        return None, proposal
 
     def _start_prefetch(self, n: int) -> None:
         """While experiment n-1 trains, prepare candidate n from the best commit in a worktree."""
