@@ -6,6 +6,7 @@ Heavy imports (Textual, GitPython) happen inside the commands so `--help` stays 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -131,6 +132,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # The user's umask, but never world-writable results or session files.
+    os.umask(os.umask(0) | 0o002)
     if not argv or (argv[0] not in COMMANDS and not argv[0].startswith("-")):
         argv = ["wizard", *argv]
     args = build_parser().parse_args(argv)

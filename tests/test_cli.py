@@ -171,3 +171,18 @@ def test_doctor_reports_each_check(project: Path) -> None:
     bad = cli("doctor", str(project), "--metric", "val_bpb:min", "--time-budget", "2s", "--device", "cpu")
     assert bad.returncode == 1
     assert "FAIL  clean working tree: uncommitted changes (train.py)" in bad.stdout
+
+
+def test_files_are_never_world_writable_even_with_umask_0(project: Path) -> None:
+    import stat
+    import subprocess
+    import sys
+
+    cmd = (f"umask 000; exec {sys.executable} -m autoresearch_tui run {project} --headless --yes "
+           "--time-budget 1s --metric val_bpb:min --max-iterations 1 --device cpu")
+    result = subprocess.run(["/bin/sh", "-c", cmd], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    written = [project / "results.tsv", project / "autoresearch-summary.md", *(project / ".autoresearch").rglob("*")]
+    assert len(written) > 8
+    for path in written:
+        assert not path.stat().st_mode & stat.S_IWOTH, path
