@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 from autoresearch_tui.engine import events as ev
 from autoresearch_tui.engine.results import ResultRow
@@ -26,6 +26,35 @@ class SessionState:
     ended: ev.SessionEnded | None = None
     first_ts: float | None = None
     last_ts: float | None = None
+    run_logs: dict[int, str] = field(default_factory=dict)  # iteration -> log (relative), last attempt
+    paused: bool = False  # the engine said it paused; cleared by the next iteration
+    metric_name: str = ""  # replay: the metric column when there is no config
+    direction_name: str = ""
+    review: ev.ReviewRequested | None = None  # a proposal waiting for approve / edit / reject
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[ResultRow], metric: str, direction: str) -> "SessionState":
+        """A state for a results.tsv without events (replay): rows only, best from the rows."""
+        from autoresearch_tui.engine.summary import best_row
+
+        state = cls(rows=list(rows), metric_name=metric, direction_name=direction)
+        best = best_row(state.rows, direction)
+        if best is not None:
+            state.best_commit, state.best_metric = best.commit, best.metric
+        state.iteration = max(len(state.rows) - 1, 0)
+        return state
+
+    @property
+    def metric(self) -> str:
+        spec = str(self.config.get("metric") or "")
+        return spec.split(":", 1)[0] if spec else self.metric_name
+
+    @property
+    def direction(self) -> str:
+        spec = str(self.config.get("metric") or "")
+        if ":" in spec:
+            return spec.split(":", 1)[1]
+        return str(self.config.get("direction") or self.direction_name or "min")
 
     @property
     def config(self) -> dict[str, Any]:
@@ -33,7 +62,9 @@ class SessionState:
 
     @property
     def baseline_metric(self) -> float | None:
-        return self.results[0].metric if self.results else None
+        if self.results:
+            return self.results[0].metric
+        return self.rows[0].metric if self.rows else None
 
     def apply(self, event: ev.Event) -> None:
         if self.first_ts is None:
@@ -44,11 +75,16 @@ class SessionState:
         elif isinstance(event, ev.PlatformDetected):
             self.platform = event
         elif isinstance(event, ev.IterationStarted):
-            self.iteration = event.iteration
+            self.iteration, self.paused = event.iteration, False
         elif isinstance(event, ev.ProposalMade):
             self.proposals[event.iteration] = event
+        elif isinstance(event, ev.ReviewRequested):
+            self.review = event
+        elif isinstance(event, ev.ReviewDecided):
+            self.review = None
         elif isinstance(event, ev.RunStarted):
             self.run = event
+            self.run_logs[event.iteration] = event.log
         elif isinstance(event, ev.RunFinished):
             self.run, self.last_run = None, event
         elif isinstance(event, ev.ResultRecorded):
@@ -62,8 +98,10 @@ class SessionState:
             self.progress.append(event)
         elif isinstance(event, ev.Notice):
             self.notices.append(event)
+            if event.message.startswith("paused"):
+                self.paused = True
         elif isinstance(event, ev.SessionEnded):
-            self.ended, self.run = event, None
+            self.ended, self.run, self.review = event, None, None
 
     def apply_all(self, events: list[ev.Event]) -> "SessionState":
         for event in events:

@@ -1,0 +1,32 @@
+"""The Textual application: one stylesheet, one first screen given by `launch`."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from textual.app import App
+from textual.screen import Screen
+
+
+class ResearchApp(App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "autoresearch"
+    ENABLE_COMMAND_PALETTE = False
+
+    def __init__(self, start: Callable[["ResearchApp"], Screen | None], *, bell: bool = False) -> None:
+        super().__init__()
+        self._start = start
+        self.bell_on_best = bell
+
+    def on_mount(self) -> None:
+        screen = self._start(self)
+        if screen is not None:
+            self.push_screen(screen)
+
+    async def action_quit(self) -> None:
+        """ctrl+q goes through the screen's quit (the live screen asks what to do with the loop)."""
+        request = getattr(self.screen, "action_request_quit", None)
+        if request is not None:
+            request()
+        else:
+            self.exit(0)

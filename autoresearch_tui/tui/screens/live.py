@@ -1,0 +1,271 @@
+"""The live loop screen, also `watch` (read-only): a view of a session directory.
+
+The engine is another process (spawned detached, or started by someone else); this screen
+only follows its files through SessionSource and sends commands through control.jsonl.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.binding import Binding
+
+from autoresearch_tui.engine import events as ev
+from autoresearch_tui.engine.state import SessionState
+from autoresearch_tui.tui.messages import EventsArrived, LoadFailed, LogChanged, SessionReset
+from autoresearch_tui.tui.screens.panes import PaneScreen
+from autoresearch_tui.tui.screens.review import ReviewFlow
+from autoresearch_tui.tui.source import ControlChannel, SessionSource, render_state_summary
+from autoresearch_tui.tui.widgets.diff_view import DiffView
+from autoresearch_tui.tui.widgets.header import StatusHeader, fmt_metric
+from autoresearch_tui.tui.widgets.log_view import LogView
+
+CONTROL_ACTIONS = {"toggle_pause", "stop", "kill_run", "instruct", "review"}
+SUMMARY_FILE = "autoresearch-summary.md"
+
+
+class LiveScreen(ReviewFlow, PaneScreen):
+    BINDINGS = [
+        Binding("p", "toggle_pause", "Pause"),
+        Binding("s", "stop", "Stop"),
+        Binding("k", "kill_run", "Kill"),
+        Binding("f", "finish", "Finish"),
+        Binding("i", "instruct", "Instruct", show=False),
+        Binding("v", "review", "Review"),
+        Binding("a", "toggle_scroll", "Scroll"),
+        Binding("r", "report", "Report"),
+        *PaneScreen.FOOTER,
+    ]
+
+    def __init__(self, session_dir: Path, *, engine=None, read_only: bool = False, bell: bool = False) -> None:
+        super().__init__()
+        self.MODE = "watch" if read_only else "live"
+        self.session_dir = Path(session_dir)
+        self.engine = engine  # EngineProcess when this app spawned it
+        self.read_only = read_only
+        self.bell = bell
+        self.source: SessionSource | None = None
+        self.control = None if read_only else ControlChannel(self.session_dir)
+        self.pause_requested = False
+        self.stop_requests = 0
+        self._caught_up = False
+        self._engine_gone_told = False
+        self._review_open = None  # the ReviewRequested whose dialog was opened
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.query_one(LogView).set_placeholder(f"waiting for {self.session_dir}/events.jsonl …")
+        self.source = SessionSource(self.session_dir, self).start()
+        self.set_interval(1.0, self._tick)
+        self.refresh_views()
+
+    def on_unmount(self) -> None:
+        if self.source is not None:
+            self.source.stop()
+        if self.control is not None:
+            self.control.close()
+
+    def _tick(self) -> None:
+        self.query_one(StatusHeader).show(self.state, self.status_word())
+        if self.engine is not None and self.state.ended is None and not self._engine_gone_told \
+                and not self.engine.alive():
+            self._engine_gone_told = True
+            self.run_worker(self._tell_engine_gone, thread=True, name="engine output")
+
+    def _tell_engine_gone(self) -> None:
+        from autoresearch_tui.engine.metrics import read_tail
+
+        tail = [ln for ln in read_tail(self.engine.output, 4096).splitlines() if ln.strip()]
+        last = tail[-1] if tail else "no output"
+        self.app.call_from_thread(self.notify, f"the engine exited: {last}\n(full output: {self.engine.output})",
+                                  title="Engine stopped", severity="error", timeout=30)
+
+    def status_word(self) -> str:
+        s = self.state
+        if s.ended is not None:
+            return "ended"
+        if s.started is None:
+            return "waiting"
+        if s.review is not None:
+            return "waiting for review"
+        if self.stop_requests:
+            return "stopping"
+        if s.paused:
+            return "paused"
+        if self.pause_requested:
+            return "pausing after this run"
+        return "running"
+
+    # -- data ------------------------------------------------------------------------------
+    def on_events_arrived(self, message: EventsArrived) -> None:
+        for event in message.events:
+            self.state.apply(event)
+            if self._caught_up:
+                self._announce(event)
+        last_proposal = next((e for e in reversed(message.events) if isinstance(e, ev.ProposalMade)), None)
+        if last_proposal is not None:
+            self.query_one(DiffView).show(last_proposal.diff)
+            self.set_subtitle(1, f"#{last_proposal.iteration} {last_proposal.description}")
+        elif not self.state.proposals and self.state.run is not None:
+            self.query_one(DiffView).set_placeholder("the baseline: the unmodified training script")
+        self._follow_review()
+        if not self._caught_up and self.state.ended is not None:
+            more = "" if self.read_only else "; press f for the summary and merge"
+            self.notify(f"this session has ended ({self.state.ended.reason}){more}", timeout=8)
+        self._caught_up = True
+        self.refresh_views()
+        self.refresh_bindings()  # finish / review / control keys depend on the state
+
+    def _announce(self, event: ev.Event) -> None:
+        if isinstance(event, ev.ProgressReport):
+            self.notify(f"progress report at iteration {event.iteration}: press r", title="Progress", timeout=8)
+        elif isinstance(event, ev.ResultRecorded) and event.status == "keep" and event.iteration > 0:
+            self.notify(f"#{event.iteration} {fmt_metric(event.metric)}: {event.description}", title="New best",
+                        timeout=6)
+            if self.bell:
+                self.app.bell()
+        elif isinstance(event, ev.Notice) and event.level in ("warning", "error"):
+            self.notify(event.message, severity=event.level, timeout=10)
+        elif isinstance(event, ev.GuardrailTripped):
+            self.notify(f"reverted {', '.join(event.reverted)}: {event.reason}", severity="warning")
+        elif isinstance(event, ev.SessionEnded):
+            self.pause_requested, self.stop_requests = False, 0
+            more = "" if self.read_only else " Press f for the summary and merge."
+            self.notify(f"session ended ({event.reason}); best {fmt_metric(event.best_metric)}.{more}",
+                        title="Finished", timeout=15)
+
+    def on_log_changed(self, message: LogChanged) -> None:
+        self.query_one(LogView).show(message.lines, message.total)
+        if message.path is not None:
+            self.set_subtitle(2, f"{message.path.name} · {message.total} lines")
+        if self.source is not None:
+            self.source.log_shown()
+
+    def on_session_reset(self, message: SessionReset) -> None:
+        self.state = SessionState()
+        self._caught_up = False
+        self.refresh_views()
+
+    def on_load_failed(self, message: LoadFailed) -> None:
+        self.notify(message.message, severity="error", timeout=10)
+
+    # -- commands --------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "review":
+            return not self.read_only and self.state.review is not None
+        if action in CONTROL_ACTIONS:
+            if self.read_only:
+                return False
+            return None if self.state.ended is not None else True
+        if action == "finish":  # offered once the session has ended
+            return not self.read_only and self.state.ended is not None
+        return True
+
+    def _send(self, command: str, **fields) -> None:
+        if self.control is not None:
+            self.control.send(command, **fields)
+
+    def action_toggle_pause(self) -> None:
+        if self.state.paused or self.pause_requested:
+            self._send("resume")
+            self.pause_requested = False
+            self.state.paused = False
+            self.notify("resuming", timeout=3)
+        else:
+            self._send("pause")
+            self.pause_requested = True
+            self.notify("pausing after the current run (p again resumes)", timeout=4)
+        self.query_one(StatusHeader).show(self.state, self.status_word())
+
+    def action_stop(self) -> None:
+        self.stop_requests += 1
+        self._send("stop")
+        if self.stop_requests == 1:
+            self.notify("stopping after the current run (s again kills it now)", timeout=5)
+        else:
+            self.notify("killing the current run and stopping", severity="warning", timeout=5)
+        self.query_one(StatusHeader).show(self.state, self.status_word())
+
+    def action_kill_run(self) -> None:
+        if self.state.run is None:
+            self.notify("no run in progress", timeout=3)
+            return
+        self._send("kill_run")
+        self.notify(f"killing run #{self.state.run.iteration} (recorded as a discard)", severity="warning",
+                    timeout=4)
+
+    def action_instruct(self) -> None:
+        from autoresearch_tui.tui.screens.prompt import PromptScreen
+
+        def sent(text: str | None) -> None:
+            if text:
+                self._send("instruct", text=text)
+                self.notify("instruction sent; the next proposals see it", timeout=4)
+
+        self.app.push_screen(PromptScreen("Instruction", "Guidance for the next proposals (enter sends):"), sent)
+
+    def action_report(self) -> None:
+        if not self.state.progress:
+            every = self.state.config.get("progress_every", 10)
+            self.notify(f"no progress report yet (one every {every} iterations)", timeout=4)
+            return
+        report = self.state.progress[-1]
+        self.show_document(f"Progress — iteration {report.iteration}", report.markdown)
+
+    def action_summary(self) -> None:
+        state, ended = self.state, self.state.ended
+
+        def read() -> None:
+            candidates = [self.session_dir / SUMMARY_FILE]
+            if ended is not None and ended.summary_path:
+                candidates.insert(0, Path(ended.summary_path))
+            for path in candidates if ended is not None else []:
+                try:
+                    text = path.read_text(encoding="utf-8")
+                except OSError:
+                    continue
+                self.app.call_from_thread(self.show_document, f"Summary — {path}", text)
+                return
+            if not state.rows:
+                self.app.call_from_thread(self.notify, "no experiment has finished yet", timeout=4)
+                return
+            text = render_state_summary(state)  # the file is written when the session ends
+            self.app.call_from_thread(self.show_document, "Summary so far (provisional)", text)
+
+        self.run_worker(read, thread=True, name="read summary")
+
+    def action_finish(self) -> None:
+        if self.state.ended is None:
+            self.notify("the finish screen opens when the session has ended", timeout=4)
+            return
+        try:
+            from autoresearch_tui.tui.screens.finish import FinishScreen
+        except ImportError as exc:
+            self.notify(f"finish screen not available: {exc}", severity="error")
+            return
+        project = Path(self.state.started.project) if self.state.started else self.session_dir.parent.parent
+        self.app.push_screen(FinishScreen(self.session_dir, project))
+
+    def action_request_quit(self) -> None:
+        hint = f"autoresearch-tui watch {self.session_dir}"
+        running = self.state.ended is None and (self.engine.alive() if self.engine is not None else True)
+        if self.read_only or not running:
+            self.app.exit(0)
+            return
+        from autoresearch_tui.tui.screens.quit import QuitScreen
+
+        def chosen(choice: str | None) -> None:
+            if choice == "stop":
+                self._send("stop")
+                if self.control is not None:
+                    self.control.flush()
+                self.app.exit(0, message=f"stopping after the current run; follow it with: {hint}")
+            elif choice == "leave":
+                pid = f" (pid {self.engine.pid})" if self.engine is not None else ""
+                self.app.exit(0, message=f"the loop keeps running in the background{pid}; reattach with: {hint}")
+
+        self.app.push_screen(QuitScreen(str(self.session_dir)), chosen)
+
+    def detail_sources(self):
+        return self.state, self.session_dir, None

@@ -1,0 +1,66 @@
+"""The metric pane: a sparkline of the running best over a braille plot of every experiment."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widget import Widget
+from textual.widgets import Sparkline, Static
+
+from autoresearch_tui.engine.results import ResultRow
+from autoresearch_tui.engine.summary import running_best
+from autoresearch_tui.tui.widgets.braille import LEGEND, draw_chart
+
+
+class ChartView(Widget, can_focus=True):
+    """Redraws itself at its own size, so resizing the terminal redraws the plot."""
+
+    DEFAULT_CSS = "ChartView { height: 1fr; }"
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.values: list[float | None] = []
+        self.statuses: list[str] = []
+        self.best: list[float | None] = []
+        self.selected: int | None = None
+
+    def plot(self, values: list[float | None], statuses: list[str], best: list[float | None],
+             selected: int | None = None) -> None:
+        self.values, self.statuses, self.best, self.selected = values, statuses, best, selected
+        self.refresh()
+
+    def select(self, index: int | None) -> None:
+        if index != self.selected:
+            self.selected = index
+            self.refresh()
+
+    def render(self) -> Text:
+        lines = draw_chart(self.values, self.statuses, self.best, self.size.width, self.size.height,
+                           self.selected)
+        return Text("\n", no_wrap=True, end="").join(lines)
+
+
+class ChartPane(Vertical):
+    DEFAULT_CSS = """
+    ChartPane { height: 1fr; }
+    ChartPane > Sparkline { height: 1; }
+    ChartPane > #chart-legend { height: 1; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Sparkline([], id="sparkline")
+        yield ChartView(id="chart-view")
+        yield Static(LEGEND, id="chart-legend")
+
+    def show(self, rows: Sequence[ResultRow], direction: str, selected: int | None = None) -> None:
+        best = running_best(rows, direction)
+        known = [b for b in best if b is not None]
+        # The sparkline grows as the metric improves: for a loss, plot its negation.
+        self.query_one(Sparkline).data = [(-b if direction != "max" else b) for b in known] or [0.0]
+        self.query_one(ChartView).plot([r.metric for r in rows], [r.status for r in rows], best, selected)
+
+    def select(self, index: int | None) -> None:
+        self.query_one(ChartView).select(index)

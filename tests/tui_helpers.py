@@ -1,0 +1,110 @@
+"""Shared by the TUI tests: a tiny real project in a temp git repo and polling helpers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Callable
+
+import git
+
+TRAIN = '''"""A fake training script: constant hyperparameters, a metric computed from them."""
+import time
+from prepare import DURATION, FLOOD
+
+LEARNING_RATE = 0.01
+DEPTH = 4
+WEIGHT_DECAY = 0.1
+
+if FLOOD:
+    import sys
+    out = sys.stdout
+    for i in range(FLOOD):
+        out.write(f"\\rstep {i:06d} | loss: 2.5 | progress" if i % 2 else f"line {i:06d} of the flood\\n")
+    out.write("\\n")
+    out.flush()
+t0 = time.time()
+i = 0
+while time.time() - t0 < DURATION:
+    print(f"\\rstep {i:05d} | loss: {3.0 - i * 0.001:.4f}", end="", flush=True)
+    i += 1
+    time.sleep(0.05)
+print()
+val = abs(LEARNING_RATE - 0.02) * 10 + abs(DEPTH - 6) * 0.01 + WEIGHT_DECAY * 0.1 + 1.0
+print("---")
+print(f"val:              {val:.6f}")
+'''
+
+
+def make_project(root: Path, duration: float = 0.5, flood: int = 0) -> Path:
+    project = root / "proj"
+    project.mkdir()
+    (project / "train.py").write_text(TRAIN, encoding="utf-8")
+    (project / "prepare.py").write_text(f"DURATION = {duration}\nFLOOD = {flood}\n", encoding="utf-8")
+    (project / ".gitignore").write_text("__pycache__/\nresults.tsv\n.autoresearch/\nautoresearch-summary.md\n")
+    repo = git.Repo.init(project, initial_branch="main")
+    with repo.config_writer() as cw:
+        cw.set_value("user", "name", "test")
+        cw.set_value("user", "email", "test@example.com")
+    repo.git.add("-A")
+    repo.git.commit("-m", "init", "--quiet")
+    return project
+
+
+def load(project: Path, **values):
+    from autoresearch_tui.engine.config import load_config
+
+    base = {"time_budget": "5s", "metric": "val:min", "max_iterations": "3", "tag": "t1"}
+    base.update({k: v if isinstance(v, bool) else str(v) for k, v in values.items()})
+    return load_config(project, None, base)
+
+
+async def wait_for(pilot, predicate: Callable[[], bool], timeout: float = 15.0, step: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await pilot.pause(step)
+    return predicate()
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    try:  # a zombie child counts as gone
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"
+    except OSError:
+        return True
+
+
+def finish(popen: subprocess.Popen | None, pid: int | None = None, session: Path | None = None,
+           timeout: float = 15.0) -> None:
+    """Stop an engine the test started: ask through the control file, then signal it."""
+    if session is not None:
+        from autoresearch_tui.engine.session import SessionDir
+
+        if (session / "events.jsonl").exists():
+            SessionDir(session).send("stop")
+            SessionDir(session).send("stop")
+    deadline = time.monotonic() + timeout
+    target = popen.pid if popen is not None else pid
+    while target and time.monotonic() < deadline and pid_alive(target):
+        if popen is not None and popen.poll() is not None:
+            break
+        time.sleep(0.1)
+    if target and pid_alive(target):
+        try:
+            os.killpg(target, signal.SIGTERM)
+        except OSError:
+            pass
+        if popen is not None:
+            try:
+                popen.wait(5)
+            except subprocess.TimeoutExpired:
+                os.killpg(target, signal.SIGKILL)
