@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--sample", default="tinygpt", choices=("tinygpt", "spirals"), help="sample project")
     demo.add_argument("--dir", type=Path, help="where to create the demo project (default: ./autoresearch-demo)")
     demo.add_argument("--headless", action="store_true", help="no screen: one plain line per event")
-    demo.add_argument("--time-budget", help="training time per run (default 30s for tinygpt, 3s for spirals)")
+    demo.add_argument("--time-budget", help="training time per run (default 30s for tinygpt, 10s for spirals)")
     demo.add_argument("--max-iterations", default="5", help="experiments after the baseline (default 5)")
 
     summ = sub.add_parser("summary", help="write autoresearch-summary.md from any results.tsv")

@@ -13,7 +13,7 @@ from autoresearch_tui.errors import UserError
 
 DEMO_VALUES: dict[str, dict[str, Any]] = {
     "tinygpt": {"time_budget": "30s", "metric": "val_bpb:min"},
-    "spirals": {"time_budget": "3s", "metric": "val_acc:max"},
+    "spirals": {"time_budget": "10s", "metric": "val_acc:max"},  # step-limited: ~2 s of training
 }
 
 

@@ -48,6 +48,8 @@ def describe(event: ev.Event) -> str | None:
         return f"{event.level}: {event.message}"
     if isinstance(event, ev.LoopPaused):
         return f"paused: {event.reason}"
+    if isinstance(event, ev.StopRequested):
+        return "stop requested: killing the current run" if event.kill else "stop requested: finishing the current run"
     if isinstance(event, ev.LoopResumed):
         return "resumed"
     if isinstance(event, ev.SessionEnded):

@@ -83,6 +83,8 @@ class Engine:
         self._resume.set()
         if self.stop_requests >= 2:
             self._kill.set()
+        if self.session is not None:
+            self.emit(ev.StopRequested(kill=self.stop_requests >= 2))
         return self.stop_requests
 
     def kill_run(self) -> None:

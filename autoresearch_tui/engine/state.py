@@ -27,7 +27,9 @@ class SessionState:
     first_ts: float | None = None
     last_ts: float | None = None
     run_logs: dict[int, str] = field(default_factory=dict)  # iteration -> log (relative), last attempt
-    paused: bool = False  # the engine said it paused; cleared by the next iteration
+    paused: bool = False  # the engine waits before the next iteration (LoopPaused until LoopResumed)
+    pause_reason: str = ""
+    stopping: bool = False  # a stop was requested: the current run finishes, then the session ends
     metric_name: str = ""  # replay: the metric column when there is no config
     direction_name: str = ""
     review: ev.ReviewRequested | None = None  # a proposal waiting for approve / edit / reject
@@ -71,7 +73,7 @@ class SessionState:
             self.first_ts = event.ts
         self.last_ts = event.ts
         if isinstance(event, ev.SessionStarted):
-            self.started, self.ended = event, None
+            self.started, self.ended, self.stopping = event, None, False
         elif isinstance(event, ev.PlatformDetected):
             self.platform = event
         elif isinstance(event, ev.IterationStarted):
@@ -98,8 +100,12 @@ class SessionState:
             self.progress.append(event)
         elif isinstance(event, ev.Notice):
             self.notices.append(event)
-            if event.message.startswith("paused"):
-                self.paused = True
+        elif isinstance(event, ev.LoopPaused):
+            self.paused, self.pause_reason = True, event.reason
+        elif isinstance(event, ev.LoopResumed):
+            self.paused, self.pause_reason = False, ""
+        elif isinstance(event, ev.StopRequested):
+            self.stopping = True
         elif isinstance(event, ev.SessionEnded):
             self.ended, self.run, self.review = event, None, None
 

@@ -89,7 +89,7 @@ class LiveScreen(ReviewFlow, PaneScreen):
             return "waiting"
         if s.review is not None:
             return "waiting for review"
-        if self.stop_requests:
+        if self.stop_requests or s.stopping:
             return "stopping"
         if s.paused:
             return "paused"

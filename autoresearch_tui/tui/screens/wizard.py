@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import os
+from pathlib import Path
 import shlex
 from typing import Any
 
@@ -41,122 +42,8 @@ class WizardScreen(Screen["ResearchConfig | None"]):
         Binding("ctrl+n", "advance", "Continue / start", show=True),
     ]
 
-    DEFAULT_CSS = """
-    WizardScreen {
-        layout: vertical;
-    }
-    WizardScreen #wiz-title {
-        height: 1;
-        padding: 0 1;
-        background: $primary;
-        color: $text;
-        text-style: bold;
-    }
-    WizardScreen #wiz-status {
-        height: auto;
-        max-height: 5;
-        padding: 0 1;
-        border-bottom: solid $primary-darken-2;
-    }
-    WizardScreen #wiz-git {
-        height: auto;
-        display: none;
-    }
-    WizardScreen #wiz-git.-error {
-        display: block;
-        color: $error;
-        text-style: bold;
-    }
-    WizardScreen #wiz-platform, WizardScreen #wiz-platform-notes {
-        height: 1;
-        text-wrap: nowrap;
-        text-overflow: ellipsis;
-    }
-    WizardScreen #wiz-platform-notes {
-        color: $text-muted;
-    }
-    WizardScreen.-confirm #wiz-platform, WizardScreen.-confirm #wiz-platform-notes {
-        display: none;
-    }
-    WizardScreen.-confirm #wiz-status {
-        border-bottom: none;
-    }
-    WizardScreen #wiz-steps {
-        height: 1fr;
-    }
-    WizardScreen .wiz-step {
-        height: 1fr;
-    }
-    WizardScreen #wiz-form {
-        height: 1fr;
-        padding: 0 1;
-    }
-    WizardScreen #wiz-confirm-body {
-        height: 1fr;
-        overflow-x: auto;
-    }
-    WizardScreen #wiz-table {
-        width: auto;
-        min-width: 100%;
-        text-wrap: nowrap;
-    }
-    WizardScreen .wiz-field {
-        height: auto;
-        margin-bottom: 1;
-    }
-    WizardScreen .wiz-row {
-        height: 1;
-    }
-    WizardScreen .wiz-label {
-        width: 20;
-        text-style: bold;
-    }
-    WizardScreen .wiz-row Input, WizardScreen .wiz-row Select {
-        width: 1fr;
-    }
-    WizardScreen .wiz-help {
-        height: 1;
-        text-wrap: nowrap;
-        text-overflow: ellipsis;
-        padding-left: 20;
-        color: $text-muted;
-    }
-    WizardScreen .wiz-error {
-        height: auto;
-        padding-left: 20;
-        color: $error;
-        display: none;
-    }
-    WizardScreen .wiz-error.-shown {
-        display: block;
-    }
-    WizardScreen .wiz-buttons {
-        height: 1;
-        padding: 0 1;
-    }
-    WizardScreen .wiz-buttons Button {
-        margin-right: 2;
-    }
-    WizardScreen .wiz-hint {
-        width: 1fr;
-        color: $text-muted;
-        content-align: right middle;
-    }
-    WizardScreen #wiz-confirm-extra {
-        height: auto;
-        margin-top: 1;
-        color: $text-muted;
-    }
-    WizardScreen #wiz-confirm-error {
-        height: auto;
-        color: $error;
-        text-style: bold;
-        display: none;
-    }
-    WizardScreen #wiz-confirm-error.-shown {
-        display: block;
-    }
-    """
+    # Its rules live in the app's one stylesheet; named here so the screen also works alone.
+    CSS_PATH = str(Path(__file__).resolve().parents[1] / "app.tcss")
 
     def __init__(self, config: ResearchConfig, demo: bool = False, *, name: str | None = None,
                  id: str | None = None, classes: str | None = None) -> None:
