@@ -106,6 +106,7 @@ class RunStarted(Event):
     budget_s: float
     limit_s: float
     attempt: int = 1  # 2 = the OOM retry
+    worker: int = 0  # parallel experiments: which worker runs it (0 in the sequential loop)
 
 
 @dataclass
@@ -122,6 +123,7 @@ class RunFinished(Event):
     oom: bool = False
     crash_reason: str | None = None
     attempt: int = 1
+    worker: int = 0
 
 
 @dataclass
@@ -140,6 +142,7 @@ class ResultRecorded(Event):
     best_metric: float | None
     attempt_ref: str | None = None  # where a discarded/crashed diff stays reachable
     rerun: int = 0  # 0: the experiment's run; 1, 2, ...: re-runs of the same commit (noise, confirmation)
+    worker: int = 0  # parallel experiments: the worker that ran it
 
 
 @dataclass
@@ -163,6 +166,14 @@ class LoopPaused(Event):
     kind: ClassVar[str] = "paused"
     reason: str
     breaker: bool = False  # True: the same failure repeated; fix the cause, then resume
+
+
+@dataclass
+class StopRequested(Event):
+    """Seen by every view: the current run finishes (or is killed), then the session ends."""
+
+    kind: ClassVar[str] = "stop_requested"
+    kill: bool = False
 
 
 @dataclass
@@ -198,6 +209,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         Notice,
         LoopPaused,
         LoopResumed,
+        StopRequested,
         SessionEnded,
     )
 }
