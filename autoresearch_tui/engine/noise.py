@@ -9,11 +9,12 @@ Policies (config key `keep_policy`):
   min_delta  the improvement must exceed a fixed `min_delta`
   sigma      the improvement must exceed `noise_z` x sigma (sigma pooled from repeated runs);
              while sigma is unknown it falls back to `min_delta` and says so
-  confirm    sequential: a candidate that wins by at least the threshold keeps at once; one that
-             is better but by less is re-run, up to `confirm_runs` runs in all; after k runs it
-             keeps if its mean wins by more than z x sigma / sqrt(k) and is discarded as soon as
-             its mean is not better at all. See benchmarks/README.md for the simulation that
-             chose this rule and its defaults.
+  confirm    sequential: after k runs of the candidate it keeps if k >= 2 (`min_runs`) and its
+             mean wins by more than z x sigma / sqrt(k); it is discarded as soon as its mean is not
+             better at all; otherwise it is re-run, up to `confirm_runs` (3) runs in all, then
+             discarded. Nothing is kept on a single run: that halves the winner's curse (a lucky
+             run becoming a best that real improvements cannot beat). benchmarks/README.md has
+             the simulation that chose this rule and its defaults.
 """
 
 from __future__ import annotations
@@ -161,5 +162,5 @@ def judge(policy: str, candidate: list[float], best: list[float], direction: str
                             f"not above {how} (within noise)", threshold)
 
 
-__all__ = ["DEFAULT_MAX_RUNS", "DEFAULT_Z", "KEEP", "DISCARD", "RERUN", "POLICIES", "NoiseModel", "Verdict",
+__all__ = ["DEFAULT_MAX_RUNS", "DEFAULT_MIN_RUNS", "DEFAULT_Z", "KEEP", "DISCARD", "RERUN", "POLICIES", "NoiseModel", "Verdict",
            "improvement", "judge", "mean"]
