@@ -102,6 +102,7 @@ class Scripted:
     """A proposer: `step(ctx) -> (new_source, description)`; optional latency; time spent is kept."""
 
     name = "bench"
+    touches_tree = False  # like the built-in proposer: returns a source, writes no files
 
     def __init__(self, step: Callable[[Any], tuple[str, str]], latency: float = 0.0) -> None:
         self.step, self.latency = step, latency

@@ -63,10 +63,10 @@ class GitRepo:
     def is_dirty(self) -> bool:
         return self.repo.is_dirty(untracked_files=False)
 
-    def changed_files(self, untracked: bool = False) -> list[str]:
-        """Paths (relative to the repo root) that differ from HEAD; untracked too if asked."""
-        out = self.git.status("--porcelain", "-z", "--untracked-files=all" if untracked else "--untracked-files=no")
-        paths = []
+    def status(self) -> tuple[list[str], set[str]]:
+        """(tracked paths that differ from HEAD, untracked paths) in one `git status` call."""
+        out = self.git.status("--porcelain", "-z", "--untracked-files=all")
+        changed, untracked = [], set()
         entries = out.split("\0")
         i = 0
         while i < len(entries):
@@ -75,13 +75,20 @@ class GitRepo:
             if len(entry) < 4:
                 continue
             code, path = entry[:2], entry[3:]
+            if code == "??":
+                untracked.add(path)
+                continue
             if code[0] in "RC":  # renames carry the source path as the next entry
                 i += 1
-            paths.append(path)
-        return paths
+            changed.append(path)
+        return changed, untracked
+
+    def changed_files(self) -> list[str]:
+        """Tracked paths (relative to the repo root) that differ from HEAD."""
+        return self.status()[0]
 
     def untracked_files(self) -> set[str]:
-        return set(self.repo.untracked_files)
+        return self.status()[1]
 
     @property
     def branch(self) -> str:
@@ -120,8 +127,8 @@ class GitRepo:
 
     # -- experiments ---------------------------------------------------------------------
     def commit_paths(self, paths: list[str], message: str) -> str:
-        self.git.add("--", *paths)
-        self.git.commit("-m", message, "--no-verify", "--quiet")
+        """Commit exactly these (tracked) paths as they are on disk: one git process."""
+        self.git.commit("-m", message, "--no-verify", "--quiet", "--", *paths)
         return self.head()
 
     def amend(self, paths: list[str], message: str) -> str:
@@ -140,7 +147,7 @@ class GitRepo:
     def keep_ref(self, tag: str, iteration: int, commit: str) -> str:
         """A ref that keeps a discarded experiment reachable after the reset."""
         ref = f"refs/autoresearch/{tag}/{iteration}"
-        self.git.update_ref(ref, commit)
+        git.Reference.create(self.repo, ref, commit, force=True)  # writes the ref file: no process
         return ref
 
     def diff(self, base: str, target: str | None = None, path: str | None = None) -> str:

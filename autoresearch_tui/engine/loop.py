@@ -228,7 +228,7 @@ class Engine:
                 self.emit(ev.LoopResumed())
             n = self.iteration + 1
             self.emit(ev.IterationStarted(iteration=n, parent=self.best_commit))
-            untracked_before = self.repo.untracked_files()
+            untracked_before = self.repo.untracked_files() if getattr(self.proposer, "touches_tree", True) else None
             try:
                 proposal = await self._propose(n, feedback)
             except ProposalError as exc:
@@ -412,10 +412,12 @@ class Engine:
             self.best_commit, self.best_runs = commit, list(values)
             self.best_metric = noise.mean(values)
         ref = None
-        if status != KEEP:
+        if status == KEEP:
+            self.ws.diffs.pop(commit, None)
+        else:
             ref = repo.keep_ref(cfg.tag, n, commit)
             patch = self.session.attempts / f"{n:04d}-{commit[:7]}.patch"
-            write_atomic(patch, repo.diff(self.best_commit, commit))
+            write_atomic(patch, self.ws.diff_of(self.best_commit, commit))
         for i, record in enumerate(records):
             memory_gb = round((record.peak_mb or 0) / 1024, 1) if status != CRASH else 0.0
             metric = record.metric if status != CRASH else None

@@ -23,6 +23,7 @@ import tomli_w
 from autoresearch_tui.engine.events import Event, event_from_json
 
 EVENTS = "events.jsonl"
+DURABLE = {"session_start", "result", "session_end"}
 CONTROL = "control.jsonl"
 
 
@@ -88,7 +89,9 @@ class SessionDir:
             append_line(self.events_path, "")
 
     def append(self, event: Event) -> None:
-        append_line(self.events_path, event.to_json())
+        # fsync what resume relies on; the rest reaches the OS at once (a killed process loses
+        # nothing), and only a power cut could lose it: not worth a disk flush per event.
+        append_line(self.events_path, event.to_json(), sync=event.kind in DURABLE)
 
     def run_log(self, iteration: int, commit: str, attempt: int = 1) -> Path:
         suffix = f"-retry{attempt - 1}" if attempt > 1 else ""

@@ -26,16 +26,18 @@ class Workspace:
         self.readonly_rel = repo.rel(config.path(config.readonly_script)) if config.readonly_script else None
         self.readonly_hash = file_hash(repo.root / self.readonly_rel) if self.readonly_rel else None
         self.worktree = session_root / "worktree"
+        self.diffs: dict[str, str] = {}  # commit -> its diff, computed once in apply()
 
     # -- the main tree ---------------------------------------------------------------------
     def train_source(self) -> str:
         return self.config.path(self.config.train_script).read_text(encoding="utf-8")
 
-    def apply(self, n: int, proposal: Proposal, best: str, untracked_before: set[str]) -> tuple[str | None, str]:
+    def apply(self, n: int, proposal: Proposal, best: str, untracked_before: set[str] | None) -> tuple[str | None, str]:
         """Enforce the guardrails, write the proposal, commit. (commit, "") or (None, why not)."""
         cfg, repo = self.config, self.repo
         self.restore(best, untracked_before, n)
-        if proposal.new_source == self.train_source():
+        old_source = self.train_source()
+        if proposal.new_source == old_source:
             return self.reject(n, "the proposal left the training script unchanged")
         if cfg.train_script.endswith(".py"):
             try:
@@ -44,15 +46,20 @@ class Workspace:
                 return self.reject(n, f"syntax error in {cfg.train_script} line {exc.lineno}: {exc.msg}")
         cfg.path(cfg.train_script).write_text(proposal.new_source, encoding="utf-8")
         commit = repo.commit_paths([self.train_rel], f"exp: {proposal.description}")
-        diff = repo.diff(best, commit, self.train_rel)
-        self.emit(ev.ProposalMade(iteration=n, description=proposal.description, diff=diff, meta=proposal.meta))
+        self.diffs[commit] = unified_diff(self.train_rel, old_source, proposal.new_source)
+        self.emit(ev.ProposalMade(iteration=n, description=proposal.description, diff=self.diffs[commit],
+                                  meta=proposal.meta))
         return commit, ""
+
+    def diff_of(self, best: str, commit: str) -> str:
+        """The experiment's diff against the best it started from (kept from apply when known)."""
+        return self.diffs.pop(commit, None) or self.repo.diff(best, commit)
 
     def reject(self, n: int, reason: str) -> tuple[None, str]:
         self.emit(ev.ProposalFailed(iteration=n, reason=reason))
         return None, reason
 
-    def restore(self, best: str, untracked_before: set[str], n: int | None = None) -> None:
+    def restore(self, best: str, untracked_before: set[str] | None, n: int | None = None) -> None:
         """Back to the best commit on the research branch, whatever the agent did to git or files."""
         cfg, repo = self.config, self.repo
         reverted: list[str] = []
@@ -61,9 +68,10 @@ class Workspace:
             reverted.append(f"HEAD (the agent switched branch; back on {cfg.branch})")
         if repo.head() != best:
             reverted.append(f"HEAD (the agent moved it; restored {best[:7]})")
-        changed = repo.changed_files()
+        changed, untracked = repo.status()
         reverted += [p for p in changed if p != self.train_rel]
-        new_files = sorted(repo.untracked_files() - untracked_before)
+        # None: the proposer cannot touch the tree (the built-in one), so nothing new is its doing.
+        new_files = sorted(untracked - untracked_before) if untracked_before is not None else []
         if reverted or changed:
             repo.reset_hard(best)
         for rel in new_files:
@@ -133,3 +141,13 @@ def merge3(base: str, ours: str, theirs: str) -> str | None:
     for i1, i2, new in sorted(mine + yours, key=lambda e: (e[0], e[1]), reverse=True):
         lines[i1:i2] = new
     return "".join(lines)
+
+
+def unified_diff(path: str, old: str, new: str) -> str:
+    """A git-style unified diff of one file, computed here instead of by a git process."""
+    lines = difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
+                                 f"a/{path}", f"b/{path}")
+    out = [f"diff --git a/{path} b/{path}\n"]
+    for line in lines:
+        out.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
+    return "".join(out)
