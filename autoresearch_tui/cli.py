@@ -46,6 +46,15 @@ def _config_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--agent-key-env", help="NAME of the environment variable that holds the API key")
     g.add_argument("--max-cost", help="stop cleanly once the agent has spent this many dollars")
     g.add_argument("--review", action="store_const", const=True, help="approve each proposal before it runs")
+    g.add_argument("--workers", help="experiments in flight at once (default 1; 0: one per GPU)")
+    g.add_argument("--gpus", help="GPUs for the workers, e.g. 0,1,2,3 (one worker each)")
+    g.add_argument("--executor", choices=("local", "ray"), help="where runs execute (default local)")
+    g.add_argument("--ray-address", help="address of an existing Ray cluster (executor ray)")
+    g.add_argument("--strict-replay", action="store_const", const=True,
+                   help="re-run a winner from an older best on top of the new best before keeping it")
+    g.add_argument("--keep-policy", choices=("any", "min_delta", "sigma", "confirm"),
+                   help="how much better a run must be to be kept (default any)")
+    g.add_argument("--baseline-repeats", help="run the baseline this many times to measure the noise")
     g.add_argument("--pipeline", choices=("on", "off", "auto"),
                    help="prepare the next proposal while the current run trains (default auto: on for slow agents)")
     g.add_argument("--seed", help="seed for the proposer (default 0)")
@@ -126,7 +135,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     keys = ("train_script", "readonly_script", "time_budget", "metric", "max_iterations", "scope", "tag",
             "results_file", "train_command", "agent", "seed", "hypothesis", "vary", "hold", "device",
             "time_limit_factor", "agent_cmd", "agent_model", "agent_base_url", "agent_key_env", "max_cost",
-            "review", "pipeline")
+            "review", "pipeline", "workers", "gpus", "executor", "ray_address", "strict_replay", "keep_policy",
+            "baseline_repeats")
     return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
 
 

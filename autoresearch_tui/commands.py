@@ -76,11 +76,11 @@ def load_for_resume(project: Path, overrides: dict[str, Any]):
 
 def run_headless(config: Any, confirm: bool = False, resume: bool = False, rerun_pending: bool = True) -> int:
     from autoresearch_tui.engine.config import validate
-    from autoresearch_tui.engine.loop import Engine
+    from autoresearch_tui.engine.parallel import make_engine
     from autoresearch_tui.headless import LinePrinter
 
     printer = LinePrinter()
-    engine = Engine(config, make_proposer(config), listeners=[printer])
+    engine = make_engine(config, make_proposer(config), listeners=[printer])
     validate(config)
     print(config.table(platform="[detected at start]"), flush=True)
     if confirm and not resume and sys.stdin.isatty():
@@ -188,14 +188,15 @@ def cmd_summary(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
 def find_session(path: Path | None) -> Path:
     """A session folder: given, or the newest under ./.autoresearch."""
     if path is not None:
-        if (path / "events.jsonl").exists() or (path.is_dir() and path.parent.name == ".autoresearch"):
+        if (path / "events.jsonl").exists() or (path / "config.toml").exists():
             return path
         if (path / ".autoresearch").is_dir():
             path = path / ".autoresearch"
         if path.is_dir():
-            candidates = [p for p in path.iterdir() if (p / "events.jsonl").exists()]
+            # config.toml is written first: a session killed before its first event still counts.
+            candidates = [p for p in path.iterdir() if (p / "events.jsonl").exists() or (p / "config.toml").exists()]
             if candidates:
-                return max(candidates, key=lambda p: (p / "events.jsonl").stat().st_mtime)
+                return max(candidates, key=lambda p: max(f.stat().st_mtime for f in p.iterdir()))
         raise UserError(f"{path} is not a session folder (no events.jsonl); give .autoresearch/<tag>")
     return find_session(Path.cwd())
 

@@ -32,6 +32,8 @@ def describe(event: ev.Event) -> str | None:
         return f"#{event.iteration} guardrail: reverted {', '.join(event.reverted)} ({event.reason})"
     if isinstance(event, ev.RunStarted):
         what = "baseline" if event.iteration == 0 else f"{event.commit[:7]}"
+        if event.worker or event.device:
+            what += f" on worker {event.worker}" + (f" ({event.device})" if event.device else "")
         retry = " (retry after OOM)" if event.attempt > 1 else ""
         return (f"#{event.iteration} running {what}{retry}: budget {format_duration(event.budget_s)}, "
                 f"limit {format_duration(event.limit_s)}, log {event.log}")
@@ -40,7 +42,8 @@ def describe(event: ev.Event) -> str | None:
         tail = f", crash: {event.crash_reason}" if event.crash_reason else ""
         return f"#{event.iteration} finished in {event.duration_s:.1f} s: metric {_fmt(event.metric)}{mem}{tail}"
     if isinstance(event, ev.ResultRecorded):
-        return (f"#{event.iteration} {event.status.upper():<7} {_fmt(event.metric)}  {event.description}"
+        worker = f" [w{event.worker}]" if event.worker else ""
+        return (f"#{event.iteration}{worker} {event.status.upper():<7} {_fmt(event.metric)}  {event.description}"
                 f"  [{event.reason}; best {_fmt(event.best_metric)} @ {event.best_commit[:7]}]")
     if isinstance(event, ev.ProgressReport):
         return "\n" + event.markdown.rstrip() + "\n"

@@ -186,3 +186,19 @@ def test_files_are_never_world_writable_even_with_umask_0(project: Path) -> None
     assert len(written) > 8
     for path in written:
         assert not path.stat().st_mode & stat.S_IWOTH, path
+
+
+def test_headless_run_with_two_workers(project: Path) -> None:
+    result = cli("run", str(project), "--headless", "--yes", "--time-budget", "2s", "--metric", "val_bpb:min",
+                 "--max-iterations", "4", "--workers", "2", "--device", "cpu", "--tag", "par")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "on worker 1" in result.stdout
+    rows = (project / "results.tsv").read_text().splitlines()[1:]
+    assert len(rows) == 5
+    head = git(project, "rev-parse", "autoresearch/par")
+    import subprocess
+
+    for row in rows:
+        commit, status = row.split("\t")[0], row.split("\t")[3]
+        ancestor = subprocess.run(["git", "merge-base", "--is-ancestor", commit, head], cwd=project).returncode == 0
+        assert ancestor == (status == "keep"), row

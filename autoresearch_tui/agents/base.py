@@ -44,6 +44,9 @@ class ProposalContext:
     agent_log: str = ""  # absolute path: stream the agent's own output here (the UI tails it)
     feedback: str = ""  # why the previous answer was rejected (syntax error, no change, ...)
     time_budget_s: float = 0.0
+    # Parallel experiments: candidates other workers are running now (status "running", no
+    # metric yet); propose something different from them.
+    in_flight: tuple[Attempt, ...] = ()
 
 
 @dataclass(frozen=True)

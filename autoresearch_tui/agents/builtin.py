@@ -226,6 +226,7 @@ class BuiltinProposer:
 
     name = "builtin"
     max_failures = 3
+    touches_tree = False  # returns a new source and never writes files: the engine may skip a git status
 
     def __init__(self, max_failures: int | None = None) -> None:
         if max_failures is not None:
@@ -270,6 +271,12 @@ class BuiltinProposer:
             if _kept(a):
                 undone[name].add(base)
 
+        # Parallel workers: a value another worker is running now is not proposed again.
+        running: dict[str, set[Any]] = defaultdict(set)
+        for a in ctx.in_flight:
+            if isinstance(a.meta.get("constant"), str):
+                running[a.meta["constant"]].add(_canon(a.meta.get("new")))
+
         open_moves: dict[str, list[Move]] = {}
         for c in cands:
             cur = _canon(c.value)
@@ -277,6 +284,10 @@ class BuiltinProposer:
                 m for m in moves_for(c)
                 if _canon(m.value) != cur and (cur, _canon(m.value)) not in tried[c.name]
                 and _canon(m.value) not in undone[c.name]]
+        free = {name: [m for m in moves if _canon(m.value) not in running[name]]
+                for name, moves in open_moves.items()}
+        if any(free.values()):  # else: only in-flight values are left; better a repeat than a stop
+            open_moves = free
         by_name = {c.name: c for c in cands}
         tokens, cats, hyp_dir = _hypothesis(ctx.hypothesis)
 
@@ -291,7 +302,8 @@ class BuiltinProposer:
         if focus in by_name and open_moves[focus] and fails < self.max_failures:
             chosen = by_name[focus]
         else:
-            chosen = self._switch(cands, open_moves, hist, focus, hyp_score)
+            busy = {name for name, values in running.items() if values}
+            chosen = self._switch(cands, open_moves, hist, focus, hyp_score, busy)
             after_keep = False
         moves = open_moves[chosen.name]
         want = hyp_dir if hyp_score(chosen) else None
@@ -324,7 +336,8 @@ class BuiltinProposer:
         return focus, True, kept_dir, len(run) - keeps[-1] - 1
 
     def _switch(self, cands: list[Constant], open_moves: dict[str, list[Move]],
-                hist: list[Attempt], focus: str | None, hyp_score: Any) -> Constant:
+                hist: list[Attempt], focus: str | None, hyp_score: Any,
+                busy: set[str] | frozenset[str] = frozenset()) -> Constant:
         pool = [c for c in cands if open_moves[c.name] and c.name != focus]
         pool = pool or [c for c in cands if open_moves[c.name]]
         if not pool:
@@ -347,8 +360,9 @@ class BuiltinProposer:
             return sum(1 for a in hist
                        if a.meta["constant"] == c.name and _canon(a.meta.get("old")) == cur)
 
-        return min(pool, key=lambda c: (category_for_name(c.name) == avoid, visits(c),
-                                        -hyp_score(c), _tier(c.name), index[c.name]))
+        # Constants no worker is running come first: the workers test different hypotheses.
+        return min(pool, key=lambda c: (c.name in busy, category_for_name(c.name) == avoid,
+                                        visits(c), -hyp_score(c), _tier(c.name), index[c.name]))
 
     def _proposal(self, ctx: ProposalContext, const: Constant, move: Move) -> Proposal:
         new_source = replace_constant(ctx.train_source, const.name, move.value)

@@ -158,7 +158,8 @@ def values(ctx: ProposalContext, mode: str = "cli", keep_last: int = KEEP_LAST,
         "platform_notes": PLATFORM_NOTES.get(ctx.platform, f"Device: {ctx.platform}."),
         "time_budget": budget,
         "guidance": guidance(ctx.history),
-        "history": digest(ctx.history, ctx.best, ctx.metric, ctx.direction, keep_last, max_keeps),
+        "history": digest(ctx.history, ctx.best, ctx.metric, ctx.direction, keep_last, max_keeps)
+        + running(ctx),
         "notes_section": _section("Research notes and instructions from the human (follow them)",
                                   clip(ctx.notes, NOTES_CHARS, keep_tail=True) if ctx.notes.strip() else ""),
         "feedback_section": _section("Your previous answer was rejected",
@@ -170,6 +171,15 @@ def values(ctx: ProposalContext, mode: str = "cli", keep_last: int = KEEP_LAST,
         "readonly_section": readonly_section,
         "output_format": output,
     }
+
+
+def running(ctx: ProposalContext) -> str:
+    """Parallel workers: what the others are running now, so this proposal differs."""
+    if not ctx.in_flight:
+        return ""
+    lines = [f"- #{a.iteration}: {clip(a.description, 200)}" for a in ctx.in_flight[:16]]
+    return ("\n\nRunning now on other workers (results not in yet; do not propose these again, "
+            "test a different idea):\n" + "\n".join(lines))
 
 
 def build_prompt(ctx: ProposalContext, mode: str = "cli", template: str | None = None,

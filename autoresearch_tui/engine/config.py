@@ -81,6 +81,11 @@ class ResearchConfig:
     noise_z: float = 2.0
     confirm_runs: int = 3  # confirm: at most this many runs of a candidate
     baseline_repeats: int = 1  # run the baseline k times to estimate the noise
+    workers: int = 1  # experiments in flight at once (0: one per GPU)
+    gpus: list[str] | None = None  # which GPUs the workers use, e.g. ["0", "1"]
+    executor: str = "local"  # local | ray
+    ray_address: str | None = None
+    strict_replay: bool = False  # a winner from an older best is re-run on the new best before it is kept
     circuit_breaker: int = 3  # pause after this many crashes in a row with the same reason (0: never)
     on_new_best: str | None = None  # hook commands (the user's own shell commands)
     on_finish: str | None = None
@@ -298,7 +303,18 @@ def _set(config: ResearchConfig, key: str, value: Any) -> None:
         if not isinstance(value, dict):
             raise ValueError("must be a table like {input = 3.0, output = 15.0} ($ per 1M tokens)")
         config.agent_prices = dict(value)
-    elif key in ("shell", "strict_pipeline", "review"):
+    elif key == "workers":
+        config.workers = _int(value, key)
+    elif key == "gpus":
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list) or not all(isinstance(i, (str, int)) and not isinstance(i, bool) for i in items):
+            raise ValueError(f"must be a list of GPU ids such as 0,1,2,3, got {value!r}")
+        config.gpus = [str(i).strip() for i in items if str(i).strip()] or None
+    elif key == "executor":
+        if str(value) not in ("local", "ray"):
+            raise ValueError(f"{value!r} is not local or ray")
+        config.executor = str(value)
+    elif key in ("shell", "strict_pipeline", "review", "strict_replay"):
         if not isinstance(value, bool):
             raise ValueError(f"must be true or false, got {value!r}")
         setattr(config, key, value)

@@ -19,7 +19,7 @@ async def watch_control(session: SessionDir, engine: Any) -> None:
             if name == "stop":
                 engine.request_stop()
             elif name == "kill_run":
-                engine.kill_run()
+                engine.kill_run(cmd.get("worker"))
             elif name == "pause":
                 engine.pause()
             elif name == "resume":

@@ -107,6 +107,8 @@ class RunStarted(Event):
     limit_s: float
     attempt: int = 1  # 2 = the OOM retry
     worker: int = 0  # parallel experiments: which worker runs it (0 in the sequential loop)
+    device: str = ""  # e.g. "cuda:1" with parallel workers
+    description: str = ""
 
 
 @dataclass

@@ -87,7 +87,8 @@ class Engine:
             self.emit(ev.StopRequested(kill=self.stop_requests >= 2))
         return self.stop_requests
 
-    def kill_run(self) -> None:
+    def kill_run(self, worker: int | None = None) -> None:
+        """Kill the current run (recorded as discard); `worker` matters only with parallel workers."""
         self._kill.set()
 
     def pause(self) -> None:

@@ -67,10 +67,15 @@ def recover(repo: GitRepo, session: SessionDir, results_path: Path, branch: str,
     if note:
         repairs.append(note)
     session.repair_tail()
-    lock = Path(repo.repo.git_dir) / "index.lock"
-    if lock.exists():
-        lock.unlink()
-        repairs.append("removed a stale .git/index.lock")
+    # A git process or a ref write killed with the engine leaves its lock file behind. Only
+    # the locks of files this session writes are removed; nothing else writes them meanwhile.
+    git_dir = Path(repo.repo.git_dir)
+    locks = [git_dir / "index.lock", git_dir / "HEAD.lock", git_dir / "refs" / "heads" / f"{branch}.lock",
+             *(git_dir / "refs" / "autoresearch" / tag).glob("*.lock")]
+    for lock in locks:
+        if lock.exists():
+            lock.unlink()
+            repairs.append(f"removed a stale {lock.relative_to(git_dir.parent)}")
     # Back onto the research branch, clean.
     if repo.repo.head.is_detached or repo.branch != branch:
         if repo.is_dirty():

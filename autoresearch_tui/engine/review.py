@@ -14,6 +14,9 @@ from autoresearch_tui.engine import events as ev
 
 async def review(engine: Any, n: int, commit: str, proposal: Proposal) -> tuple[str | None, Proposal]:
     """Wait for a human: approve runs it, edit replaces the script first, reject drops it."""
+    custom = getattr(engine, "review_candidate", None)
+    if custom is not None:  # parallel workers: the candidate lives in a worker's worktree
+        return await custom(n, commit, proposal)
     repo = engine.repo
     assert repo is not None
     diff = repo.diff(engine.best_commit, commit, engine.ws.train_rel)

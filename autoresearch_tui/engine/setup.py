@@ -43,7 +43,11 @@ def open_repo(cfg: ResearchConfig) -> tuple[GitRepo, Path]:
                         f"run `git rm --cached {results_rel}` and commit, or pick another results_file")
     session_rel = _rel(repo, cfg.path(cfg.session_dir))
     summary_rel = _rel(repo, cfg.path(SUMMARY_FILE))
-    repo.exclude([f"/{p}" for p in (results_rel, summary_rel) if p] + ([f"/{session_rel}/"] if session_rel else []))
+    # The summary's temporary file too: a kill mid-write must not leave the tree dirty.
+    summary_tmp = f"/{summary_rel.rsplit('/', 1)[0] + '/' if '/' in summary_rel else ''}.{SUMMARY_FILE}.*" \
+        if summary_rel else None
+    repo.exclude([f"/{p}" for p in (results_rel, summary_rel) if p] + ([summary_tmp] if summary_tmp else [])
+                 + ([f"/{session_rel}/"] if session_rel else []))
     return repo, results_path
 
 

@@ -1,0 +1,224 @@
+"""Worker slots for parallel experiments: a detached git worktree and a device per worker.
+
+The main tree stays on the research branch at the best commit. A candidate is committed in its
+worker's worktree on top of the best commit of the moment it was proposed (a detached commit,
+off the branch); only a keep moves the branch (see parallel.py). Folders the project needs but
+git does not hold (a `.venv`, a data folder) are linked into each worktree, so a run there sees
+what a run in the project would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from autoresearch_tui.agents.base import Proposal
+from autoresearch_tui.engine import events as ev
+from autoresearch_tui.engine import reporting
+from autoresearch_tui.engine.config import ResearchConfig
+from autoresearch_tui.engine.gitops import GitRepo
+from autoresearch_tui.engine.workspace import Workspace, _clash, _edits, unified_diff
+
+
+@dataclass(eq=False)
+class Slot:
+    """One worker: where its runs execute and what it holds now."""
+
+    index: int
+    device: str  # what the screen shows: "cuda:2", "mps", "cpu", "ray"
+    env: dict[str, str] = field(default_factory=dict)  # CUDA_VISIBLE_DEVICES for a local CUDA worker
+    kill: asyncio.Event = field(default_factory=asyncio.Event)
+    repo: GitRepo | None = None
+    head: str = ""  # what the worktree has checked out
+    n: int | None = None  # the experiment in this slot (None: free)
+    base: str = ""  # the best commit the candidate was proposed from (its parent)
+    commit: str = ""  # the candidate as committed in the worktree
+    description: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+    task: asyncio.Future | None = None
+    rerun: str | None = None  # set by a keep that must be measured again on top of the new best
+    replays: int = 0
+    running: bool = False  # a training process is up (kill_run targets it)
+
+    @property
+    def busy(self) -> bool:
+        return self.n is not None
+
+    def release(self) -> None:
+        self.n, self.base, self.commit, self.description, self.meta = None, "", "", "", {}
+        self.task, self.rerun, self.replays = None, None, 0
+
+
+def parse_gpus(value: Any) -> list[str]:
+    """`0,1,2,3` or [0, 1] -> ["0", "1", ...]."""
+    if value is None or value == "":
+        return []
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return [str(i).strip() for i in items if str(i).strip()]
+
+
+def build_slots(config: Any, platform: Any, executor: Any) -> list[Slot]:
+    """One slot per worker: `workers` (0 = one per GPU), `gpus` (which ones, round robin)."""
+    gpus = parse_gpus(getattr(config, "gpus", None))
+    count = int(getattr(config, "workers", 1) or 0)
+    remote = executor.name != "local"
+    devices = int(platform.details.get("device_count") or 0)
+    if count <= 0:  # auto: one per GPU (of this machine, or of the cluster)
+        if remote:
+            count = int(executor.resources().get("GPU" if platform.device == "cuda" else "CPU", 1))
+        else:
+            count = len(gpus) or (devices if platform.device == "cuda" else 1) or 1
+    elif count == 1 and gpus:
+        count = len(gpus)
+    slots = []
+    for i in range(max(1, count)):
+        if remote:  # the cluster assigns the device (Ray sets CUDA_VISIBLE_DEVICES in the task)
+            slots.append(Slot(i, executor.name))
+        elif platform.device == "cuda":
+            gpu = gpus[i % len(gpus)] if gpus else str(i % (devices or count))
+            slots.append(Slot(i, f"cuda:{gpu}", {"CUDA_VISIBLE_DEVICES": gpu}))
+        else:  # MPS / CPU: the workers share the device named by AUTORESEARCH_DEVICE
+            slots.append(Slot(i, platform.device))
+    return slots
+
+
+# The worker whose candidate the current asyncio task handles (None: the main loop, the baseline).
+CURRENT: contextvars.ContextVar[Slot | None] = contextvars.ContextVar("autoresearch_worker", default=None)
+
+
+def merge_prefer(base: str, ours: str, theirs: str) -> str:
+    """3-way merge where `theirs` wins every overlap (a candidate re-run on top of a new best)."""
+    lines = base.splitlines(keepends=True)
+    mine, yours = _edits(lines, ours.splitlines(keepends=True)), _edits(lines, theirs.splitlines(keepends=True))
+    kept = [a for a in mine if not any(_clash(a, b) for b in yours)]
+    for i1, i2, new in sorted(kept + yours, key=lambda e: (e[0], e[1]), reverse=True):
+        lines[i1:i2] = new
+    return "".join(lines)
+
+
+class WorkerWorkspace(Workspace):
+    def __init__(self, config: ResearchConfig, repo: GitRepo, emit: Callable[[ev.Event], None],
+                 session_root: Path, claim: Callable[[int, str], Slot], base_of: Callable[[int], str]) -> None:
+        super().__init__(config, repo, emit, session_root)
+        self.claim, self.base_of = claim, base_of
+        self.workers_root = session_root / "workers"
+        rel = os.path.relpath(config.project.resolve(), repo.root)
+        self.project_rel = Path(rel) if rel != "." else Path()
+        self._links: list[str] | None = None
+        self._sources: dict[str, str] = {}  # commit -> training script (commits never change)
+
+    def source_at(self, commit: str) -> str:
+        if commit not in self._sources:
+            if len(self._sources) > 256:
+                self._sources.clear()
+            self._sources[commit] = super().source_at(commit)
+        return self._sources[commit]
+
+
+    # -- proposals become commits in a worker's worktree ---------------------------------
+    def apply(self, n: int, proposal: Proposal, best: str,
+              untracked_before: set[str] | None) -> tuple[str | None, str]:
+        cfg = self.config
+        self.restore(best, untracked_before, n)  # whatever an agent did to the main tree
+        base = self.base_of(n) or best
+        base_source = self.source_at(base)
+        if proposal.new_source == base_source:
+            return self.reject(n, "the proposal left the training script unchanged")
+        if cfg.train_script.endswith(".py"):
+            try:
+                compile(proposal.new_source, cfg.train_script, "exec")
+            except SyntaxError as exc:
+                return self.reject(n, f"syntax error in {cfg.train_script} line {exc.lineno}: {exc.msg}")
+        slot = self.claim(n, base)
+        commit = self.commit_source(slot, base, proposal.new_source, f"exp: {proposal.description}")
+        slot.commit, slot.description, slot.meta = commit, proposal.description, dict(proposal.meta)
+        token = CURRENT.set(slot)  # the event carries the worker where the event has the field
+        try:
+            self.emit(ev.ProposalMade(iteration=n, description=proposal.description, diff=self.diffs[commit],
+                                      meta=proposal.meta))
+        finally:
+            CURRENT.reset(token)
+        return commit, ""
+
+    def commit_source(self, slot: Slot, parent: str, source: str, message: str) -> str:
+        """A detached commit `parent` + `source` for the training script, made in the slot's worktree.
+
+        Its diff (against `parent`, i.e. the candidate's own change) is kept for the event and the
+        patch of a discard."""
+        project = self.checkout(slot, parent)
+        (project / self.config.train_script).write_text(source, encoding="utf-8")
+        assert slot.repo is not None
+        slot.head = slot.repo.commit_paths([self.train_rel], message)
+        self._sources[slot.head] = source
+        self.diffs[slot.head] = unified_diff(self.train_rel, self.source_at(parent), source)
+        return slot.head
+
+    # -- worktrees ---------------------------------------------------------------------------
+    def worker_tree(self, slot: Slot) -> Path:
+        return self.workers_root / f"w{slot.index}"
+
+    def project_in(self, worktree: Path) -> Path:
+        return worktree / self.project_rel
+
+    def checkout(self, slot: Slot, commit: str) -> Path:
+        """The slot's worktree at `commit`, clean; returns the project folder inside it."""
+        path = self.worker_tree(slot)
+        if slot.repo is None or not (path / ".git").exists():
+            if path.exists():
+                self._drop(path)
+            self.workers_root.mkdir(parents=True, exist_ok=True)
+            self.repo.git.worktree("add", "--detach", "--force", str(path), commit)
+            slot.repo = GitRepo(path)
+        elif slot.head != commit:
+            slot.repo.git.checkout("--detach", "--force", "--quiet", commit)
+            slot.repo.git.clean("-fdq")
+        slot.head = commit
+        project = self.project_in(path)
+        self._link(project)
+        return project
+
+    def links(self) -> list[str]:
+        """Top-level untracked or ignored entries of the project, linked into every worktree."""
+        if self._links is None:
+            cfg = self.config
+            skip = {".git", "__pycache__", Path(cfg.session_dir).parts[0] if cfg.session_dir else "",
+                    Path(cfg.results_file).parts[0], reporting.SUMMARY_FILE}
+            names: set[str] = set()
+            for extra in ([], ["--ignored"]):
+                out = subprocess.run(["git", "ls-files", "--others", "--exclude-standard", "--directory", *extra],
+                                     cwd=cfg.project, capture_output=True, text=True)
+                names |= {line.rstrip("/").split("/")[0] for line in out.stdout.splitlines() if line.strip()}
+            self._links = sorted(n for n in names - skip if n and not n.startswith(".autoresearch"))
+        return self._links
+
+    def _link(self, project: Path) -> None:
+        for name in self.links():
+            target, link = self.config.project / name, project / name
+            if target.exists() and not link.exists() and not link.is_symlink():
+                try:
+                    link.symlink_to(target, target_is_directory=target.is_dir())
+                except OSError:
+                    pass  # no symlinks here (some Windows set-ups): the run goes without it
+
+    def _drop(self, path: Path) -> None:
+        try:
+            self.repo.git.worktree("remove", "--force", str(path))
+        except Exception:  # noqa: BLE001 - not a registered worktree (any more)
+            shutil.rmtree(path, ignore_errors=True)
+
+    def remove_worktree(self) -> None:
+        super().remove_worktree()
+        if self.workers_root.exists():
+            for path in sorted(self.workers_root.iterdir()):
+                self._drop(path)
+            shutil.rmtree(self.workers_root, ignore_errors=True)
+        try:
+            self.repo.git.worktree("prune")
+        except Exception:  # noqa: BLE001
+            pass
