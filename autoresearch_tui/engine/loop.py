@@ -289,6 +289,14 @@ class Engine:
                 verdict = noise.Verdict(DISCARD, f"re-run crashed ({again.crash}): not confirmed", None)
                 break
             records.append(again)
+        if verdict.action == KEEP and self.config.keep_policy == "confirm":
+            # A new best measured on few runs is a lucky draw that later real gains cannot beat
+            # (the winner's curse): measure it as often as a candidate may be.
+            while len(records) < self.config.confirm_runs and not self.stop_requests:
+                again = await self._run(n, commit, attempt=len(records) + 1)
+                if again.crash or again.metric is None:
+                    break
+                records.append(again)
         self._record(n, records, verdict.action, verdict.reason, proposal.description, proposal.meta)
 
     def _judge(self, values: list[float]) -> noise.Verdict:

@@ -95,7 +95,7 @@ def recover(repo: GitRepo, session: SessionDir, results_path: Path, branch: str,
 
     # Rows and events must tell the same story; each side repairs the other.
     if len(table) > len(recorded):
-        last = recorded[-1].iteration if recorded else -1
+        last = max((e.iteration for e in recorded), default=-1)  # parallel results land out of order
         for row in table[len(recorded):]:
             last = run_iter.get(row.commit[:7], last + 1)
             full = _full(repo, row.commit) or row.commit
