@@ -202,3 +202,10 @@ def test_headless_run_with_two_workers(project: Path) -> None:
         commit, status = row.split("\t")[0], row.split("\t")[3]
         ancestor = subprocess.run(["git", "merge-base", "--is-ancestor", commit, head], cwd=project).returncode == 0
         assert ancestor == (status == "keep"), row
+
+
+def test_max_iterations_zero_runs_the_baseline_only(project: Path) -> None:
+    result = cli("run", str(project), *BASE[:4], "--max-iterations", "0", "--yes", "--headless", "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    assert len((project / "results.tsv").read_text().splitlines()) == 2
+    assert "| Max iterations         | 0 " in result.stdout

@@ -153,7 +153,7 @@ class ResearchConfig:
             ("Read-only script", self.readonly_script),
             ("Time budget / run", format_duration(self.time_budget)),
             ("Metric", f"{self.metric} ({self.direction})"),
-            ("Max iterations", str(self.max_iterations) if self.max_iterations else "unlimited"),
+            ("Max iterations", str(self.max_iterations) if self.max_iterations is not None else "unlimited"),
             ("Modification scope", self.scope),
             ("Branch", self.branch),
             ("Results file", self.results_file),
@@ -195,7 +195,7 @@ def check_tag(tag: str) -> str:
 
 
 def _int(value: Any, key: str, allow_none: bool = False) -> int | None:
-    if allow_none and (value is None or str(value).strip().lower() in ("", "unlimited", "none", "0")):
+    if allow_none and (value is None or str(value).strip().lower() in ("", "unlimited", "none")):
         return None
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise ValueError(f"must be a whole number, got {value!r}")
@@ -210,7 +210,7 @@ def _int(value: Any, key: str, allow_none: bool = False) -> int | None:
 
 _FIXES = {
     "time_budget": "such as 90s, 5m, 1h or 300 (seconds)",
-    "max_iterations": "a whole number, or 'unlimited'",
+    "max_iterations": "a whole number (0: the baseline only), or 'unlimited'",
     "scope": "one of " + ", ".join(SCOPES),
 }
 

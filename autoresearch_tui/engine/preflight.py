@@ -87,7 +87,7 @@ def field_values(config: ResearchConfig) -> dict[str, str]:
         "readonly_script": config.readonly_script or "",
         "time_budget": budget,
         "metric": config.metric_spec,
-        "max_iterations": str(config.max_iterations) if config.max_iterations else "unlimited",
+        "max_iterations": str(config.max_iterations) if config.max_iterations is not None else "unlimited",
         "scope": config.scope,
         "tag": config.tag,
         "results_file": config.results_file,

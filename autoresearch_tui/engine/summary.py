@@ -7,10 +7,12 @@ Iteration numbers are row positions: the baseline (first row) is iteration 0.
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from operator import attrgetter, eq, itemgetter, sub
 from pathlib import Path
 
 from autoresearch_tui.engine.categories import category_for_text
@@ -21,7 +23,15 @@ from autoresearch_tui.engine.results import ResultRow, guess_direction
 CATEGORY_WINDOW = 1000
 FAILED_PER_CATEGORY = 15
 TOP_IMPROVEMENTS = 10
+# The summary's All Experiments table lists the most recent experiments only; the complete table
+# is experiments_table(fmt="csv" | "latex" | "md") (`summary --format csv`, experiments.csv).
+EXPERIMENTS_LISTED = 1000
 _DASH = "—"
+_status_of = attrgetter("status")
+_metric_of = attrgetter("metric")
+_raw_of = attrgetter("raw_status")
+_commit_of = attrgetter("commit")
+_description_of = attrgetter("description")
 
 
 # ---------------------------------------------------------------------------
@@ -32,33 +42,51 @@ def _better(a: float, b: float, direction: str) -> bool:
     return a > b if direction == "max" else a < b
 
 
-def _candidate_test(rows: Sequence[ResultRow]) -> Callable[[ResultRow], bool]:
-    # A keep is by construction the best at its time; without any, fall back to every run.
-    if any(r.status == "keep" and r.metric is not None for r in rows):
-        return lambda r: r.status == "keep" and r.metric is not None
-    return lambda r: r.status != "crash" and r.metric is not None
+def _candidates(rows: Sequence[ResultRow], statuses: list[str] | None = None,
+                metrics: list[float | None] | None = None) -> list[float | None]:
+    """Each row's metric when the row can be the best, else None. A keep is by construction the
+    best at its time; without any, fall back to every run that did not crash.
+    (`statuses`, `metrics`: the rows' columns, when the caller has them already.)"""
+    statuses = list(map(_status_of, rows)) if statuses is None else statuses
+    metrics = list(map(_metric_of, rows)) if metrics is None else metrics
+    kept = [m if s == "keep" else None for s, m in zip(statuses, metrics)]
+    if kept.count(None) < len(kept):
+        return kept
+    return [m if s != "crash" else None for s, m in zip(statuses, metrics)]
+
+
+def _running(candidates: list[float | None], direction: str) -> list[float | None]:
+    best: float | None = None
+    out: list[float | None] = []
+    add = out.append
+    if direction == "max":
+        for m in candidates:
+            if m is not None and (best is None or m > best):
+                best = m
+            add(best)
+    else:
+        for m in candidates:
+            if m is not None and (best is None or m < best):
+                best = m
+            add(best)
+    return out
+
+
+def _best_of(candidates: list[float | None], direction: str) -> int:
+    known = [m for m in candidates if m is not None]
+    if not known:
+        return -1
+    return candidates.index(max(known) if direction == "max" else min(known))  # the earliest
 
 
 def running_best(rows: Sequence[ResultRow], direction: str = "min") -> list[float | None]:
     """Best candidate metric up to and including each row (None before the first)."""
-    test = _candidate_test(rows)
-    best: float | None = None
-    out: list[float | None] = []
-    for r in rows:
-        if test(r) and (best is None or _better(r.metric, best, direction)):  # type: ignore[arg-type]
-            best = r.metric
-        out.append(best)
-    return out
+    return _running(_candidates(rows), direction)
 
 
 def best_index(rows: Sequence[ResultRow], direction: str = "min") -> int:
     """Iteration of the earliest row with the best candidate metric; -1 when there is none."""
-    test = _candidate_test(rows)
-    best = -1
-    for i, r in enumerate(rows):
-        if test(r) and (best < 0 or _better(r.metric, rows[best].metric, direction)):  # type: ignore[arg-type]
-            best = i
-    return best
+    return _best_of(_candidates(rows), direction)
 
 
 def best_row(rows: Sequence[ResultRow], direction: str = "min") -> ResultRow | None:
@@ -70,31 +98,50 @@ def baseline_row(rows: Sequence[ResultRow]) -> ResultRow | None:
     return rows[0] if rows else None
 
 
-def kept_gains(rows: Sequence[ResultRow], direction: str = "min") -> list[tuple[int, ResultRow, float]]:
+def kept_gains(rows: Sequence[ResultRow], direction: str = "min", *, _statuses: list[str] | None = None,
+               _metrics: list[float | None] | None = None) -> list[tuple[int, ResultRow, float]]:
     """(iteration, row, signed change vs the previous kept value), best gain first.
 
     The reference analysis' method: each keep builds on the last kept state. The first keep
     (the baseline) and later rows marked `baseline` are not ranked; they restart the chain.
     """
     # Re-runs of one commit (noise estimate, confirmation) count once, at their mean.
-    kept: list[tuple[int, ResultRow, list[float]]] = []
-    for i, r in enumerate(rows):
-        if r.status != "keep" or r.metric is None:
-            continue
-        if kept and kept[-1][1].commit == r.commit:
-            kept[-1][2].append(r.metric)
-        else:
-            kept.append((i, r, [r.metric]))
+    statuses = list(map(_status_of, rows)) if _statuses is None else _statuses
+    keep = [i for i, s in enumerate(statuses) if s == "keep"]
+    kept = [rows[i] for i in keep]
+    values = list(map(_metric_of, kept)) if _metrics is None else [_metrics[i] for i in keep]
+    commits = list(map(_commit_of, kept))
+    if None not in values and not any(map(_raw_of, kept)) and not any(map(eq, commits[1:], commits)):
+        # The usual file (no re-runs, no rows marked `baseline`): the whole chain at C speed.
+        out = list(zip(keep[1:], kept[1:], map(sub, values[1:], values)))
+    else:
+        out = _chained_gains(keep, kept, values)
+    out.sort(key=_gain, reverse=direction == "max")  # stable: equal gains keep their order
+    return out
+
+
+def _chained_gains(keep: list[int], kept: list[ResultRow], values: list[float | None]
+                   ) -> list[tuple[int, ResultRow, float]]:
     out: list[tuple[int, ResultRow, float]] = []
+    groups: list[list] = []  # [iteration, row, sum of its values, number of values]
+    for i, r, m in zip(keep, kept, values):
+        if m is None:
+            continue
+        if groups and groups[-1][1].commit == r.commit:
+            groups[-1][2] += m
+            groups[-1][3] += 1
+        else:
+            groups.append([i, r, m, 1])
     prev: float | None = None
-    for i, r, values in kept:
-        value = sum(values) / len(values)
+    for i, r, total, count in groups:
+        value = total / count
         if prev is not None and r.raw_status.lower() != "baseline":
             out.append((i, r, value - prev))
         prev = value
-    sign = -1.0 if direction != "max" else 1.0
-    out.sort(key=lambda t: -sign * t[2])
     return out
+
+
+_gain = itemgetter(2)
 
 
 # ---------------------------------------------------------------------------
@@ -177,15 +224,19 @@ def latex_escape(text: str) -> str:
 
 
 def experiments_table(rows: Sequence[ResultRow], *, metric: str, direction: str | None = None,
-                      fmt: str = "md", _best: list[float | None] | None = None) -> str:
-    """Every experiment: # | Commit | Metric | Δ vs best before | Status | Description."""
+                      fmt: str = "md", _best: list[float | None] | None = None, _first: int = 0) -> str:
+    """Every experiment: # | Commit | Metric | Δ vs best before | Status | Description.
+
+    (`_first`, Markdown only: list the rows from that iteration on; the summary's cap.)"""
     direction = direction or guess_direction(metric)
     if fmt == "md":  # one pass, no intermediate records: this is the hot path on big files
         lines = _table(("#", "Commit", "Metric", "Δ vs best before", "Status", "Description"), ())
         best = _best if _best is not None else running_best(rows, direction)
-        before: float | None = None
+        first = max(0, min(_first, len(rows)))
+        before: float | None = best[first - 1] if first else None
         add = lines.append
-        for i, r in enumerate(rows):
+        for i in range(first, len(rows)):
+            r = rows[i]
             m = r.metric
             metric_s = _DASH if m is None else f"{m:.6f}"
             delta_s = _DASH if m is None or before is None else f"{m - before:+.6f}"
@@ -247,7 +298,7 @@ def render_progress(rows: Sequence[ResultRow], *, iteration: int, metric: str,
              f"**Best so far:** {best_line}", "",
              f"**vs. Baseline:** {vs}", "",
              f"**Iterations:** {iteration} completed / "
-             f"{max_iterations if max_iterations else 'unlimited'}", "",
+             f"{max_iterations if max_iterations is not None else 'unlimited'}", "",
              f"**Time elapsed:** {_hhmm(elapsed_s)}", "",
              "**Recent results (last 5):**", ""]
     lines += _table(("Iter", "Commit", "Metric", "Status", "Change"), recent)
@@ -273,10 +324,13 @@ def _outcome(r: ResultRow, best_then: float | None, direction: str) -> str:
     return f"{word}: {_fmt(r.metric)} ({delta:+.6f} vs best then)"
 
 
+_SEED = re.compile(r"\bseed\b", re.I)
+
+
 def _next_steps(rows: Sequence[ResultRow], direction: str, gains, cats: dict[int, str],
-                best: ResultRow | None, base: ResultRow | None) -> list[str]:
+                best: ResultRow | None, base: ResultRow | None, statuses: list[str] | None = None) -> list[str]:
     n = len(rows) - 1  # iterations after the baseline
-    positive = [(i, r, d) for i, r, d in gains if (d > 0 if direction == "max" else d < 0)]
+    positive = [g for g in gains if g[2] > 0] if direction == "max" else [g for g in gains if g[2] < 0]
     tries: dict[str, int] = {}
     kept: dict[str, int] = {}
     gain: dict[str, float] = {}
@@ -299,12 +353,15 @@ def _next_steps(rows: Sequence[ResultRow], direction: str, gains, cats: dict[int
         steps.append(f"No kept change improved on the baseline in {n} iterations: check the "
                      "baseline, then try bolder changes in another category.")
     failed = sorted((c for c in tries if not kept.get(c) and tries[c] >= 2), key=lambda c: -tries[c])
-    crashes = [r for r in rows[1:] if r.status == "crash"]
-    if crashes and (len(crashes) >= 3 or len(crashes) / max(n, 1) >= 0.2):
-        steps.append(f"Look at the crashes: {len(crashes)} of {n} runs crashed "
-                     f"({len(crashes) / max(n, 1):.0%}), the last one \"{_cell(crashes[-1].description)}\"; "
+    if statuses is None:
+        statuses = list(map(_status_of, rows))
+    crashes = statuses.count("crash") - (statuses[0] == "crash" if statuses else 0)  # after the baseline
+    if crashes and (crashes >= 3 or crashes / max(n, 1) >= 0.2):
+        last_crash = rows[len(statuses) - 1 - statuses[::-1].index("crash")]
+        steps.append(f"Look at the crashes: {crashes} of {n} runs crashed "
+                     f"({crashes / max(n, 1):.0%}), the last one \"{_cell(last_crash.description)}\"; "
                      "fix their cause before spending more runs.")
-    last_gain = max((i for i, _, _ in positive), default=0)
+    last_gain = max(map(itemgetter(0), positive), default=0)
     since = len(rows) - 1 - last_gain
     if positive and n >= 5 and since >= max(5, n // 4):
         steps.append(f"Plateau: no improvement in the last {since} experiments (since #{last_gain}); "
@@ -312,9 +369,11 @@ def _next_steps(rows: Sequence[ResultRow], direction: str, gains, cats: dict[int
     if failed:
         listed = ", ".join(f"{c} ({tries[c]} tries)" for c in failed)
         steps.append(f"Deprioritise {listed}: none of those changes was kept.")
-    seeds = [i for i, r, _ in positive if re.search(r"\bseed\b", r.description, re.I)]
-    decided = sum(r.status in ("keep", "discard") for r in rows)
-    keeps = sum(r.status == "keep" for r in rows)
+    seeds = []
+    if "seed" in "\n".join(map(_description_of, map(itemgetter(1), positive))).lower():  # one scan, not one per gain
+        seeds = [i for i, r, _ in positive if _SEED.search(r.description)]
+    keeps = statuses.count("keep")
+    decided = keeps + statuses.count("discard")
     if seeds:
         steps.append("Kept seed changes (#" + ", #".join(map(str, seeds)) + ") are noise, not "
                      "improvements: re-test them against a re-run baseline.")
@@ -344,11 +403,31 @@ def render_summary(rows: Sequence[ResultRow], *, metric: str, direction: str | N
                    skipped: Iterable[tuple[int, str]] = (), extra_metrics_note: str | None = None,
                    failed_per_category: int | None = FAILED_PER_CATEGORY) -> str:
     """The Phase 3 research summary (autoresearch-summary.md) as Markdown."""
+    # Tens of thousands of short-lived tuples and strings on big files: cycle collections would
+    # walk every row again and again for nothing (as in parse_results).
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _render_summary(rows, metric, direction, session, platform, budget_s, date_range, adjustments,
+                               skipped, extra_metrics_note, failed_per_category)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _render_summary(rows, metric, direction, session, platform, budget_s, date_range, adjustments, skipped,
+                    extra_metrics_note, failed_per_category) -> str:
     direction = direction or guess_direction(metric)
     rows = list(rows)
-    base, best = baseline_row(rows), best_row(rows, direction)
-    gains = kept_gains(rows, direction)
-    rb = running_best(rows, direction)
+    # The columns used by everything below, read once (on 100,000 rows every pass costs ~5 ms).
+    statuses = list(map(_status_of, rows))
+    metrics = list(map(_metric_of, rows))
+    candidates = _candidates(rows, statuses, metrics)
+    rb = _running(candidates, direction)
+    best_i = _best_of(candidates, direction)
+    base, best = baseline_row(rows), rows[best_i] if best_i >= 0 else None
+    gains = kept_gains(rows, direction, _statuses=statuses, _metrics=metrics)
+    first_listed = max(0, len(rows) - EXPERIMENTS_LISTED)  # All Experiments: the most recent only
     window = max(1, len(rows) - CATEGORY_WINDOW)
     memo: dict[str, str] = {}
     cats = {i: memo.get(rows[i].description) or memo.setdefault(
@@ -376,7 +455,8 @@ def render_summary(rows: Sequence[ResultRow], *, metric: str, direction: str | N
                   top or [(_DASH, _DASH, _DASH, "no kept change after the baseline")])
     out.append("")
     if len(gains) > TOP_IMPROVEMENTS:
-        out += [f"{len(gains) - TOP_IMPROVEMENTS} more kept changes are in All Experiments.", ""]
+        where = "All Experiments" if not first_listed else "the full experiments table (see All Experiments)"
+        out += [f"{len(gains) - TOP_IMPROVEMENTS} more kept changes are in {where}.", ""]
     out += ["Metric in parentheses: change vs the previous kept value.", "",
             "## What Didn't Work", ""]
     groups: dict[str, list[list[str]]] = {}
@@ -397,16 +477,22 @@ def render_summary(rows: Sequence[ResultRow], *, metric: str, direction: str | N
     if window > 1:
         out += ["", f"(Categories cover the last {len(rows) - window} experiments.)"]
     out += ["", "## Recommended Next Steps", ""]
-    out += [f"- {s}" for s in _next_steps(rows, direction, gains, cats, best, base)]
-    out += _statistics(rows, metric, direction, extra_metrics_note)
+    out += [f"- {s}" for s in _next_steps(rows, direction, gains, cats, best, base, statuses)]
+    out += _statistics(rows, metric, direction, extra_metrics_note, statuses, metrics)
     out += ["", "## Platform", "", f"- Platform: {platform or 'unknown'}"]
     if adjustments:
         out.append("- Adjustments:")
         out += [f"  - {k}: {v}" for k, v in adjustments.items()]
     else:
         out.append("- Adjustments: none recorded")
-    out += ["", "## All Experiments", "", experiments_table(rows, metric=metric, direction=direction,
-                                                             _best=rb).rstrip("\n")]
+    out += ["", "## All Experiments", ""]
+    if first_listed:
+        out += [f"Only the last {len(rows) - first_listed:,} of {len(rows):,} experiments are listed "
+                f"(#{first_listed} to #{len(rows) - 1}). The full table: `autoresearch-tui summary results.tsv "
+                "--format csv` (or `--format latex`); a finished session also has it as `experiments.csv` in "
+                "its folder.", ""]
+    out.append(experiments_table(rows, metric=metric, direction=direction, _best=rb,
+                                 _first=first_listed).rstrip("\n"))
     skipped = list(skipped)
     if skipped:
         listed = "; ".join(f"line {n}: {why}" for n, why in skipped[:20])
@@ -416,20 +502,27 @@ def render_summary(rows: Sequence[ResultRow], *, metric: str, direction: str | N
 
 
 def _statistics(rows: Sequence[ResultRow], metric: str, direction: str,
-                extra_note: str | None) -> list[str]:
+                extra_note: str | None, statuses: list[str] | None = None,
+                metrics: list[float | None] | None = None) -> list[str]:
+    if statuses is None:
+        statuses = list(map(_status_of, rows))
     counts = {"keep": 0, "discard": 0, "crash": 0}
+    others = set(statuses).difference(counts)
+    for status in (*counts, *sorted(others, key=statuses.index)):  # others in order of appearance
+        counts[status] = statuses.count(status)
     raw: dict[str, int] = {}
-    for r in rows:
-        counts[r.status] = counts.get(r.status, 0) + 1
-        if r.raw_status and r.raw_status.lower() != r.status:
-            raw[f"{r.raw_status} → {r.status}"] = raw.get(f"{r.raw_status} → {r.status}", 0) + 1
+    written = list(map(_raw_of, rows))
+    if written.count("") < len(written):  # rare: only files with other status words
+        for word, status in zip(written, statuses):
+            if word and word.lower() != status:
+                raw[f"{word} → {status}"] = raw.get(f"{word} → {status}", 0) + 1
     decided = counts["keep"] + counts["discard"]
     rate = f"{counts['keep']}/{decided} = {counts['keep'] / decided:.1%}" if decided else "n/a"
     out = ["", "## Statistics", ""]
     out += _table(("Status", "Count"), [(k, str(v)) for k, v in counts.items()])
     out += ["", f"- Experiments: {len(rows)} (baseline + {max(len(rows) - 1, 0)} iterations)",
             f"- Keep rate (keep / (keep + discard)): {rate}",
-            f"- Runs without a metric: {sum(r.metric is None for r in rows)}",
+            f"- Runs without a metric: {(metrics if metrics is not None else list(map(_metric_of, rows))).count(None)}",
             f"- Metric: `{metric}` ({_direction_words(direction)})"]
     if raw:
         out.append("- Statuses as written: " + ", ".join(f"{k} ({v})" for k, v in raw.items()))

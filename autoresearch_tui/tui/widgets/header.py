@@ -88,7 +88,7 @@ class StatusHeader(Widget):
             text.append(f" · {len(s.rows)} experiments")
         else:
             total = s.config.get("max_iterations")
-            text.append(f" · #{s.iteration}/{total if total else '∞'}")
+            text.append(f" · #{s.iteration}/{total if total is not None else '∞'}")
         if s.first_ts is not None:
             end = s.ended.ts if s.ended else (time.time() if self.mode != "replay" else s.last_ts)
             text.append(f" · {fmt_clock((end or s.first_ts) - s.first_ts)}")
