@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-REAL = Path(os.environ.get("AUTORESEARCH_REAL_RESULTS", "/work/shared/real-results"))
+REAL = Path(os.environ.get("AUTORESEARCH_REAL_RESULTS", Path(__file__).resolve().parents[2] / "shared" / "real-results"))
 SIZE = (120, 36)
 
 FAKE_TRAIN = '''"""A fake fast training script in the autoresearch format (no torch)."""

@@ -7,6 +7,7 @@ from pathlib import Path
 import git
 import pytest
 
+from conftest import REAL_RESULTS
 from tui_helpers import wait_for
 
 from autoresearch_tui.engine import events as ev
@@ -19,7 +20,7 @@ from autoresearch_tui.tui.widgets.results_table import ResultsTable
 
 pytestmark = pytest.mark.timeout(60)
 
-REAL = sorted(Path("/work/shared/real-results").glob("*.tsv"))
+REAL = sorted(REAL_RESULTS.glob("*.tsv"))
 
 
 def data_rows(path: Path) -> int:
