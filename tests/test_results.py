@@ -232,6 +232,10 @@ def test_second_header_with_other_columns() -> None:
     assert [r.commit for r in table.rows] == ["a", "b"]
     assert table.rows[1].metric == 0.9
     assert [n for n, _ in table.skipped] == [3, 5, 6]
+    # the same memory text under a header in MB is read in the new unit
+    mb = parse_results(HEADER + "a\t1.0\t2048\tkeep\tx\n"
+                       "commit\tval_bpb\tpeak_vram_mb\tstatus\tdescription\n" "b\t0.9\t2048\tkeep\ty\n")
+    assert [r.memory_gb for r in mb.rows] == [2048.0, 2.0]
 
 
 def test_guess_direction() -> None:

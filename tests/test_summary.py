@@ -239,6 +239,30 @@ def test_summary_100k_rows_fast(tmp_path: Path) -> None:
     table = read_results(path)
     text = _summary(table.rows, table.metric, table.direction)
     assert "**Total iterations:** 99999" in text
+    # All Experiments lists the most recent 1,000 and says where the full table is
+    experiments = text.split("## All Experiments")[1].strip().splitlines()
+    assert experiments[0].startswith("Only the last 1,000 of 100,000 experiments are listed (#99000 to #99999)")
+    assert "--format csv" in experiments[0]
+    assert experiments[2] == "| # | Commit | Metric | Δ vs best before | Status | Description |"
+    assert len(experiments) == 2 + 2 + 1000
+    assert experiments[4].startswith("| 99000 | 00182b8 | 0.990099 | -0.000001 | keep |")
+    assert experiments[-1].startswith("| 99999 | 001869f | — | — | crash |")
+    # the delta of the first listed row is against the best before it, as in the full table
+    full = experiments_table(table.rows, metric=table.metric, direction=table.direction)
+    assert full.splitlines()[2 + 99000] == experiments[4] and len(full.splitlines()) == 2 + 100_000
+    assert len(experiments_table(table.rows, metric="val_bpb", fmt="csv").splitlines()) == 1 + 100_000
+
+
+def test_kept_gains_rerun_and_baseline_rows() -> None:
+    rows = _rows([("base000", 1.0, "keep"), ("aaaaaaa", 0.98, "keep"), ("aaaaaaa", 0.96, "keep"),
+                  ("bbbbbbb", None, "keep"), ("ccccccc", 0.95, "keep"), ("ddddddd", 0.99, "keep"),
+                  ("eeeeeee", 0.90, "keep")])
+    rows[5].raw_status = "baseline"  # a re-measured baseline restarts the chain
+    gains = kept_gains(rows, "min")
+    # aaaaaaa counts once at its mean 0.97; ddddddd is not ranked; eeeeeee is vs 0.99
+    assert [(i, r.commit, round(d, 6)) for i, r, d in gains] == [
+        (6, "eeeeeee", -0.09), (1, "aaaaaaa", -0.03), (4, "ccccccc", -0.02)]
+    assert [r.commit for _, r, _ in kept_gains(rows, "max")] == ["ccccccc", "aaaaaaa", "eeeeeee"]
 
 
 def _steps(text: str) -> list[str]:

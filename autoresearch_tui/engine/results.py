@@ -277,7 +277,7 @@ def _parse(text: str, metric: str | None, direction: str | None, source: str) ->
     if not unterminated:
         lines.pop()  # the empty piece after the final newline
     skipped: list[tuple[int, str]] = []
-    if not text.strip():
+    if not text or text.isspace():
         name = metric or STANDARD_COLUMNS[1]
         return ResultsTable([], name, _direction(direction, name), skipped, [])
 
@@ -308,25 +308,31 @@ def _parse(text: str, metric: str | None, direction: str | None, source: str) ->
     name = columns[lay.metric].strip() if lay.metric >= 0 else (metric or "")
     rows: list[ResultRow] = []
     blocked = ""  # set when a later header lacks the metric column
-    last = len(lines) - 1
-    words = _STATUS_WORDS
+    last = len(lines) - 1 if unterminated else -1  # the one line that may be cut short
+    # The loop runs once per row: everything it uses is a local (no attribute or global lookups).
+    words_get = _STATUS_WORDS.get
+    isfinite = math.isfinite
+    add = rows.append
+    row_type = ResultRow
+    memory_seen: dict[str, float | None] = {}
     tab = sep == "\t"
+    n, c_i, m_i, mem_i, scale, s_i, d_i, extra = (lay.n, lay.commit, lay.metric, lay.memory, lay.mem_scale,
+                                                  lay.status, lay.desc, lay.extra)
     for idx in range(start, len(lines)):
         line = lines[idx]
-        lineno = idx + 1
         fields = line.split("\t") if tab else split(line)
-        n = lay.n
-        partial = idx == last and unterminated
         is_header = False
-        if len(fields) != n or blocked or partial:  # rare: everything odd is handled here
+        if len(fields) != n or blocked or idx == last:  # rare: everything odd is handled here
+            lineno = idx + 1
             if not line or line.isspace():
                 skipped.append((lineno, "blank line"))
                 continue
+            partial = idx == last
             is_header = _is_header(fields)
             if not is_header:
-                fitted = _fit(fields, n, lay.desc)
+                fitted = _fit(fields, n, d_i)
                 reason = blocked or ("" if fitted else _reject(line, len(fields), n))
-                if not reason and partial and lay.status == n - 1 and _truncated_status(fitted[-1].strip()):
+                if not reason and partial and s_i == n - 1 and _truncated_status(fitted[-1].strip()):
                     reason = "status cut short"
                 if reason:
                     if partial:
@@ -335,10 +341,11 @@ def _parse(text: str, metric: str | None, direction: str | None, source: str) ->
                     continue
                 fields = fitted
         if not is_header:
-            raw = fields[lay.status].strip()
-            status = words.get(raw) or words.get(raw.lower())
+            raw = fields[s_i].strip()
+            status = words_get(raw) or words_get(raw.lower())
             is_header = status is None and _is_header(fields)
         if is_header:
+            lineno = idx + 1
             cols = [f.strip() for f in fields]
             if cols == columns:
                 skipped.append((lineno, "repeated header"))
@@ -350,37 +357,49 @@ def _parse(text: str, metric: str | None, direction: str | None, source: str) ->
             except ResultsFormatError:
                 blocked = f"after a header without the `{name}` column (line {lineno})"
                 skipped.append((lineno, "header without the metric column"))
+            n, c_i, m_i, mem_i, scale, s_i, d_i, extra = (lay.n, lay.commit, lay.metric, lay.memory,
+                                                          lay.mem_scale, lay.status, lay.desc, lay.extra)
+            memory_seen.clear()  # the memory column may now be in other units
             continue
-        mtext = fields[lay.metric].strip() if lay.metric >= 0 else ""
-        try:
-            value: float | None = float(mtext)
-            if not math.isfinite(value):  # type: ignore[arg-type]
+        value: float | None
+        if m_i >= 0:
+            try:
+                value = float(fields[m_i])  # float() ignores surrounding whitespace
+                if not isfinite(value):
+                    value = None
+            except ValueError:
                 value = None
-        except ValueError:
+        else:
             value = None
         if status is None:
             if not raw:
-                skipped.append((lineno, "no status"))
+                skipped.append((idx + 1, "no status"))
                 continue
+            mtext = fields[m_i].strip() if m_i >= 0 else ""
             if value is None and mtext.lower() not in _MISSING:
-                skipped.append((lineno, "not a results row"))
+                skipped.append((idx + 1, "not a results row"))
                 continue
             status = "discard"  # e.g. "run": a run whose change was not kept
-        elif status == "crash" and value == 0.0:
+        elif value == 0.0 and status == "crash":
             value = None  # 0.000000 is how a crash is written, not a result
         memory = None
-        if lay.memory >= 0:
-            try:
-                memory = float(fields[lay.memory]) * lay.mem_scale
-            except ValueError:
-                pass
-            if memory is not None and not math.isfinite(memory):
-                memory = None
-        rows.append(ResultRow(
-            fields[lay.commit].strip(), value, memory, status,
-            fields[lay.desc].strip() if lay.desc >= 0 else "",
-            raw if raw != status else "", lineno,
-            {col: fields[i].strip() for i, col in lay.extra} if lay.extra else {},
+        if mem_i >= 0:
+            mtext = fields[mem_i]
+            memory = memory_seen.get(mtext, memory_seen)  # few distinct values ("44.0"): parse once
+            if memory is memory_seen:
+                try:
+                    memory = float(mtext) * scale
+                    if not isfinite(memory):
+                        memory = None
+                except ValueError:
+                    memory = None
+                if len(memory_seen) < 4096:
+                    memory_seen[mtext] = memory
+        add(row_type(
+            fields[c_i].strip(), value, memory, status,
+            fields[d_i].strip() if d_i >= 0 else "",
+            raw if raw != status else "", idx + 1,
+            {col: fields[i].strip() for i, col in extra} if extra else {},
         ))
     return ResultsTable(rows, name, _direction(direction, name), skipped, columns)
 

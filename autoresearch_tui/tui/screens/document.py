@@ -11,7 +11,14 @@ from textual.widgets import Markdown
 
 from autoresearch_tui.tui.widgets.lines import LinesView
 
-MARKDOWN_LIMIT = 120_000  # bigger documents are shown as plain text (rendering stays instant)
+# Bigger documents are shown as plain text (rendering stays instant). Textual's Markdown widget
+# takes seconds for long tables (~2 s per 100 table rows on 2 cores), so the line count counts too.
+MARKDOWN_LIMIT = 120_000
+MARKDOWN_LINES = 250
+
+
+def _as_markdown(text: str) -> bool:
+    return len(text) <= MARKDOWN_LIMIT and text.count("\n") <= MARKDOWN_LINES
 
 
 class DocumentScreen(ModalScreen[None]):
@@ -22,7 +29,7 @@ class DocumentScreen(ModalScreen[None]):
         self.title_text, self.markdown = title, markdown
 
     def compose(self) -> ComposeResult:
-        if len(self.markdown) <= MARKDOWN_LIMIT:
+        if _as_markdown(self.markdown):
             with VerticalScroll(id="doc-body", classes="dialog") as body:
                 body.border_title = Text(self.title_text)
                 body.border_subtitle = "esc closes"
@@ -33,7 +40,7 @@ class DocumentScreen(ModalScreen[None]):
             yield view
 
     def on_mount(self) -> None:
-        if len(self.markdown) > MARKDOWN_LIMIT:
+        if not _as_markdown(self.markdown):
             self.query_one(LinesView).set_lines(self.markdown.splitlines(), scroll_home=True)
         self.query_one("#doc-body").focus()
 

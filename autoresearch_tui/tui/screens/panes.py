@@ -16,7 +16,7 @@ from textual.containers import Grid, Vertical
 from textual.events import DescendantFocus
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import DataTable, Footer
+from textual.widgets import Footer
 
 from autoresearch_tui.engine.state import SessionState
 from autoresearch_tui.tui.messages import DetailLoaded
@@ -203,9 +203,8 @@ class PaneScreen(Screen):
     def show_detail_in_panes(self, detail) -> None:  # replay overrides
         pass
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        if event.row_key.value is not None:
-            self.load_detail(int(event.row_key.value), "modal")
+    def on_results_table_row_selected(self, event: ResultsTable.RowSelected) -> None:
+        self.load_detail(event.index, "modal")
 
 
 def _best_index(state: SessionState) -> int | None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 from autoresearch_tui.engine.details import Detail
 from autoresearch_tui.engine.state import SessionState
@@ -98,10 +98,10 @@ class ReplayScreen(PaneScreen):
         self.notify(message.message, severity="error", timeout=15)
 
     # -- selection ---------------------------------------------------------------------------
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if event.row_key.value is None or not self.loaded:
+    def on_results_table_row_highlighted(self, event: ResultsTable.RowHighlighted) -> None:
+        if not self.loaded:
             return
-        index = int(event.row_key.value)
+        index = event.index
         self.query_one(ChartPane).select(index)
         self.load_detail(index, "panes")
 
