@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from autoresearch_tui.agents.base import Proposal, ProposalContext, SearchExhausted
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_RESULTS = Path(os.environ.get("AUTORESEARCH_REAL_RESULTS", ROOT.parent / "shared" / "real-results"))
@@ -59,3 +62,27 @@ def project(tmp_path: Path) -> Path:
 def cli(*args: str, cwd: Path | None = None, timeout: float = 120, env: dict | None = None):
     return subprocess.run([sys.executable, "-m", "autoresearch_tui", *args], cwd=cwd, capture_output=True,
                           text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+class Scripted:
+    """A real proposer: edits applied in order: (constant, value), a dict of them, or a callable."""
+
+    name = "scripted"
+
+    def __init__(self, steps):
+        self.steps = list(steps)
+        self.contexts: list[ProposalContext] = []
+
+    async def propose(self, ctx: ProposalContext) -> Proposal:
+        self.contexts.append(ctx)
+        if not self.steps:
+            raise SearchExhausted("nothing left")
+        step = self.steps.pop(0)
+        if callable(step):
+            return step(ctx)
+        edits = step if isinstance(step, dict) else dict([step])
+        src = ctx.train_source
+        for name, value in edits.items():
+            src = re.sub(rf"^{name} = .*$", f"{name} = {value}", src, flags=re.M)
+        text = ", ".join(f"{k} -> {v}" for k, v in edits.items())
+        return Proposal(src, text, {"constant": next(iter(edits)), "new": next(iter(edits.values()))})

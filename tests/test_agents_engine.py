@@ -14,7 +14,7 @@ from autoresearch_tui.engine.loop import Engine
 from autoresearch_tui.engine.results import read_results
 from autoresearch_tui.engine.session import SessionDir
 
-from conftest import FAKE_TRAIN, ROOT, cli, git, make_project
+from conftest import ROOT, Scripted, cli, git, make_project
 
 # A coding-agent CLI stand-in: reads the prompt on stdin, edits train.py in place, says what it did.
 AGENT = r'''#!{python}
@@ -118,8 +118,6 @@ def test_http_agent_keys_never_reach_disk(tmp_path: Path) -> None:
 
 
 def _engine(project: Path, **values):
-    from test_engine_loop import Scripted
-
     config = load_config(project, None, {"time_budget": "2s", "metric": "val_bpb:min", "tag": "t1", **values})
     return config, Scripted
 

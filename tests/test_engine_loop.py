@@ -9,7 +9,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from autoresearch_tui.agents.base import Proposal, ProposalContext, SearchExhausted
+from autoresearch_tui.agents.base import Proposal, ProposalContext
 from autoresearch_tui.engine import events as ev
 from autoresearch_tui.engine.config import load_config
 from autoresearch_tui.engine.loop import Engine
@@ -17,28 +17,7 @@ from autoresearch_tui.engine.results import read_results
 from autoresearch_tui.engine.session import SessionDir
 from autoresearch_tui.engine.state import SessionState
 
-from conftest import FAKE_TRAIN, git, make_project
-
-
-class Scripted:
-    """A real proposer that applies a fixed list of edits (value or callable) to the script."""
-
-    name = "scripted"
-
-    def __init__(self, steps):
-        self.steps = list(steps)
-        self.contexts: list[ProposalContext] = []
-
-    async def propose(self, ctx: ProposalContext) -> Proposal:
-        self.contexts.append(ctx)
-        if not self.steps:
-            raise SearchExhausted("nothing left")
-        step = self.steps.pop(0)
-        if callable(step):
-            return step(ctx)
-        name, value = step
-        src = re.sub(rf"^{name} = .*$", f"{name} = {value}", ctx.train_source, flags=re.M)
-        return Proposal(src, f"{name} -> {value}", {"constant": name, "new": value})
+from conftest import FAKE_TRAIN, Scripted, git, make_project
 
 
 def run_engine(project: Path, proposer, **overrides) -> tuple[Engine, ev.SessionEnded, list[ev.Event]]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psutil
 
-from autoresearch_tui.agents.base import Attempt, Proposal, ProposalContext, SearchExhausted
+from autoresearch_tui.agents.base import Attempt, Proposal, ProposalContext
 from autoresearch_tui.agents.builtin import BuiltinProposer
 from autoresearch_tui.engine import events as ev
 from autoresearch_tui.engine.config import load_config
@@ -20,33 +20,9 @@ from autoresearch_tui.engine.session import SessionDir
 from autoresearch_tui.engine.state import SessionState
 from autoresearch_tui.engine.workers import merge_prefer
 
-from conftest import FAKE_TRAIN, git, make_project
+from conftest import FAKE_TRAIN, Scripted, git, make_project
 
 SLOW_TRAIN = FAKE_TRAIN.replace("SLEEP = 0.05", "SLEEP = 0.3")
-
-
-class Scripted:
-    """Edits applied in order: (constant, value), a dict of them, or a callable(ctx) -> Proposal."""
-
-    name = "scripted"
-
-    def __init__(self, steps):
-        self.steps = list(steps)
-        self.contexts: list[ProposalContext] = []
-
-    async def propose(self, ctx: ProposalContext) -> Proposal:
-        self.contexts.append(ctx)
-        if not self.steps:
-            raise SearchExhausted("nothing left")
-        step = self.steps.pop(0)
-        if callable(step):
-            return step(ctx)
-        edits = step if isinstance(step, dict) else dict([step])
-        src = ctx.train_source
-        for name, value in edits.items():
-            src = re.sub(rf"^{name} = .*$", f"{name} = {value}", src, flags=re.M)
-        text = ", ".join(f"{k} -> {v}" for k, v in edits.items())
-        return Proposal(src, text, {"constant": next(iter(edits)), "new": next(iter(edits.values()))})
 
 
 def run_parallel(project: Path, proposer, workers: int = 4, on_event=None, **overrides):

@@ -124,17 +124,12 @@ class WorkerWorkspace(Workspace):
     # -- proposals become commits in a worker's worktree ---------------------------------
     def apply(self, n: int, proposal: Proposal, best: str,
               untracked_before: set[str] | None) -> tuple[str | None, str]:
-        cfg = self.config
         self.restore(best, untracked_before, n)  # whatever an agent did to the main tree
         base = self.base_of(n) or best
         base_source = self.source_at(base)
-        if proposal.new_source == base_source:
-            return self.reject(n, "the proposal left the training script unchanged")
-        if cfg.train_script.endswith(".py"):
-            try:
-                compile(proposal.new_source, cfg.train_script, "exec")
-            except SyntaxError as exc:
-                return self.reject(n, f"syntax error in {cfg.train_script} line {exc.lineno}: {exc.msg}")
+        refused = self.refuse(n, base_source, proposal.new_source)
+        if refused:
+            return refused
         slot = self.claim(n, base)
         commit = self.commit_source(slot, base, proposal.new_source, f"exp: {proposal.description}")
         slot.commit, slot.description, slot.meta = commit, proposal.description, dict(proposal.meta)

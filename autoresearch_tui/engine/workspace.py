@@ -37,13 +37,9 @@ class Workspace:
         cfg, repo = self.config, self.repo
         self.restore(best, untracked_before, n)
         old_source = self.train_source()
-        if proposal.new_source == old_source:
-            return self.reject(n, "the proposal left the training script unchanged")
-        if cfg.train_script.endswith(".py"):
-            try:
-                compile(proposal.new_source, cfg.train_script, "exec")
-            except SyntaxError as exc:
-                return self.reject(n, f"syntax error in {cfg.train_script} line {exc.lineno}: {exc.msg}")
+        refused = self.refuse(n, old_source, proposal.new_source)
+        if refused:
+            return refused
         cfg.path(cfg.train_script).write_text(proposal.new_source, encoding="utf-8")
         commit = repo.commit_paths([self.train_rel], f"exp: {proposal.description}")
         self.diffs[commit] = unified_diff(self.train_rel, old_source, proposal.new_source)
@@ -54,6 +50,17 @@ class Workspace:
     def diff_of(self, best: str, commit: str) -> str:
         """The experiment's diff against the best it started from (kept from apply when known)."""
         return self.diffs.pop(commit, None) or self.repo.diff(best, commit)
+
+    def refuse(self, n: int, old_source: str, new_source: str) -> tuple[None, str] | None:
+        """Why a proposal is not worth a run (no change, a syntax error: seconds, not a run)."""
+        if new_source == old_source:
+            return self.reject(n, "the proposal left the training script unchanged")
+        if self.config.train_script.endswith(".py"):
+            try:
+                compile(new_source, self.config.train_script, "exec")
+            except SyntaxError as exc:
+                return self.reject(n, f"syntax error in {self.config.train_script} line {exc.lineno}: {exc.msg}")
+        return None
 
     def reject(self, n: int, reason: str) -> tuple[None, str]:
         self.emit(ev.ProposalFailed(iteration=n, reason=reason))
