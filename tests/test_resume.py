@@ -128,3 +128,21 @@ def test_fault_injection_sigkill_at_random_instants(tmp_path: Path) -> None:
         rows = read_results(project / "results.tsv").rows
         assert len(rows) == 7
     assert kills >= 30
+
+
+def test_headless_loop_survives_its_terminal_going_away(project: Path) -> None:
+    """SIGHUP (the SSH connection dropped) must not end the night."""
+    train = FAKE_TRAIN.replace("SLEEP = 0.05", "SLEEP = 0.4")
+    (project / "train.py").write_text(train)
+    git(project, "commit", "-qam", "slower")
+    proc = subprocess.Popen([sys.executable, "-m", "autoresearch_tui", "run", str(project), *ARGS,
+                             "--max-iterations", "3"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    session = SessionDir(project / ".autoresearch" / "night")
+    deadline = time.time() + 30
+    while time.time() < deadline and not any(isinstance(e, ev.RunStarted) for e in session.events()):
+        time.sleep(0.1)
+    proc.stdout.close()  # the terminal is gone: writes to it fail from now on
+    proc.send_signal(signal.SIGHUP)
+    assert proc.wait(timeout=60) == 0
+    check_invariants(project)
+    assert len(read_results(project / "results.tsv").rows) == 4
