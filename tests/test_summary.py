@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from autoresearch_tui.engine.results import ResultRow, parse_results, read_results
+from autoresearch_tui.engine.analysis import best_row
 from autoresearch_tui.engine.summary import (
-    best_row,
     experiments_table,
     format_budget,
     kept_gains,

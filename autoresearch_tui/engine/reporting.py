@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from autoresearch_tui.agents.base import Attempt
-from autoresearch_tui.engine import summary
+from autoresearch_tui.engine import analysis, summary
 from autoresearch_tui.engine.config import ResearchConfig
 from autoresearch_tui.engine.hardware import Platform
 from autoresearch_tui.engine.noise import NoiseModel
@@ -39,7 +39,7 @@ def noise_note(cfg: ResearchConfig, rows: Sequence[ResultRow], model: NoiseModel
     if model is None or model.sigma is None:
         return None
     band = cfg.noise_z * model.sigma
-    within = [f"{r.commit} {r.description}" for _, r, gain in summary.kept_gains(rows, cfg.direction or "min")
+    within = [f"{r.commit} {r.description}" for _, r, gain in analysis.kept_gains(rows, cfg.direction or "min")
               if abs(gain) <= band]
     text = f"Noise: {model.describe()}; {cfg.noise_z:g} sigma = {band:.6f} (keep policy: {cfg.keep_policy})"
     if within:

@@ -37,7 +37,7 @@ class SessionState:
     @classmethod
     def from_rows(cls, rows: Sequence[ResultRow], metric: str, direction: str) -> "SessionState":
         """A state for a results.tsv without events (replay): rows only, best from the rows."""
-        from autoresearch_tui.engine.summary import best_row
+        from autoresearch_tui.engine.analysis import best_row
 
         state = cls(rows=list(rows), metric_name=metric, direction_name=direction)
         best = best_row(state.rows, direction)
