@@ -382,3 +382,18 @@ def test_summary_states_noise_and_flags_keeps_within_it(tmp_path: Path, monkeypa
     assert "Kept changes within 2 sigma (may be noise" in summary and "LR -> 0.2" in summary
     top = summary.split("## Top Improvements")[1].split("## What Didn't Work")[0]
     assert "re-run" not in top  # re-runs of the baseline are not improvements
+
+
+def test_hooks_run_on_new_best_and_finish(project: Path, tmp_path: Path) -> None:
+    log = tmp_path / "hooks.log"
+    run_engine(project, Scripted([("LR", 0.2), ("LR", 0.05)]), max_iterations=2,
+               on_new_best=f'echo "best $AUTORESEARCH_DESCRIPTION $AUTORESEARCH_METRIC" >> {log}',
+               on_finish=f'echo "finish $AUTORESEARCH_REASON" >> {log}')
+    import time
+
+    deadline = time.time() + 5
+    while time.time() < deadline and "finish" not in (log.read_text() if log.exists() else ""):
+        time.sleep(0.05)
+    lines = sorted(log.read_text().splitlines())
+    assert len(lines) == 2 and lines[0].startswith("best LR -> 0.2 1.38")  # only the new best, not the discard
+    assert lines[1] == "finish max_iterations"

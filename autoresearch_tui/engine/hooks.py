@@ -22,3 +22,9 @@ def fire(command: str | None, cwd: Path, values: dict[str, str]) -> None:
         )
     except OSError:
         pass  # a broken notifier must never stop the research loop
+
+
+def new_best_env(row, tag: str) -> dict[str, str]:
+    """What an on_new_best command learns about the new best, as environment variables."""
+    return {"AUTORESEARCH_COMMIT": row.commit, "AUTORESEARCH_METRIC": f"{row.metric}",
+            "AUTORESEARCH_DESCRIPTION": row.description, "AUTORESEARCH_TAG": tag}

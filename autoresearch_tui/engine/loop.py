@@ -27,7 +27,6 @@ from autoresearch_tui.engine.resume import RUN_PID, Recovered, recover
 from autoresearch_tui.engine.runner import RunOutcome, run_process
 from autoresearch_tui.engine.session import SessionDir, write_atomic
 from autoresearch_tui.engine.workspace import Workspace
-from autoresearch_tui.errors import RuntimeFailure
 
 Listener = Callable[[ev.Event], None]
 MAX_FAILED_PROPOSALS = 3
@@ -441,7 +440,7 @@ class Engine:
                                         best_commit=self.best_commit, best_metric=self.best_metric,
                                         attempt_ref=ref, rerun=i))
         if status == KEEP and n > 0:
-            hooks.fire(cfg.on_new_best, cfg.project, self._hook_env(self.rows[-1]))
+            hooks.fire(cfg.on_new_best, cfg.project, hooks.new_best_env(self.rows[-1], cfg.tag))
         self.iteration = n
         metric = noise.mean(values) if values else None
         self.history.append(Attempt(n, commit, status, metric, description, dict(meta)))
@@ -493,9 +492,3 @@ class Engine:
     def _base_env(self) -> dict[str, str]:
         return {**os.environ, "PYTHONUNBUFFERED": "1"}
 
-    def _hook_env(self, row: results.ResultRow) -> dict[str, str]:
-        return {"AUTORESEARCH_COMMIT": row.commit, "AUTORESEARCH_METRIC": f"{row.metric}",
-                "AUTORESEARCH_DESCRIPTION": row.description, "AUTORESEARCH_TAG": self.config.tag}
-
-
-__all__ = ["Engine", "RuntimeFailure"]
