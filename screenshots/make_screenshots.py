@@ -6,6 +6,9 @@ Drives the app with `App.run_test(size=(120, 36))` and `save_screenshot()`:
   live.svg            a real short session on a copy of sample_projects/spirals (a fake fast
                       project when the sample or torch is missing), mid-run
   live-80x24.svg      the same at the smallest supported size
+  help-80x24.svg      its `?` help
+  workers-80x24.svg   a session with 3 parallel workers (the fake project, on the CPU): the
+                      workers strip, the log pane following w1 (`w`)
   replay.svg          replay of a real results.tsv (Bervaso/autoresearch-macos)
   replay-nocolor.svg  the same with NO_COLOR set
   wizard.svg          the config wizard, when it is installed
@@ -124,6 +127,39 @@ async def shoot_live(out: Path) -> None:
         shutil.rmtree(root, ignore_errors=True)
 
 
+async def shoot_workers(out: Path) -> None:
+    from autoresearch_tui.engine.config import load_config
+    from autoresearch_tui.engine.session import SessionDir
+    from autoresearch_tui.tui.launch import live_app, start_engine
+    from autoresearch_tui.tui.widgets.log_view import LogView
+
+    root = Path(tempfile.mkdtemp(prefix="autoresearch-shots-"))
+    project, values = _fake_project(root)
+    config = load_config(project, None, {**values, "max_iterations": "12", "tag": "workers", "workers": "3",
+                                         "device": "cpu"})
+    engine = start_engine(config)
+    session = config.session_path()
+    try:
+        app = live_app(session, engine)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = app.screen
+            ok = await wait_for(pilot, lambda: len(screen.state.rows) >= 4 and len(screen.state.runs) == 3, 120)
+            await pilot.press("w", "w")  # automatic -> w0 -> w1
+            await wait_for(pilot, lambda: any(" on w1 ──" in line for line in screen.query_one(LogView).lines), 10)
+            await pilot.pause(1.2)  # the other workers' last lines, the elapsed times
+            print(f"workers: {len(screen.state.rows)} rows, 3 in flight={ok}")
+            app.save_screenshot("workers-80x24.svg", str(out))
+    finally:
+        SessionDir(session).send("stop")
+        SessionDir(session).send("stop")
+        if engine.popen is not None:
+            try:
+                engine.popen.wait(30)
+            except Exception:  # noqa: BLE001
+                engine.popen.kill()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 async def shoot_replay(out: Path) -> None:
     from autoresearch_tui.tui.launch import replay_app
 
@@ -173,7 +209,7 @@ async def shoot_wizard(out: Path) -> None:
 
 async def main(which: list[str]) -> None:
     out = HERE
-    shots = {"replay": shoot_replay, "wizard": shoot_wizard, "live": shoot_live}
+    shots = {"replay": shoot_replay, "wizard": shoot_wizard, "live": shoot_live, "workers": shoot_workers}
     for name in which or list(shots):
         await shots[name](out)
 

@@ -175,3 +175,68 @@ async def test_session_gives_run_logs_and_proposal_diffs(tmp_path):
         await pilot.press("right")
         assert await wait_for(pilot, lambda: "+A = 2" in app.screen.query_one(DiffView).lines, 5)
         assert await wait_for(pilot, lambda: log.lines == ["boom", "val: 0.9"], 5)
+
+
+def test_rows_are_sent_before_the_summary(tmp_path, monkeypatch):
+    """The first frame does not wait for the summary: ResultsLoaded, then SummaryReady."""
+    import threading
+
+    from autoresearch_tui.tui import source
+    from autoresearch_tui.tui.messages import ResultsLoaded, SummaryReady
+
+    path = tmp_path / "results.tsv"
+    path.write_text(MESSY, encoding="utf-8")
+    rendering = threading.Event()
+    release = threading.Event()
+    real = source.render_state_summary
+
+    def slow_summary(*args, **kwargs):
+        rendering.set()
+        release.wait(5)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(source, "render_state_summary", slow_summary)
+
+    class Target:
+        def __init__(self):
+            self.messages = []
+
+        def post_message(self, message):
+            self.messages.append(message)
+            return True
+
+    target = Target()
+    results = source.ResultsSource(path)
+    thread = results.start(target)
+    assert not rendering.wait(0.3)  # not before the screen has drawn the rows
+    assert [type(m) for m in target.messages] == [ResultsLoaded]
+    results.rows_shown.set()
+    assert rendering.wait(5)
+    assert [type(m) for m in target.messages] == [ResultsLoaded]  # the rows, while the summary renders
+    assert target.messages[0].summary is None and len(target.messages[0].state.rows) == 3
+    release.set()
+    thread.join(5)
+    assert [type(m) for m in target.messages] == [ResultsLoaded, SummaryReady]
+    assert "AutoResearch Summary" in target.messages[1].summary
+
+
+async def test_summary_key_before_the_summary_is_ready(tmp_path, monkeypatch):
+    import threading
+
+    from autoresearch_tui.tui import source
+
+    path = tmp_path / "results.tsv"
+    path.write_text(MESSY, encoding="utf-8")
+    release = threading.Event()
+    real = source.render_state_summary
+    monkeypatch.setattr(source, "render_state_summary", lambda *a, **k: (release.wait(5), real(*a, **k))[1])
+    app = replay_app(path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot, app)
+        assert app.screen.summary is None and app.screen.query_one(ResultsTable).row_count == 3
+        await pilot.press("u")  # opens once the summary is rendered
+        await pilot.pause(0.2)
+        assert type(app.screen).__name__ == "ReplayScreen"
+        release.set()
+        assert await wait_for(pilot, lambda: type(app.screen).__name__ == "DocumentScreen", 5)
+        assert "line 3" in app.screen.markdown

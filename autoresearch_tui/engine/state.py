@@ -17,7 +17,10 @@ class SessionState:
     results: list[ev.ResultRecorded] = field(default_factory=list)
     proposals: dict[int, ev.ProposalMade] = field(default_factory=dict)
     iteration: int = 0
-    run: ev.RunStarted | None = None  # the run in progress, if any
+    run: ev.RunStarted | None = None  # the run in progress, if any (several workers: the newest started)
+    runs: dict[int, ev.RunStarted] = field(default_factory=dict)  # worker -> its run in progress
+    workers: dict[int, ev.RunStarted] = field(default_factory=dict)  # worker -> the last run it started
+    worker_results: dict[int, ev.ResultRecorded] = field(default_factory=dict)  # worker -> its last result
     last_run: ev.RunFinished | None = None
     best_commit: str | None = None
     best_metric: float | None = None
@@ -74,6 +77,8 @@ class SessionState:
         self.last_ts = event.ts
         if isinstance(event, ev.SessionStarted):
             self.started, self.ended, self.stopping = event, None, False
+            self.run = None
+            self.runs.clear()  # a resumed session: what was in flight died with the old engine
         elif isinstance(event, ev.PlatformDetected):
             self.platform = event
         elif isinstance(event, ev.IterationStarted):
@@ -85,10 +90,12 @@ class SessionState:
         elif isinstance(event, ev.ReviewDecided):
             self.review = None
         elif isinstance(event, ev.RunStarted):
-            self.run = event
+            self.run = self.runs[event.worker] = self.workers[event.worker] = event
             self.run_logs[event.iteration] = event.log
         elif isinstance(event, ev.RunFinished):
-            self.run, self.last_run = None, event
+            self.runs.pop(event.worker, None)
+            self.last_run = event
+            self.run = max(self.runs.values(), key=lambda r: r.ts) if self.runs else None
         elif isinstance(event, ev.ResultRecorded):
             self.results.append(event)
             self.rows.append(
@@ -96,6 +103,7 @@ class SessionState:
                           line=len(self.rows) + 2)
             )
             self.best_commit, self.best_metric = event.best_commit, event.best_metric
+            self.worker_results[event.worker] = event
         elif isinstance(event, ev.ProgressReport):
             self.progress.append(event)
         elif isinstance(event, ev.Notice):
@@ -108,6 +116,12 @@ class SessionState:
             self.stopping = True
         elif isinstance(event, ev.SessionEnded):
             self.ended, self.run, self.review = event, None, None
+            self.runs.clear()
+
+    @property
+    def multi_worker(self) -> bool:
+        """More than one worker has run something (parallel experiments)."""
+        return len(self.workers) > 1
 
     def apply_all(self, events: list[ev.Event]) -> "SessionState":
         for event in events:

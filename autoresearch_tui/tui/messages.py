@@ -34,9 +34,20 @@ class LogChanged(Message, bubble=False):
     lines: list[str]
     total: int  # complete lines seen in this log
     path: Path | None = None
+    run: Event | None = None  # the RunStarted whose log this is
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, LogChanged)
+
+
+@dataclass
+class WorkerTails(Message, bubble=False):
+    """Parallel workers: the last line each run in flight printed (worker -> line), about once a second."""
+
+    tails: dict[int, str]
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, WorkerTails)
 
 
 @dataclass
@@ -47,7 +58,14 @@ class ResultsLoaded(Message, bubble=False):
     state: SessionState
     session_state: SessionState | None = None
     repo: Path | None = None
-    summary: str = ""  # autoresearch-summary.md rendered from the rows
+    summary: str | None = None  # autoresearch-summary.md; None: SummaryReady follows with it
+
+
+@dataclass
+class SummaryReady(Message, bubble=False):
+    """The summary of the rows a ResultsLoaded carried (rendered after the rows were shown)."""
+
+    summary: str
 
 
 @dataclass

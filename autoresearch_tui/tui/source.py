@@ -2,7 +2,10 @@
 
 `SessionSource` follows a session directory (live and `watch` are the same code path): it polls
 events.jsonl and the current run's log, survives both not existing yet, the log being rewritten
-and events.jsonl being replaced. `ResultsSource` reads a results.tsv once, for replay.
+and events.jsonl being replaced. With parallel workers it follows one worker's runs (the
+screen picks which; automatic: the newest run, each until it ends) and reads only the last few
+KB of every run in flight, once a second, for their last lines. `ResultsSource` reads a
+results.tsv once, for replay.
 """
 
 from __future__ import annotations
@@ -18,10 +21,14 @@ from textual.message_pump import MessagePump
 from autoresearch_tui.engine import events as ev
 from autoresearch_tui.engine.logtail import MAX_LINES, LogBuffer, LogFollower
 from autoresearch_tui.engine.session import EVENTS, LineTail
-from autoresearch_tui.tui.messages import EventsArrived, LoadFailed, LogChanged, ResultsLoaded, SessionReset
+from autoresearch_tui.tui.messages import (EventsArrived, LoadFailed, LogChanged, ResultsLoaded, SessionReset,
+                                           SummaryReady, WorkerTails)
 
 POLL_S = 0.2
 LOG_EVERY_S = 0.1  # at most this often a new log snapshot, and only once the last was shown
+TAIL_EVERY_S = 1.0  # parallel workers: how often the other runs' last lines are read
+TAIL_BYTES = 4096
+SUMMARY_WAIT_S = 2.0  # replay: the summary starts at the latest this long after the rows were sent
 
 
 class SessionSource:
@@ -35,11 +42,21 @@ class SessionSource:
         self._events = LineTail(self.root / EVENTS)
         self._inode: tuple[int, int] | None = None
         self._stop = threading.Event()
+        self._nudge = threading.Event()  # wakes the thread early (a worker was selected, or stop)
         self._shown = threading.Event()  # the screen rendered the last LogChanged
         self._shown.set()
         self._thread: threading.Thread | None = None
         self._log_dirty = False
         self._last_log_post = 0.0
+        # Parallel workers (worker -> RunStarted), folded from the events by this thread.
+        self._runs: dict[int, ev.RunStarted] = {}  # in flight
+        self._last: dict[int, ev.RunStarted] = {}  # the last run each worker started
+        self._newest: ev.RunStarted | None = None
+        self.current: ev.RunStarted | None = None  # the run whose log the buffer follows
+        self._want: int | None = None  # the worker the screen asked for (None: automatic)
+        self._worker: int | None = None  # the one in effect
+        self._tails: dict[int, str] = {}
+        self._last_tails = 0.0
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> "SessionSource":
@@ -49,6 +66,7 @@ class SessionSource:
 
     def stop(self) -> None:
         self._stop.set()
+        self._nudge.set()
 
     def join(self, timeout: float = 2.0) -> None:
         if self._thread is not None:
@@ -57,6 +75,11 @@ class SessionSource:
     def log_shown(self) -> None:
         """Called by the screen after it rendered a LogChanged: the next one may be posted."""
         self._shown.set()
+
+    def select_worker(self, worker: int | None) -> None:
+        """Follow this worker's runs (None: the newest run, each one until it ends). Any thread."""
+        self._want = worker
+        self._nudge.set()
 
     # -- the thread ----------------------------------------------------------------------
     def _post(self, message) -> bool:
@@ -70,12 +93,15 @@ class SessionSource:
             busy = False
             try:
                 self._read_events()
+                self._follow_target()
                 if self.follower is not None and self.follower.poll():
                     self._log_dirty = busy = True
                 self._maybe_post_log()
+                self._maybe_post_tails()
             except Exception as exc:  # noqa: BLE001 - a source must never die silently
                 self._post(LoadFailed(f"following {self.root}: {exc}"))
-            self._stop.wait(self.poll / 2 if busy else self.poll)
+            self._nudge.wait(self.poll / 2 if busy else self.poll)
+            self._nudge.clear()
 
     def _read_events(self) -> None:
         path = self._events.path
@@ -87,6 +113,9 @@ class SessionSource:
         replaced = inode is not None and self._inode is not None and inode != self._inode
         if replaced or 0 <= size < self._events.offset:  # replaced or truncated: read it again
             self._events = LineTail(path)
+            self._runs.clear()
+            self._last.clear()
+            self._newest = None
             self._post(SessionReset())
         if inode is not None:
             self._inode = inode
@@ -95,14 +124,45 @@ class SessionSource:
             event = ev.event_from_json(line)
             if event is not None:
                 batch.append(event)
+                self._fold(event)
         if not batch:
             return
-        last_run = next((e for e in reversed(batch) if isinstance(e, ev.RunStarted)), None)
-        if last_run is not None:
-            self._follow(last_run)
+        self._follow_target()  # before the events are posted: their LogChanged comes after them
         self._post(EventsArrived(batch))
 
+    def _fold(self, event: ev.Event) -> None:
+        if isinstance(event, ev.RunStarted):
+            self._runs[event.worker] = self._last[event.worker] = self._newest = event
+        elif isinstance(event, ev.RunFinished):
+            self._runs.pop(event.worker, None)
+        elif isinstance(event, (ev.SessionStarted, ev.SessionEnded)):
+            self._runs.clear()
+
+    def _target(self) -> ev.RunStarted | None:
+        """The run the log pane should show."""
+        if self._worker is not None:
+            return self._runs.get(self._worker) or self._last.get(self._worker)
+        current = self.current
+        if current is not None and self._runs.get(current.worker) is current:
+            return current  # automatic: stay with a run until it ends (parallel runs overlap)
+        if self._runs:
+            return max(self._runs.values(), key=lambda r: r.ts)
+        return self._newest
+
+    def _follow_target(self) -> None:
+        switched = self._want != self._worker
+        self._worker = self._want
+        run = self._target()
+        if run is None or (self.current is run and self.follower is not None):
+            return
+        if switched and self.follower is not None and self.follower.path != self.root / run.log:
+            self.buffer.clear()  # another worker asked for: its log alone, not after the previous one's
+            self.buffer.total = 0
+            self.follower = None
+        self._follow(run)
+
     def _follow(self, run: ev.RunStarted) -> None:
+        self.current = run
         path = self.root / run.log
         if self.follower is not None and self.follower.path == path:
             return
@@ -110,7 +170,8 @@ class SessionSource:
             self.follower.poll(budget=8 << 20)  # the finished run's last lines (its metric block)
         what = "baseline" if run.iteration == 0 else run.commit[:7]
         retry = " (retry after OOM)" if run.attempt > 1 else ""
-        self.buffer.add_marker(f"── #{run.iteration} {what}{retry} ── {run.log}")
+        where = f" on w{run.worker}" if len(self._last) > 1 else ""
+        self.buffer.add_marker(f"── #{run.iteration} {what}{retry}{where} ── {run.log}")
         self.follower = LogFollower(path, self.buffer)
         self._log_dirty = True
 
@@ -124,23 +185,63 @@ class SessionSource:
         self._log_dirty = False
         self._last_log_post = now
         path = self.follower.path if self.follower else None
-        self._post(LogChanged(self.buffer.snapshot(), self.buffer.total, path))
+        self._post(LogChanged(self.buffer.snapshot(), self.buffer.total, path, self.current))
+
+    def _maybe_post_tails(self) -> None:
+        """Parallel workers: the last line of every run in flight, from the last few KB of its log."""
+        now = time.monotonic()
+        if len(self._last) < 2 or now - self._last_tails < TAIL_EVERY_S:
+            return
+        self._last_tails = now
+        tails = {w: last_line(self.root / run.log) for w, run in self._runs.items()}
+        if tails != self._tails:
+            self._tails = tails
+            self._post(WorkerTails(dict(tails)))
+
+
+def last_line(path: Path, size: int = TAIL_BYTES) -> str:
+    """The last non-empty line a terminal would show for this log (`\\r` rewrites applied)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            end = fh.tell()
+            fh.seek(max(0, end - size))
+            data = fh.read(size)
+    except OSError:
+        return ""
+    buffer = LogBuffer(8)
+    buffer.feed(data.decode("utf-8", errors="replace"))
+    for line in reversed(buffer.snapshot()):
+        if line.strip():
+            return line.strip()
+    return ""
 
 
 class ResultsSource:
-    """Reads a results.tsv (and its session's events, if given) in a thread, once."""
+    """Reads a results.tsv (and its session's events, if given) in a thread, once.
+
+    The rows go to the screen first (ResultsLoaded); the summary, which takes a while on a long
+    file, is rendered once the screen has drawn them (`rows_shown`, so that it does not compete
+    with the first frame for the interpreter) and follows (SummaryReady)."""
 
     def __init__(self, results: Path, session: Path | None = None, repo: Path | None = None) -> None:
         self.results = Path(results)
         self.session = Path(session) if session else None
         self.repo = Path(repo) if repo else None
+        self.rows_shown = threading.Event()  # set by the screen after the frame with the rows
 
     def start(self, target: MessagePump) -> threading.Thread:
-        thread = threading.Thread(target=lambda: target.post_message(self.load()), name="results-source", daemon=True)
+        def work() -> None:
+            loaded = self.load(with_summary=False)
+            if target.post_message(loaded) and isinstance(loaded, ResultsLoaded):
+                self.rows_shown.wait(SUMMARY_WAIT_S)
+                target.post_message(SummaryReady(self._summary(loaded.table, loaded.state)))
+
+        thread = threading.Thread(target=work, name="results-source", daemon=True)
         thread.start()
         return thread
 
-    def load(self) -> ResultsLoaded | LoadFailed:
+    def load(self, with_summary: bool = True) -> ResultsLoaded | LoadFailed:
         from autoresearch_tui.engine.details import find_repo
         from autoresearch_tui.engine.results import ResultsFormatError, read_results
         from autoresearch_tui.engine.session import iter_events
@@ -166,7 +267,8 @@ class ResultsSource:
             state.started, state.platform = session_state.started, session_state.platform
             state.first_ts, state.last_ts, state.ended = session_state.first_ts, session_state.last_ts, session_state.ended
         repo = self.repo.resolve() if self.repo else find_repo(self.results.resolve().parent)
-        return ResultsLoaded(table, state, session_state, repo, self._summary(table, state))
+        summary = self._summary(table, state) if with_summary else None
+        return ResultsLoaded(table, state, session_state, repo, summary)
 
     def _summary(self, table, state) -> str:
         return render_state_summary(state, table.skipped, name=self.results.name)

@@ -22,6 +22,7 @@ KEYS_PANES = [
     ("tab shift+tab", "next / previous pane"),
     ("m or z", "maximise / restore the focused pane"),
     ("a", "log auto-scroll on / off"),
+    ("w", "parallel workers: follow the next one (log, diff)"),
     ("↑ ↓ pgup pgdn", "scroll the focused pane / move in the table"),
     ("enter", "open the selected experiment (diff and run log)"),
     ("r", "latest progress report"),

@@ -8,17 +8,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from textual import events
+from textual.app import ComposeResult
 from textual.binding import Binding
 
 from autoresearch_tui.engine import events as ev
 from autoresearch_tui.engine.state import SessionState
-from autoresearch_tui.tui.messages import EventsArrived, LoadFailed, LogChanged, SessionReset
+from autoresearch_tui.tui.messages import EventsArrived, LoadFailed, LogChanged, SessionReset, WorkerTails
 from autoresearch_tui.tui.screens.panes import PaneScreen
 from autoresearch_tui.tui.screens.review import ReviewFlow
 from autoresearch_tui.tui.source import ControlChannel, SessionSource, render_state_summary
 from autoresearch_tui.tui.widgets.diff_view import DiffView
 from autoresearch_tui.tui.widgets.header import StatusHeader, fmt_metric
 from autoresearch_tui.tui.widgets.log_view import LogView
+from autoresearch_tui.tui.widgets.workers import WorkersStrip
 
 CONTROL_ACTIONS = {"toggle_pause", "stop", "kill_run", "instruct", "review"}
 SUMMARY_FILE = "autoresearch-summary.md"
@@ -33,6 +36,8 @@ class LiveScreen(ReviewFlow, PaneScreen):
         Binding("i", "instruct", "Instruct", show=False),
         Binding("v", "review", "Review"),
         Binding("a", "toggle_scroll", "Scroll"),
+        Binding("a", "toggle_log_scroll", "Scroll", show=False),  # with workers: `w` takes its footer room
+        Binding("w", "next_worker", "Worker"),
         Binding("r", "report", "Report"),
         *PaneScreen.FOOTER,
     ]
@@ -51,6 +56,14 @@ class LiveScreen(ReviewFlow, PaneScreen):
         self._caught_up = False
         self._engine_gone_told = False
         self._review_open = None  # the ReviewRequested whose dialog was opened
+        # Parallel workers: the one the log and diff panes follow (None: automatic, the newest
+        # run until it ends), and the run the log pane shows now (from the source).
+        self.worker: int | None = None
+        self.shown_run: ev.RunStarted | None = None
+        self._candidate: ev.ProposalMade | None = None  # the proposal the diff pane shows (several workers)
+
+    def compose_top(self) -> ComposeResult:
+        yield WorkersStrip(id="workers")
 
     # -- lifecycle -----------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -58,6 +71,7 @@ class LiveScreen(ReviewFlow, PaneScreen):
         self.query_one(LogView).set_placeholder(f"waiting for {self.session_dir}/events.jsonl …")
         self.source = SessionSource(self.session_dir, self).start()
         self.set_interval(1.0, self._tick)
+        self._size_strip()
         self.refresh_views()
 
     def on_unmount(self) -> None:
@@ -66,8 +80,24 @@ class LiveScreen(ReviewFlow, PaneScreen):
         if self.control is not None:
             self.control.close()
 
+    def on_resize(self, event: events.Resize) -> None:
+        self._size_strip()
+        self.call_after_refresh(self.update_log_title)  # its width decides how long it may be
+
+    def _size_strip(self) -> None:
+        """At most a fifth of the screen for the workers strip (4 lines at 80x24)."""
+        strip = self.query_one(WorkersStrip)
+        strip.max_lines = max(2, (self.size.height - 3) // 5)
+        self._show_workers()
+
+    def _show_workers(self) -> None:
+        shown = self.worker if self.worker is not None else self.shown_run.worker if self.shown_run else None
+        self.query_one(WorkersStrip).show(self.state, shown, self.worker is not None)
+
     def _tick(self) -> None:
         self.query_one(StatusHeader).show(self.state, self.status_word())
+        if self.state.multi_worker:
+            self.query_one(WorkersStrip).refresh()  # the elapsed times
         if self.engine is not None and self.state.ended is None and not self._engine_gone_told \
                 and not self.engine.alive():
             self._engine_gone_told = True
@@ -103,18 +133,23 @@ class LiveScreen(ReviewFlow, PaneScreen):
             self.state.apply(event)
             if self._caught_up:
                 self._announce(event)
-        last_proposal = next((e for e in reversed(message.events) if isinstance(e, ev.ProposalMade)), None)
-        if last_proposal is not None:
-            self.query_one(DiffView).show(last_proposal.diff)
-            self.set_subtitle(1, f"#{last_proposal.iteration} {last_proposal.description}")
-        elif not self.state.proposals and self.state.run is not None:
-            self.query_one(DiffView).set_placeholder("the baseline: the unmodified training script")
+        if self.state.multi_worker:
+            self._show_candidate()
+        else:
+            last_proposal = next((e for e in reversed(message.events) if isinstance(e, ev.ProposalMade)), None)
+            if last_proposal is not None:
+                self.query_one(DiffView).show(last_proposal.diff)
+                self.set_subtitle(1, f"#{last_proposal.iteration} {last_proposal.description}")
+            elif not self.state.proposals and self.state.run is not None:
+                self.query_one(DiffView).set_placeholder("the baseline: the unmodified training script")
         self._follow_review()
         if not self._caught_up and self.state.ended is not None:
             more = "" if self.read_only else "; press f for the summary and merge"
             self.notify(f"this session has ended ({self.state.ended.reason}){more}", timeout=8)
         self._caught_up = True
         self.refresh_views()
+        self._show_workers()
+        self.update_log_title()
         self.refresh_bindings()  # finish / review / control keys depend on the state
 
     def _announce(self, event: ev.Event) -> None:
@@ -139,13 +174,82 @@ class LiveScreen(ReviewFlow, PaneScreen):
         self.query_one(LogView).show(message.lines, message.total)
         if message.path is not None:
             self.set_subtitle(2, f"{message.path.name} · {message.total} lines")
+        if message.run is not None and message.run is not self.shown_run:
+            self.shown_run = message.run  # type: ignore[assignment]
+            if self.state.multi_worker:
+                self._show_candidate()
+                self._show_workers()
+                self.update_log_title()
         if self.source is not None:
             self.source.log_shown()
+
+    def on_worker_tails(self, message: WorkerTails) -> None:
+        self.query_one(WorkersStrip).set_tails(message.tails)
+
+    # -- parallel workers ----------------------------------------------------------------------
+    def followed_run(self) -> ev.RunStarted | None:
+        """The run whose log and candidate the panes show (several workers)."""
+        s = self.state
+        if self.worker is not None:
+            return s.runs.get(self.worker) or s.workers.get(self.worker)
+        if self.shown_run is not None:
+            return self.shown_run
+        return s.run
+
+    def _show_candidate(self) -> None:
+        """Several workers: the diff pane shows the candidate of the run the log pane follows."""
+        run = self.followed_run()
+        if run is None:
+            return
+        diff = self.query_one(DiffView)
+        proposal = self.state.proposals.get(run.iteration) if run.iteration else None
+        where = f" · w{run.worker}"
+        if proposal is None:
+            self._candidate = None
+            diff.show("")
+            diff.set_placeholder("the baseline: the unmodified training script" if run.iteration == 0
+                                 else f"no diff recorded for #{run.iteration}")
+            self.set_subtitle(1, f"#{run.iteration}{' baseline' if run.iteration == 0 else ''}{where}")
+            return
+        if proposal is not self._candidate:  # the same candidate: keep the scroll position
+            self._candidate = proposal
+            diff.show(proposal.diff)
+        self.set_subtitle(1, f"#{run.iteration} {proposal.description}{where}")
+
+    def log_title_notes(self) -> list[str]:
+        if not self.state.multi_worker:
+            return []
+        if self.worker is not None:
+            return [f"w{self.worker}"]
+        run = self.shown_run
+        return [f"auto: w{run.worker}" if run is not None else "auto"]
+
+    def action_toggle_log_scroll(self) -> None:
+        self.action_toggle_scroll()
+
+    def action_next_worker(self) -> None:
+        """`w`: follow the next worker (automatic, w0, w1, …, automatic)."""
+        workers = sorted(self.state.workers)
+        if len(workers) < 2:
+            return
+        order: list[int | None] = [None, *workers]
+        at = order.index(self.worker) if self.worker in order else 0
+        self.worker = order[(at + 1) % len(order)]
+        if self.source is not None:
+            self.source.select_worker(self.worker)
+        self._show_candidate()
+        self._show_workers()
+        self.update_log_title()
 
     def on_session_reset(self, message: SessionReset) -> None:
         self.state = SessionState()
         self._caught_up = False
+        self.worker, self.shown_run = None, None
+        if self.source is not None:
+            self.source.select_worker(None)
         self.refresh_views()
+        self._show_workers()
+        self.update_log_title()
 
     def on_load_failed(self, message: LoadFailed) -> None:
         self.notify(message.message, severity="error", timeout=10)
@@ -160,6 +264,10 @@ class LiveScreen(ReviewFlow, PaneScreen):
             return None if self.state.ended is not None else True
         if action == "finish":  # offered once the session has ended
             return not self.read_only and self.state.ended is not None
+        if action == "next_worker":  # only with parallel workers
+            return self.state.multi_worker
+        if action == "toggle_scroll":  # the same key, out of the footer (80 columns hold one of a / w)
+            return not self.state.multi_worker
         return True
 
     def _send(self, command: str, **fields) -> None:
@@ -190,6 +298,16 @@ class LiveScreen(ReviewFlow, PaneScreen):
     def action_kill_run(self) -> None:
         if self.state.run is None:
             self.notify("no run in progress", timeout=3)
+            return
+        if self.state.multi_worker:  # the run the log pane shows, not every run in flight
+            run = self.followed_run()
+            current = self.state.runs.get(run.worker) if run is not None else None
+            if run is None or current is None or current.log != run.log:
+                self.notify("the followed worker has no run in progress (w picks another)", timeout=3)
+                return
+            self._send("kill_run", worker=run.worker)
+            self.notify(f"killing run #{run.iteration} on w{run.worker} (recorded as a discard)",
+                        severity="warning", timeout=4)
             return
         self._send("kill_run")
         self.notify(f"killing run #{self.state.run.iteration} (recorded as a discard)", severity="warning",

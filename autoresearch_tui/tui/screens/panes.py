@@ -62,6 +62,7 @@ class PaneScreen(Screen):
     # -- layout ------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield StatusHeader(id="status")
+        yield from self.compose_top()
         with Grid(id="panes"):
             with Pane(1, "Diff"):
                 yield DiffView(id="diff")
@@ -73,8 +74,28 @@ class PaneScreen(Screen):
                 yield ResultsTable(newest_first=self.NEWEST_FIRST, id="table")
         yield Footer()
 
+    def compose_top(self) -> ComposeResult:
+        """Between the header and the panes (live: the workers strip)."""
+        yield from ()
+
     def second_pane_title(self) -> str:
         return "Training log"
+
+    def log_title_notes(self) -> list[str]:
+        """What the log pane's title says after its name (live: the worker it follows)."""
+        return []
+
+    def update_log_title(self) -> None:
+        """The log pane's title: its name, what it follows, and `scroll off` while `a` holds it."""
+        notes = self.log_title_notes()
+        log = self.query(LogView).first(None)
+        if log is not None and not log.auto_scroll:
+            notes.append("scroll off")
+        pane = self.query_one("#pane-2", Pane)
+        title = " · ".join([f"2 {self.second_pane_title()}", *notes])
+        if notes and len(title) > pane.size.width - 6:  # 80x24: the notes matter more than the name
+            title = " · ".join(["2 Log", *notes])
+        pane.border_title = Text(title)
 
     def compose_second_pane(self) -> ComposeResult:
         yield LogView(id="log")
@@ -152,7 +173,7 @@ class PaneScreen(Screen):
         if log is None:
             return
         log.auto_scroll = not log.auto_scroll
-        self.notify(f"log auto-scroll {'on' if log.auto_scroll else 'off'}", timeout=2)
+        self.update_log_title()  # the state shows there: no notification per press
 
     def action_help(self) -> None:
         from autoresearch_tui.tui.screens.help import HelpScreen

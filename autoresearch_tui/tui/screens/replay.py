@@ -15,7 +15,7 @@ from textual.widgets import Static
 
 from autoresearch_tui.engine.details import Detail
 from autoresearch_tui.engine.state import SessionState
-from autoresearch_tui.tui.messages import LoadFailed, ResultsLoaded
+from autoresearch_tui.tui.messages import LoadFailed, ResultsLoaded, SummaryReady
 from autoresearch_tui.tui.screens.panes import PaneScreen
 from autoresearch_tui.tui.source import ResultsSource
 from autoresearch_tui.tui.widgets.chart import ChartPane
@@ -24,6 +24,9 @@ from autoresearch_tui.tui.widgets.header import StatusHeader
 from autoresearch_tui.tui.widgets.lines import TextDocument
 from autoresearch_tui.tui.widgets.log_view import LogView
 from autoresearch_tui.tui.widgets.results_table import ResultsTable
+
+
+SUMMARY_AFTER_S = 0.3  # the summary starts rendering this long after the rows were shown
 
 
 class ReplayScreen(PaneScreen):
@@ -42,9 +45,11 @@ class ReplayScreen(PaneScreen):
         self.session = Path(session) if session else None
         self.repo = Path(repo) if repo else None
         self.session_state: SessionState | None = None
-        self.summary = ""
+        self.summary: str | None = None  # None until rendered (after the rows are shown)
         self.skipped: list[tuple[int, str]] = []
         self.loaded = False
+        self.source: ResultsSource | None = None
+        self._summary_wanted = False  # `u` was pressed before the summary was ready
 
     def second_pane_title(self) -> str:
         return "Run log" if self.session else "Summary"
@@ -64,7 +69,8 @@ class ReplayScreen(PaneScreen):
         skipped = Static("", id="skipped")
         skipped.display = False
         self.query_one("#pane-4").mount(skipped)
-        ResultsSource(self.results, self.session, self.repo).start(self)
+        self.source = ResultsSource(self.results, self.session, self.repo)
+        self.source.start(self)
 
     def status_word(self) -> str:
         return "replay"
@@ -72,11 +78,16 @@ class ReplayScreen(PaneScreen):
     # -- data ------------------------------------------------------------------------------
     def on_results_loaded(self, message: ResultsLoaded) -> None:
         self.state, self.session_state, self.repo = message.state, message.session_state, message.repo
-        self.summary, self.skipped, self.loaded = message.summary, list(message.table.skipped), True
+        self.skipped, self.loaded = list(message.table.skipped), True
         self.refresh_views()
+        # The summary renders in the source's thread once the frame with the rows is out (a few
+        # frames later; in the same interpreter it would slow that frame down), or when `u` asks.
+        self.set_timer(SUMMARY_AFTER_S, self.source.rows_shown.set)
         docs = self.query(TextDocument)
         if docs:
-            docs.first().set_lines(self.summary.splitlines(), scroll_home=True)
+            docs.first().set_placeholder("rendering the summary…")
+        if message.summary is not None:
+            self._set_summary(message.summary)
         where = f"diffs from {self.repo}" if self.repo else "no git repository: no diffs (give --repo DIR)"
         self.query_one(DiffView).set_placeholder(f"select an experiment ({where})")
         if self.skipped:
@@ -92,8 +103,21 @@ class ReplayScreen(PaneScreen):
         else:
             self.load_detail(self.query_one(ResultsTable).selected_index() or 0, "panes")
 
+    def on_summary_ready(self, message: SummaryReady) -> None:
+        self._set_summary(message.summary)
+
+    def _set_summary(self, text: str) -> None:
+        self.summary = text
+        docs = self.query(TextDocument)
+        if docs:
+            docs.first().set_lines(self.summary.splitlines(), scroll_home=True)
+        if self._summary_wanted:
+            self._summary_wanted = False
+            self.action_summary()
+
     def on_load_failed(self, message: LoadFailed) -> None:
         self.loaded = True
+        self.summary = ""
         self.query_one(DiffView).set_placeholder(message.message)
         self.notify(message.message, severity="error", timeout=15)
 
@@ -125,5 +149,12 @@ class ReplayScreen(PaneScreen):
     def action_summary(self) -> None:
         if not self.loaded:
             self.notify("still reading the file", timeout=3)
+            return
+        if self.summary is None:  # opened as soon as it is rendered
+            if self.source is not None:
+                self.source.rows_shown.set()
+            if not self._summary_wanted:
+                self._summary_wanted = True
+                self.notify("rendering the summary…", timeout=2)
             return
         self.show_document(f"Summary — {self.results.name}", self.summary or "no summary")

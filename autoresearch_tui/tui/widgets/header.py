@@ -104,7 +104,9 @@ class StatusHeader(Widget):
             shown = delta if wide or "(" not in delta else delta[delta.index("(") :]
             better = delta.startswith("-") == (s.direction == "min") and not delta.startswith("+0.000000")
             text.append(f" {shown}" + (" vs baseline" if wide else ""), "green" if better else "")
-        if s.run is not None and self.mode != "replay":
+        if len(s.runs) > 1 and self.mode != "replay":
+            text.append(f" · {len(s.runs)} runs in flight")  # each on its line of the workers strip
+        elif s.run is not None and self.mode != "replay":
             elapsed = time.time() - s.run.ts
             text.append(f" · run #{s.run.iteration} ")
             text.append_text(budget_bar(elapsed, s.run.budget_s, s.run.limit_s, 12 if wide else 8))
