@@ -188,3 +188,17 @@ async def test_moving_the_selection_does_not_replot():
         await pilot.resize_terminal(70, 18)
         await pilot.pause()
         assert view.render().plain.count("\n") == 17  # a new size replots
+
+
+def test_noise_band_edges_are_drawn_around_the_best() -> None:
+    from autoresearch_tui.tui.widgets.braille import STYLE, draw_plot, prepare
+
+    values = [1.0, 0.99, 1.01, 0.98, 1.02, 0.97]
+    statuses = ["keep"] + ["discard"] * 5
+    best = [1.0] * 6
+    plain = draw_plot(prepare(values, statuses, best), 40, 10)
+    banded = draw_plot(prepare(values, statuses, best, band=0.02), 40, 10)
+    count = lambda lines: sum(c != " " for t in lines for c in t.plain)  # noqa: E731
+    assert count(banded) > count(plain)  # the band's dotted edges
+    assert any(span.style == STYLE["band"] for t in banded for span in t.spans)
+    assert not any(span.style == STYLE["band"] for t in plain for span in t.spans)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from autoresearch_tui.engine import events as ev
+from autoresearch_tui.engine.noise import NoiseModel
 from autoresearch_tui.engine.results import ResultRow
 
 
@@ -36,6 +37,8 @@ class SessionState:
     metric_name: str = ""  # replay: the metric column when there is no config
     direction_name: str = ""
     review: ev.ReviewRequested | None = None  # a proposal waiting for approve / edit / reject
+    noise: NoiseModel = field(default_factory=NoiseModel)  # from re-runs of one commit
+    spent: dict[str, float] = field(default_factory=lambda: {"tokens_in": 0.0, "tokens_out": 0.0, "cost_usd": 0.0})
 
     @classmethod
     def from_rows(cls, rows: Sequence[ResultRow], metric: str, direction: str) -> "SessionState":
@@ -85,6 +88,9 @@ class SessionState:
             self.iteration, self.paused = event.iteration, False
         elif isinstance(event, ev.ProposalMade):
             self.proposals[event.iteration] = event
+            self._spend(event.meta)
+        elif isinstance(event, ev.ProposalFailed):
+            self._spend(event.meta)
         elif isinstance(event, ev.ReviewRequested):
             self.review = event
         elif isinstance(event, ev.ReviewDecided):
@@ -104,6 +110,8 @@ class SessionState:
             )
             self.best_commit, self.best_metric = event.best_commit, event.best_metric
             self.worker_results[event.worker] = event
+            if event.status != "crash":
+                self.noise.add(event.commit, event.metric)
         elif isinstance(event, ev.ProgressReport):
             self.progress.append(event)
         elif isinstance(event, ev.Notice):
@@ -122,6 +130,18 @@ class SessionState:
     def multi_worker(self) -> bool:
         """More than one worker has run something (parallel experiments)."""
         return len(self.workers) > 1
+
+    def _spend(self, meta: dict[str, Any]) -> None:
+        for key in self.spent:
+            value = meta.get(key)
+            if isinstance(value, (int, float)):
+                self.spent[key] += value
+
+    @property
+    def noise_band(self) -> float | None:
+        """z x sigma of the measured noise (None until a commit has run twice)."""
+        sigma = self.noise.sigma
+        return None if sigma is None else float(self.config.get("noise_z", 2.0)) * sigma
 
     def apply_all(self, events: list[ev.Event]) -> "SessionState":
         for event in events:

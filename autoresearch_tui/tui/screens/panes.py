@@ -112,7 +112,7 @@ class PaneScreen(Screen):
         table = self.query_one(ResultsTable)
         best = _best_index(s)
         table.set_rows(s.rows, s.metric, best)
-        self.query_one(ChartPane).show(s.rows, s.direction, table.selected_index())
+        self.query_one(ChartPane).show(s.rows, s.direction, table.selected_index(), s.noise_band)
         self.set_subtitle(4, f"{len(s.rows)} experiments")
 
     def status_word(self) -> str:

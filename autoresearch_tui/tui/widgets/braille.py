@@ -24,7 +24,7 @@ from rich.text import Text
 _BITS = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))  # [row][col] in a 2x4 cell
 KEEP, CRASH = "●", "×"
 STYLE = {"keep": "bold green", "discard": "grey50", "crash": "bold red", "best": "green", "axis": "dim",
-         "selected": "bold yellow"}
+         "selected": "bold yellow", "band": "dim green"}
 EXACT = 24  # a pixel column with at most this many points draws each of them (exactly as one by one)
 DOT, KEEP_MARK, CRASH_MARK = 0, 1, 2
 _INF = float("inf")
@@ -51,9 +51,11 @@ class ChartData:
     crashes: list[int]  # the crashes' indices (a crash, or no value), in order
     best: list[float | None]  # the running best, carried over gaps
     first_best: int  # the first index with a best (n: none)
+    band: float | None = None  # the noise band: +-band around the running best (z x sigma)
 
 
-def prepare(values: Sequence[float | None], statuses: Sequence[str], best: Sequence[float | None]) -> ChartData:
+def prepare(values: Sequence[float | None], statuses: Sequence[str], best: Sequence[float | None],
+            band: float | None = None) -> ChartData:
     n = len(values)
     kind = [DOT] * n
     dlo = [_INF] * n
@@ -85,7 +87,7 @@ def prepare(values: Sequence[float | None], statuses: Sequence[str], best: Seque
     hi = max(max(known, default=-_INF), max(known_best, default=-_INF))
     if lo == _INF:
         lo = hi = None
-    return ChartData(n, values, lo, hi, kind, dlo, dhi, keeps, keep_values, crashes, filled, first)
+    return ChartData(n, values, lo, hi, kind, dlo, dhi, keeps, keep_values, crashes, filled, first, band or None)
 
 
 @dataclass(eq=False)
@@ -158,9 +160,18 @@ def draw_plot(data: ChartData, width: int, height: int) -> list[Text]:
     def row_down(v: float) -> int:  # minus the cell row: grows with the value
         return -(ypix(v) // 4)
 
+    band = data.band
+    band_cells = [[0] * pw for _ in range(ph)] if band else None
     for x in range(px_w):
         a, b = starts[x], starts[x + 1]
         cx = x // 2
+        if band_cells is not None and x % 2 == 0 and best[max(a - 1, first) if a < n else n - 1] is not None:
+            # The noise band's edges, dotted: a gain inside it may be luck.
+            value = best[max(a - 1, first) if a < n else n - 1]
+            for edge in (value + band, value - band):
+                if lo <= edge <= hi:
+                    y = ypix(edge)
+                    band_cells[y // 4][cx] |= _BITS[y % 4][0]
         # the running best: from the value entering this column (the step line's horizontal
         # part) through every value in it (its vertical jumps); an empty column: the horizontal
         s, end = max(a - 1, first), max(a, b)
@@ -211,6 +222,8 @@ def draw_plot(data: ChartData, width: int, height: int) -> list[Text]:
             elif dots[row][col]:
                 cell = chr(0x2800 + dots[row][col])
                 style = STYLE["best"] if line_cells[row][col] else STYLE["discard"]
+            elif band_cells is not None and band_cells[row][col]:
+                cell, style = chr(0x2800 + band_cells[row][col]), STYLE["band"]
             else:
                 cell, style = " ", None
             if style != run_style and run:

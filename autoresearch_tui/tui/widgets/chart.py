@@ -33,9 +33,9 @@ class ChartView(Widget, can_focus=True):
         self._plot: tuple[tuple[int, int], list[Text]] | None = None  # (size, lines without the x axis)
 
     def plot(self, values: list[float | None], statuses: list[str], best: list[float | None],
-             selected: int | None = None) -> None:
+             selected: int | None = None, band: float | None = None) -> None:
         self.values, self.statuses, self.best, self.selected = values, statuses, best, selected
-        self._data = prepare(values, statuses, best)
+        self._data = prepare(values, statuses, best, band)
         self._plot = None
         self.refresh()
 
@@ -69,19 +69,21 @@ class ChartPane(Vertical):
         yield ChartView(id="chart-view")
         yield Static(LEGEND, id="chart-legend")
 
-    def show(self, rows: Sequence[ResultRow], direction: str, selected: int | None = None) -> None:
+    def show(self, rows: Sequence[ResultRow], direction: str, selected: int | None = None,
+             band: float | None = None) -> None:
+        """`band`: the measured noise (z x sigma), drawn as dotted edges around the best."""
         last = rows[-1] if rows else None
         shown = self._shown
         if shown is not None and shown[0] is rows and shown[1] == len(rows) and shown[2] is last \
-                and shown[3] == direction:  # the same rows: a live refresh without a new result
+                and shown[3] == direction and shown[4] == band:  # a live refresh without a new result
             self.select(selected)
             return
-        self._shown = (rows, len(rows), last, direction)
+        self._shown = (rows, len(rows), last, direction, band)
         best = running_best(rows, direction)
         known = [b for b in best if b is not None]
         # The sparkline grows as the metric improves: for a loss, plot its negation.
         self.query_one(Sparkline).data = [(-b if direction != "max" else b) for b in known] or [0.0]
-        self.query_one(ChartView).plot([r.metric for r in rows], [r.status for r in rows], best, selected)
+        self.query_one(ChartView).plot([r.metric for r in rows], [r.status for r in rows], best, selected, band)
 
     def select(self, index: int | None) -> None:
         self.query_one(ChartView).select(index)

@@ -115,4 +115,11 @@ class StatusHeader(Widget):
             text.append(f" · {s.platform.platform}")
         kept = sum(r.status == "keep" for r in s.rows)
         text.append(f" · {len(s.rows)} runs, {kept} kept", "dim")
+        band = s.noise_band
+        if band is not None:
+            text.append(f" · noise ±{band:.4g}", "dim")
+        tokens = s.spent["tokens_in"] + s.spent["tokens_out"]
+        if tokens:
+            cost = f" ${s.spent['cost_usd']:.2f}" if s.spent["cost_usd"] else ""
+            text.append(f" · agent {tokens / 1000:.1f}k tok{cost}", "dim")
         return text
