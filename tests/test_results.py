@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 import pytest
+
+from conftest import REAL_RESULTS
 
 from autoresearch_tui.engine.results import (
     ResultRow,
@@ -19,15 +20,7 @@ from autoresearch_tui.engine.results import (
 )
 
 
-def _real_dir() -> Path | None:
-    here = Path(__file__).resolve().parents[2] / "shared" / "real-results"
-    if here.is_dir():
-        return here
-    env = os.environ.get("AUTORESEARCH_REAL_RESULTS")
-    return Path(env) if env and Path(env).is_dir() else None
-
-
-REAL = _real_dir()
+REAL = REAL_RESULTS if REAL_RESULTS.is_dir() else None
 REAL_FILES = sorted(REAL.glob("*.tsv")) if REAL else []
 HEADER = "commit\tval_bpb\tmemory_gb\tstatus\tdescription\n"
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
 from pathlib import Path
 
 import pytest
+
+from conftest import REAL_RESULTS
 
 from autoresearch_tui.engine.results import ResultRow, parse_results, read_results
 from autoresearch_tui.engine.analysis import best_row
@@ -24,15 +25,7 @@ from autoresearch_tui.engine.summary import (
 )
 
 
-def _real_dir() -> Path | None:
-    here = Path(__file__).resolve().parents[2] / "shared" / "real-results"
-    if here.is_dir():
-        return here
-    env = os.environ.get("AUTORESEARCH_REAL_RESULTS")
-    return Path(env) if env and Path(env).is_dir() else None
-
-
-REAL = _real_dir()
+REAL = REAL_RESULTS if REAL_RESULTS.is_dir() else None
 REAL_FILES = sorted(REAL.glob("*.tsv")) if REAL else []
 
 SUMMARY_HEADINGS = [

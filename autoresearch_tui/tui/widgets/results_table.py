@@ -130,27 +130,20 @@ class ResultsTable(ScrollView, can_focus=True):
         Binding("enter", "select_cursor", "Open", show=False),
     ]
 
-    class RowHighlighted(Message):
-        """The cursor moved to another experiment (`index`: its position in the file)."""
-
+    class _RowMessage(Message):
         def __init__(self, table: "ResultsTable", index: int) -> None:
             super().__init__()
-            self.table, self.index = table, index
+            self.table, self.index = table, index  # index: the experiment's position in the file
 
         @property
         def control(self) -> "ResultsTable":
             return self.table
 
-    class RowSelected(Message):
+    class RowHighlighted(_RowMessage):
+        """The cursor moved to another experiment."""
+
+    class RowSelected(_RowMessage):
         """Enter (or a click on the highlighted row) on an experiment."""
-
-        def __init__(self, table: "ResultsTable", index: int) -> None:
-            super().__init__()
-            self.table, self.index = table, index
-
-        @property
-        def control(self) -> "ResultsTable":
-            return self.table
 
     def __init__(self, newest_first: bool = True, **kwargs) -> None:
         super().__init__(**kwargs)
