@@ -230,8 +230,14 @@ def watch_headless(session: Path, poll: float = 0.5, once: bool = False) -> int:
 
 
 def cmd_replay(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
+    from autoresearch_tui.engine.results import ResultsFormatError, read_results
+
     if not args.results.is_file():
         raise UserError(f"{args.results} does not exist; give the path of a results.tsv")
+    try:  # not a results table at all: one line here, not an empty screen
+        read_results(args.results)
+    except ResultsFormatError as exc:
+        raise UserError(str(exc)) from None
     from autoresearch_tui.tui import launch
 
     return launch.replay(args.results, session=args.session, repo=args.repo)

@@ -209,3 +209,13 @@ def test_max_iterations_zero_runs_the_baseline_only(project: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert len((project / "results.tsv").read_text().splitlines()) == 2
     assert "| Max iterations         | 0 " in result.stdout
+
+
+def test_replay_of_a_file_that_is_not_a_results_table(tmp_path: Path) -> None:
+    binary = tmp_path / "binary.tsv"
+    binary.write_bytes(b"\x00\x01\x02binary" * 50)
+    assert_bad_input(cli("replay", str(binary)), "binary")
+    prose = tmp_path / "notes.tsv"
+    prose.write_text("just prose\n")
+    assert_bad_input(cli("replay", str(prose)), "commit")
+    assert_bad_input(cli("replay", str(tmp_path / "missing.tsv")), "does not exist")
