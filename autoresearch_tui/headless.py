@@ -26,6 +26,8 @@ def describe(event: ev.Event) -> str | None:
         return f"platform {event.platform}{torch}: {adj}" + (f" ({event.notes})" if event.probe_error else "")
     if isinstance(event, ev.ProposalMade):
         return f"#{event.iteration} proposal: {event.description}"
+    if isinstance(event, ev.CandidatePrepared):
+        return f"#{event.iteration} prepared during the current run: {event.description}"
     if isinstance(event, ev.ProposalFailed):
         return f"#{event.iteration} no usable proposal: {event.reason}"
     if isinstance(event, ev.GuardrailTripped):

@@ -301,6 +301,8 @@ def test_pipelined_proposals_are_prepared_during_runs_and_rebased_after_keeps(tm
     assert made[2].meta.get("rebased") and "WIDTH = 12" in made[2].diff
     assert "LR = 0.2" in (project / "train.py").read_text() and "WIDTH = 16" in (project / "train.py").read_text()
     assert sum("preparing candidate" in getattr(e, "message", "") for e in events) >= 3
+    prepared = [e for e in events if isinstance(e, ev.CandidatePrepared)]
+    assert [e.description for e in prepared][:1] == ["WIDTH -> 12"]  # shown in the UI while #1 trains
     head = git(project, "rev-parse", "HEAD")
     for row in table:
         assert _is_ancestor(project, git(project, "rev-parse", row.commit), head) == (row.status == "keep")

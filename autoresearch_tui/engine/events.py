@@ -62,6 +62,15 @@ class ProposalMade(Event):
 
 
 @dataclass
+class CandidatePrepared(Event):
+    """Pipelining: the next proposal is ready while the current experiment still trains."""
+
+    kind: ClassVar[str] = "prepared"
+    iteration: int
+    description: str
+
+
+@dataclass
 class ProposalFailed(Event):
     kind: ClassVar[str] = "proposal_failed"
     iteration: int
@@ -200,6 +209,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         PlatformDetected,
         IterationStarted,
         ProposalMade,
+        CandidatePrepared,
         ProposalFailed,
         ReviewRequested,
         ReviewDecided,

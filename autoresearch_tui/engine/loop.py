@@ -372,8 +372,15 @@ class Engine:
         base = self.best_commit
         worktree = self.ws.prepare_worktree(base)
         ctx = self._context(n, source=self.ws.source_at(base), project=worktree)
-        self._prefetch = (base, asyncio.ensure_future(self.proposer.propose(ctx)))
+        task = asyncio.ensure_future(self.proposer.propose(ctx))
+        self._prefetch = (base, task)
         self.emit(ev.Notice(message=f"preparing candidate {n} while experiment {n - 1} trains"))
+
+        def ready(done: asyncio.Future) -> None:
+            if not done.cancelled() and done.exception() is None:
+                self.emit(ev.CandidatePrepared(iteration=n, description=done.result().description))
+
+        task.add_done_callback(ready)
 
     async def _run_with_retry(self, n: int, commit: str, description: str,
                               proposal: Proposal | None = None) -> RunRecord:

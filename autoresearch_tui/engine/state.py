@@ -37,6 +37,7 @@ class SessionState:
     metric_name: str = ""  # replay: the metric column when there is no config
     direction_name: str = ""
     review: ev.ReviewRequested | None = None  # a proposal waiting for approve / edit / reject
+    prepared: ev.CandidatePrepared | None = None  # pipelining: the next candidate, ready
     noise: NoiseModel = field(default_factory=NoiseModel)  # from re-runs of one commit
     spent: dict[str, float] = field(default_factory=lambda: {"tokens_in": 0.0, "tokens_out": 0.0, "cost_usd": 0.0})
 
@@ -86,9 +87,13 @@ class SessionState:
             self.platform = event
         elif isinstance(event, ev.IterationStarted):
             self.iteration, self.paused = event.iteration, False
+        elif isinstance(event, ev.CandidatePrepared):
+            self.prepared = event
         elif isinstance(event, ev.ProposalMade):
             self.proposals[event.iteration] = event
             self._spend(event.meta)
+            if self.prepared is not None and self.prepared.iteration <= event.iteration:
+                self.prepared = None
         elif isinstance(event, ev.ProposalFailed):
             self._spend(event.meta)
         elif isinstance(event, ev.ReviewRequested):

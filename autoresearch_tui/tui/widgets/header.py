@@ -115,6 +115,8 @@ class StatusHeader(Widget):
             text.append(f" · {s.platform.platform}")
         kept = sum(r.status == "keep" for r in s.rows)
         text.append(f" · {len(s.rows)} runs, {kept} kept", "dim")
+        if s.prepared is not None and self.mode != "replay":
+            text.append(f" · next: {s.prepared.description}", "cyan")
         band = s.noise_band
         if band is not None:
             text.append(f" · noise ±{band:.4g}", "dim")
