@@ -232,7 +232,7 @@ class Engine:
             try:
                 proposal = await self._propose(n, feedback)
             except ProposalError as exc:
-                self._spend(getattr(exc, "meta", None) or {})
+                reporting.add_spend(self.spent, getattr(exc, "meta", None) or {})
                 self.emit(ev.ProposalFailed(iteration=n, reason=str(exc), meta=getattr(exc, "meta", None) or {}))
                 if isinstance(exc, SearchExhausted):
                     return self._finish("exhausted")
@@ -241,7 +241,7 @@ class Engine:
                     return self._finish("agent_unavailable")
                 commit, feedback = None, str(exc)
             else:
-                self._spend(proposal.meta)
+                reporting.add_spend(self.spent, proposal.meta)
                 commit, feedback = self.ws.apply(n, proposal, self.best_commit, untracked_before)
                 if commit is not None and cfg.review:
                     commit, proposal = await review.review(self, n, commit, proposal)
@@ -357,12 +357,6 @@ class Engine:
                                         "running the baseline 3 times (set baseline_repeats to choose)"))
             return 3
         return cfg.baseline_repeats
-
-    def _spend(self, meta: dict) -> None:
-        for key in self.spent:
-            value = meta.get(key)
-            if isinstance(value, (int, float)):
-                self.spent[key] += value
 
     def _start_prefetch(self, n: int) -> None:
         """While experiment n-1 trains, prepare candidate n from the best commit in a worktree."""

@@ -27,6 +27,17 @@ def progress(cfg: ResearchConfig, rows: Sequence[ResultRow], history: Sequence[A
                                    current_direction=direction)
 
 
+SPEND_KEYS = ("tokens_in", "tokens_out", "cost_usd")
+
+
+def add_spend(spent: dict[str, float], meta: dict[str, Any]) -> None:
+    """Add an agent's token counts and cost (from a proposal's meta) to the running totals."""
+    for key in SPEND_KEYS:
+        value = meta.get(key)
+        if isinstance(value, (int, float)):
+            spent[key] = spent.get(key, 0.0) + value
+
+
 def spend_note(spent: dict[str, float]) -> str | None:
     if not spent.get("tokens_in") and not spent.get("tokens_out"):
         return None

@@ -7,6 +7,7 @@ from typing import Any, Sequence
 
 from autoresearch_tui.engine import events as ev
 from autoresearch_tui.engine.noise import NoiseModel
+from autoresearch_tui.engine.reporting import add_spend
 from autoresearch_tui.engine.results import ResultRow
 
 
@@ -91,11 +92,11 @@ class SessionState:
             self.prepared = event
         elif isinstance(event, ev.ProposalMade):
             self.proposals[event.iteration] = event
-            self._spend(event.meta)
+            add_spend(self.spent, event.meta)
             if self.prepared is not None and self.prepared.iteration <= event.iteration:
                 self.prepared = None
         elif isinstance(event, ev.ProposalFailed):
-            self._spend(event.meta)
+            add_spend(self.spent, event.meta)
         elif isinstance(event, ev.ReviewRequested):
             self.review = event
         elif isinstance(event, ev.ReviewDecided):
@@ -135,12 +136,6 @@ class SessionState:
     def multi_worker(self) -> bool:
         """More than one worker has run something (parallel experiments)."""
         return len(self.workers) > 1
-
-    def _spend(self, meta: dict[str, Any]) -> None:
-        for key in self.spent:
-            value = meta.get(key)
-            if isinstance(value, (int, float)):
-                self.spent[key] += value
 
     @property
     def noise_band(self) -> float | None:
