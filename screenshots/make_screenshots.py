@@ -92,7 +92,6 @@ def _project(root: Path) -> tuple[Path, dict]:
 
 async def shoot_live(out: Path) -> None:
     from autoresearch_tui.engine.config import load_config
-    from autoresearch_tui.engine.session import SessionDir
     from autoresearch_tui.tui.launch import live_app, start_engine
     from autoresearch_tui.tui.widgets.log_view import LogView
 
@@ -117,19 +116,25 @@ async def shoot_live(out: Path) -> None:
             await pilot.pause(0.3)
             app.save_screenshot("help-80x24.svg", str(out))
     finally:
-        SessionDir(session).send("stop")
-        SessionDir(session).send("stop")
-        if engine.popen is not None:
-            try:
-                engine.popen.wait(30)
-            except Exception:  # noqa: BLE001
-                engine.popen.kill()
-        shutil.rmtree(root, ignore_errors=True)
+        _stop_engine(engine, session, root)
+
+
+def _stop_engine(engine, session: Path, root: Path) -> None:
+    """Two stop commands kill the run in flight; then the temporary project goes."""
+    from autoresearch_tui.engine.session import SessionDir
+
+    SessionDir(session).send("stop")
+    SessionDir(session).send("stop")
+    if engine.popen is not None:
+        try:
+            engine.popen.wait(30)
+        except Exception:  # noqa: BLE001 - a screenshot script must clean up whatever happened
+            engine.popen.kill()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 async def shoot_workers(out: Path) -> None:
     from autoresearch_tui.engine.config import load_config
-    from autoresearch_tui.engine.session import SessionDir
     from autoresearch_tui.tui.launch import live_app, start_engine
     from autoresearch_tui.tui.widgets.log_view import LogView
 
@@ -150,14 +155,7 @@ async def shoot_workers(out: Path) -> None:
             print(f"workers: {len(screen.state.rows)} rows, 3 in flight={ok}")
             app.save_screenshot("workers-80x24.svg", str(out))
     finally:
-        SessionDir(session).send("stop")
-        SessionDir(session).send("stop")
-        if engine.popen is not None:
-            try:
-                engine.popen.wait(30)
-            except Exception:  # noqa: BLE001
-                engine.popen.kill()
-        shutil.rmtree(root, ignore_errors=True)
+        _stop_engine(engine, session, root)
 
 
 async def shoot_replay(out: Path) -> None:

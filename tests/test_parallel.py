@@ -26,14 +26,9 @@ SLOW_TRAIN = FAKE_TRAIN.replace("SLEEP = 0.05", "SLEEP = 0.3")
 
 
 def run_parallel(project: Path, proposer, workers: int = 4, on_event=None, **overrides):
-    values = {"time_budget": "20s", "metric": "val_bpb:min", "tag": "t1", "device": "cpu", **overrides}
-    gpus = values.pop("gpus", None)
-    strict = values.pop("strict_replay", False)
+    values = {"time_budget": "20s", "metric": "val_bpb:min", "tag": "t1", "device": "cpu", "workers": workers,
+              **overrides}
     config = load_config(project, None, values)
-    config.workers = workers
-    if gpus:
-        config.gpus = gpus
-    config.strict_replay = strict
     seen: list[ev.Event] = []
     engine = ParallelEngine(config, proposer, listeners=[seen.append])
     if on_event is not None:

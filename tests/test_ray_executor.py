@@ -12,13 +12,11 @@ import pytest
 
 from autoresearch_tui.agents.builtin import BuiltinProposer
 from autoresearch_tui.engine import events as ev
-from autoresearch_tui.engine.config import load_config
 from autoresearch_tui.engine.executors import ray_available
-from autoresearch_tui.engine.parallel import ParallelEngine
 from autoresearch_tui.engine.results import read_results
 
-from conftest import FAKE_TRAIN, ROOT, make_project
-from test_parallel import Scripted, check_invariants
+from conftest import FAKE_TRAIN, ROOT, Scripted, make_project
+from test_parallel import check_invariants, run_parallel
 
 WHY_NOT = ray_available()
 pytestmark = pytest.mark.skipif(WHY_NOT is not None, reason=f"Ray tests need the `ray` extra: {WHY_NOT}")
@@ -38,16 +36,7 @@ def local_ray():
 
 
 def run_on_ray(project: Path, proposer, values: dict, workers: int = 2, on_event=None):
-    config = load_config(project, None, {"tag": "t1", "device": "cpu", **values})
-    config.workers = workers
-    config.executor = "ray"
-    seen: list[ev.Event] = []
-    engine = ParallelEngine(config, proposer, listeners=[seen.append])
-    if on_event is not None:
-        engine.listeners.append(lambda e: on_event(engine, e))
-    engine.prepare()
-    end = asyncio.run(engine.run())
-    return engine, end, seen
+    return run_parallel(project, proposer, workers, on_event, executor="ray", **values)
 
 
 def gone(pid: int) -> bool:

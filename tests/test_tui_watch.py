@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 
 import pytest
 
-from tui_helpers import finish, make_project, pid_alive, wait_for
+from tui_helpers import finish, pid_alive, spawn_headless, wait_for
 
 from autoresearch_tui.engine.session import SessionDir
 from autoresearch_tui.tui.launch import watch_app
@@ -23,12 +21,7 @@ def headless_engine(tmp_path):
     procs = []
 
     def start(duration: float = 0.8, iterations: int = 3):
-        project = make_project(tmp_path, duration=duration)
-        argv = [sys.executable, "-m", "autoresearch_tui", "run", str(project), "--headless", "--yes",
-                "--time-budget", "1s", "--metric", "val:min", "--max-iterations", str(iterations), "--tag", "w1"]
-        log = open(tmp_path / "engine.out", "wb")
-        popen = subprocess.Popen(argv, cwd=project, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        session = project / ".autoresearch" / "w1"
+        popen, session = spawn_headless(tmp_path, "w1", duration=duration, iterations=iterations)
         procs.append((popen, session))
         return popen, session
 

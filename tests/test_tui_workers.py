@@ -6,12 +6,10 @@ worktrees) on a fake training script, followed by the watch screen.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 
 import pytest
 
-from tui_helpers import finish, make_project, wait_for
+from tui_helpers import finish, spawn_headless, wait_for
 
 from autoresearch_tui.engine import events as ev
 from autoresearch_tui.engine.state import SessionState
@@ -29,13 +27,8 @@ def parallel_engine(tmp_path):
     procs = []
 
     def start(duration: float = 1.0, iterations: int = 4, workers: int = 2):
-        project = make_project(tmp_path, duration=duration)
-        argv = [sys.executable, "-m", "autoresearch_tui", "run", str(project), "--headless", "--yes",
-                "--workers", str(workers), "--time-budget", "2s", "--metric", "val:min", "--max-iterations",
-                str(iterations), "--device", "cpu", "--tag", "par"]
-        log = open(tmp_path / "engine.out", "wb")
-        popen = subprocess.Popen(argv, cwd=project, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        session = project / ".autoresearch" / "par"
+        popen, session = spawn_headless(tmp_path, "par", "--workers", str(workers), "--device", "cpu",
+                                        duration=duration, iterations=iterations, budget="2s")
         procs.append((popen, session))
         return popen, session
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -108,3 +109,15 @@ def finish(popen: subprocess.Popen | None, pid: int | None = None, session: Path
                 popen.wait(5)
             except subprocess.TimeoutExpired:
                 os.killpg(target, signal.SIGKILL)
+
+
+def spawn_headless(tmp_path: Path, tag: str, *flags: str, duration: float = 0.8, iterations: int = 3,
+                   budget: str = "1s") -> tuple[subprocess.Popen, Path]:
+    """`run --headless` on a fresh fake project in its own process (as on a GPU box in tmux)."""
+    project = make_project(tmp_path, duration=duration)
+    argv = [sys.executable, "-m", "autoresearch_tui", "run", str(project), "--headless", "--yes",
+            "--time-budget", budget, "--metric", "val:min", "--max-iterations", str(iterations), "--tag", tag,
+            *flags]
+    with open(tmp_path / "engine.out", "wb") as log:
+        popen = subprocess.Popen(argv, cwd=project, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return popen, project / ".autoresearch" / tag

@@ -101,6 +101,10 @@ class Engine:
     def instruct(self, text: str) -> None:
         self.notes.append(text)
 
+    async def review(self, n: int, commit: str, proposal: Proposal) -> tuple[str | None, Proposal]:
+        """`review = true`: a human approves, edits or rejects the committed proposal."""
+        return await review.review(self, n, commit, proposal)
+
     def answer_review(self, answer: dict) -> None:
         """{"cmd": "review_approve" | "review_edit" | "review_reject", "iteration": n, "source": ...}"""
         self.review_answers.put_nowait(answer)
@@ -244,7 +248,7 @@ class Engine:
                 reporting.add_spend(self.spent, proposal.meta)
                 commit, feedback = self.ws.apply(n, proposal, self.best_commit, untracked_before)
                 if commit is not None and cfg.review:
-                    commit, proposal = await review.review(self, n, commit, proposal)
+                    commit, proposal = await self.review(n, commit, proposal)
                     if commit is None:
                         continue  # rejected by the reviewer: not the agent's failure
             if commit is None:

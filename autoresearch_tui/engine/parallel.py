@@ -30,7 +30,7 @@ from typing import Any
 
 from autoresearch_tui.agents.base import Attempt, Proposal
 from autoresearch_tui.engine import events as ev
-from autoresearch_tui.engine import metrics
+from autoresearch_tui.engine import metrics, review
 from autoresearch_tui.engine.decide import DISCARD, KEEP
 from autoresearch_tui.engine.executors import EXECUTORS, Executor, RunSpec, make_executor, ray_available
 from autoresearch_tui.engine.loop import Engine, Listener, RunRecord
@@ -354,20 +354,14 @@ class ParallelEngine(Engine):
         slot.base = best
         return None, rerun, f"won against the best, but {why} the new best {best[:7]}: re-running it there"
 
-    async def review_candidate(self, n: int, commit: str, proposal: Proposal) -> tuple[str | None, Proposal]:
+    async def review(self, n: int, commit: str, proposal: Proposal) -> tuple[str | None, Proposal]:
         """The human review, on the worker's commit (the main tree stays at the best)."""
         slot = next(s for s in self.slots if s.n == n)
         repo, ws = self.repo, self.ws
         assert repo is not None
-        self.emit(ev.ReviewRequested(iteration=n, commit=commit, description=proposal.description,
-                                     diff=ws.diffs.get(commit) or repo.diff(slot.base, commit, ws.train_rel)))
-        while True:
-            answer = await self.review_answers.get()
-            if answer.get("iteration", n) == n:
-                break
-        decision = str(answer.get("cmd", "reject")).removeprefix("review_")
-        source = answer.get("source")
-        if decision == "edit" and isinstance(source, str) and source != ws.source_at(commit):
+        diff = ws.diffs.get(commit) or repo.diff(slot.base, commit, ws.train_rel)
+        decision, source = await review.ask(self, n, commit, proposal.description, diff)
+        if decision == "edit" and source is not None and source != ws.source_at(commit):
             proposal = Proposal(source, proposal.description + " (edited by reviewer)", proposal.meta)
             ws.diffs.pop(commit, None)
             commit = ws.commit_source(slot, slot.base, source, f"exp: {proposal.description}")

@@ -12,22 +12,24 @@ from autoresearch_tui.agents.base import Proposal
 from autoresearch_tui.engine import events as ev
 
 
-async def review(engine: Any, n: int, commit: str, proposal: Proposal) -> tuple[str | None, Proposal]:
-    """Wait for a human: approve runs it, edit replaces the script first, reject drops it."""
-    custom = getattr(engine, "review_candidate", None)
-    if custom is not None:  # parallel workers: the candidate lives in a worker's worktree
-        return await custom(n, commit, proposal)
-    repo = engine.repo
-    assert repo is not None
-    diff = repo.diff(engine.best_commit, commit, engine.ws.train_rel)
-    engine.emit(ev.ReviewRequested(iteration=n, commit=commit, description=proposal.description, diff=diff))
+async def ask(engine: Any, n: int, commit: str, description: str, diff: str) -> tuple[str, str | None]:
+    """Publish the question and wait for this iteration's answer: (decision, edited source or None)."""
+    engine.emit(ev.ReviewRequested(iteration=n, commit=commit, description=description, diff=diff))
     while True:
         answer = await engine.review_answers.get()
         if answer.get("iteration", n) == n:
             break
     decision = str(answer.get("cmd", "reject")).removeprefix("review_")
     source = answer.get("source")
-    if decision == "edit" and isinstance(source, str) and source != engine.ws.train_source():
+    return decision, source if isinstance(source, str) else None
+
+
+async def review(engine: Any, n: int, commit: str, proposal: Proposal) -> tuple[str | None, Proposal]:
+    """Wait for a human: approve runs it, edit replaces the script first, reject drops it."""
+    repo = engine.repo
+    diff = repo.diff(engine.best_commit, commit, engine.ws.train_rel)
+    decision, source = await ask(engine, n, commit, proposal.description, diff)
+    if decision == "edit" and source is not None and source != engine.ws.train_source():
         engine.config.path(engine.config.train_script).write_text(source, encoding="utf-8")
         commit = repo.amend([engine.ws.train_rel], f"exp: {proposal.description} (edited by reviewer)")
         proposal = Proposal(source, proposal.description + " (edited by reviewer)", proposal.meta)
