@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from autoresearch_tui import exit_codes
-from autoresearch_tui.errors import RuntimeFailure, UserError
+from autoresearch_tui.errors import UserError
 
 
 def make_proposer(config: Any, check: bool = True):
@@ -317,5 +317,3 @@ def cmd_instruct(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
     print(f"sent to {session.root}: the next proposals will see it")
     return exit_codes.OK
 
-
-__all__ = ["RuntimeFailure"]

@@ -18,7 +18,6 @@ DEFAULT_TEMPLATE = Path(__file__).with_name("prompt_template.md")
 NOTES_CHARS = 6000
 FEEDBACK_CHARS = 2000
 READONLY_CHARS = 40000
-DESCRIPTION_PREFIX = "DESCRIPTION:"
 
 SYSTEM_PROMPT = (
     "You are an autonomous ML research agent improving a training script one experiment at a "

@@ -89,6 +89,7 @@ class ResearchConfig:
     circuit_breaker: int = 3  # pause after this many crashes in a row with the same reason (0: never)
     on_new_best: str | None = None  # hook commands (the user's own shell commands)
     on_finish: str | None = None
+    bell: bool = False  # the live screen rings the terminal bell on a new best
     # Not saved: where the project is.
     project: Path = field(default_factory=Path.cwd, metadata={"save": False})
 
@@ -314,7 +315,7 @@ def _set(config: ResearchConfig, key: str, value: Any) -> None:
         if str(value) not in ("local", "ray"):
             raise ValueError(f"{value!r} is not local or ray")
         config.executor = str(value)
-    elif key in ("shell", "strict_pipeline", "review", "strict_replay"):
+    elif key in ("shell", "strict_pipeline", "review", "strict_replay", "bell"):
         if not isinstance(value, bool):
             raise ValueError(f"must be true or false, got {value!r}")
         setattr(config, key, value)

@@ -34,14 +34,16 @@ def parse_duration(value: object) -> float:
 
 
 def format_duration(seconds: float | None) -> str:
-    """Short human form: `30 s`, `5 min`, `1 h 30 min`."""
+    """Short human form: `30 s`, `5 min`, `1 min 30 s`, `1 h 30 min`."""
     if seconds is None:
         return "unknown"
-    if seconds < 120 and seconds != int(seconds / 60) * 60:
+    if seconds < 60:
         return f"{seconds:g} s"
-    if seconds < 3600:
-        return f"{seconds / 60:g} min"
-    hours, rest = divmod(int(round(seconds)), 3600)
+    whole = int(round(seconds))
+    if whole < 3600:
+        minutes, rest = divmod(whole, 60)
+        return f"{minutes} min" + (f" {rest} s" if rest else "")
+    hours, rest = divmod(whole, 3600)
     return f"{hours} h" + (f" {rest // 60} min" if rest >= 60 else "")
 
 

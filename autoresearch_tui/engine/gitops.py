@@ -154,15 +154,9 @@ class GitRepo:
         args = [base] + ([target] if target else []) + (["--", path] if path else [])
         return self.git.diff(*args)
 
-    def show_file(self, commit: str, path: str) -> str:
-        return self.git.show(f"{commit}:{path}")
-
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         try:
             self.git.merge_base("--is-ancestor", ancestor, descendant)
             return True
         except git.GitCommandError:
             return False
-
-    def short(self, commit: str) -> str:
-        return commit[:7]

@@ -21,7 +21,7 @@ from autoresearch_tui.engine import events as ev
 from autoresearch_tui.engine import hardware, hooks, metrics, noise, reporting, results, review, setup
 from autoresearch_tui.engine.config import ResearchConfig
 from autoresearch_tui.engine.control import watch_control
-from autoresearch_tui.engine.decide import CRASH, DISCARD, KEEP, decide
+from autoresearch_tui.engine.decide import CRASH, DISCARD, KEEP
 from autoresearch_tui.engine.gitops import GitRepo
 from autoresearch_tui.engine.resume import RUN_PID, Recovered, recover
 from autoresearch_tui.engine.runner import RunOutcome, run_process
@@ -185,7 +185,7 @@ class Engine:
         if not self.best_commit:
             self.best_commit = repo.head()
             self.emit(ev.IterationStarted(iteration=0, parent=self.best_commit))
-            record = await self._run_with_retry(0, self.best_commit, "baseline")
+            record = await self._run_with_retry(0, self.best_commit)
             records = [record]
             for _ in range(self._baseline_repeats() - 1):
                 if record.crash or self.stop_requests:
@@ -266,7 +266,7 @@ class Engine:
                 return self._finish("killed")
 
     async def _evaluate(self, n: int, commit: str, proposal: Proposal) -> None:
-        record = await self._run_with_retry(n, commit, proposal.description, proposal)
+        record = await self._run_with_retry(n, commit)
         if record.outcome.killed:
             self._killed_out = self.stop_requests >= 2
             suffix = " (killed)" if self._killed_out else ""
@@ -275,8 +275,7 @@ class Engine:
                          proposal.meta)
             return
         if record.crash or record.metric is None:
-            status, reason = decide(record.metric, record.crash, self.best_metric, self.config.direction)
-            self._record(n, [record], status, reason, proposal.description, proposal.meta)
+            self._record(n, [record], CRASH, record.crash or "no metric", proposal.description, proposal.meta)
             return
         records = [record]
         while True:
@@ -380,8 +379,7 @@ class Engine:
 
         task.add_done_callback(ready)
 
-    async def _run_with_retry(self, n: int, commit: str, description: str,
-                              proposal: Proposal | None = None) -> RunRecord:
+    async def _run_with_retry(self, n: int, commit: str) -> RunRecord:
         record = await self._run(n, commit, attempt=1)
         if record.oom and not record.outcome.killed and not self.stop_requests:
             scale = (self.platform.adjustments.get("batch_scale", 1.0) if self.platform else 1.0) / 2

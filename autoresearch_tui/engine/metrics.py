@@ -90,6 +90,14 @@ def is_oom(text: str, exit_code: int | None) -> bool:
     return exit_code in (-9, 137) and "Killed" in text[-200:]
 
 
+def last_line(text: str) -> str:
+    """The last non-empty line the run printed, clipped (what a person would look at first)."""
+    for line in reversed(display_lines(text)):
+        if line.strip():
+            return _clip(line.strip())
+    return "no output"
+
+
 def crash_reason(text: str, exit_code: int | None, timed_out: bool, killed: bool, limit_s: float) -> str:
     if killed:
         return "killed by the user"
@@ -144,7 +152,7 @@ def read_run(log: Path, metric: str, pattern: str | None, exit_code: int | None,
     if crash is None:
         crash = bad_metric_reason(value, metric or "metric")
         if crash:
-            crash += ": " + crash_reason(text, 1, False, False, 0).split(": ", 1)[-1]
+            crash += ": " + last_line(text)
     if oom and crash:
         crash = "out of memory: " + crash
     return RunReading(value, summary, peak, oom, crash)

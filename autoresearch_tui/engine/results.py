@@ -10,9 +10,6 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-STATUSES = ("keep", "discard", "crash")
-
-
 @dataclass
 class ResultRow:
     commit: str

@@ -19,6 +19,7 @@ from autoresearch_tui.engine.analysis import (
     _best_of, _better, _candidates, _running, baseline_row, best_index, kept_gains, running_best,
 )
 from autoresearch_tui.engine.categories import category_for_text
+from autoresearch_tui.engine.durations import format_clock, format_duration
 from autoresearch_tui.engine.results import ResultRow, guess_direction
 
 # category_for_text costs up to ~80 us a description; on huge files only the most recent
@@ -49,21 +50,7 @@ def _pct(delta: float, base: float | None) -> str:
     return "n/a" if not base else f"{delta / abs(base) * 100:+.2f}%"
 
 
-def format_budget(seconds: float | None) -> str:
-    if seconds is None:
-        return "unknown"
-    s = int(round(seconds))
-    if s < 60:
-        return f"{s} s"
-    minutes, rest = divmod(s, 60)
-    return f"{minutes} min" if not rest else f"{minutes} min {rest} s"
-
-
-def _hhmm(seconds: float | None) -> str:
-    if seconds is None:
-        return "unknown"
-    minutes = int(seconds) // 60
-    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+format_budget = format_duration  # the spec's "Time budget / run" line
 
 
 def _cell(text: str) -> str:
@@ -192,7 +179,7 @@ def render_progress(rows: Sequence[ResultRow], *, iteration: int, metric: str,
              f"**vs. Baseline:** {vs}", "",
              f"**Iterations:** {iteration} completed / "
              f"{max_iterations if max_iterations is not None else 'unlimited'}", "",
-             f"**Time elapsed:** {_hhmm(elapsed_s)}", "",
+             f"**Time elapsed:** {format_clock(elapsed_s) if elapsed_s is not None else 'unknown'}", "",
              "**Recent results (last 5):**", ""]
     lines += _table(("Iter", "Commit", "Metric", "Status", "Change"), recent)
     lines += ["", f"**Current direction:** {current_direction or 'not set'}"]

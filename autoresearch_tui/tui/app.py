@@ -13,10 +13,9 @@ class ResearchApp(App[int]):
     TITLE = "autoresearch"
     ENABLE_COMMAND_PALETTE = False
 
-    def __init__(self, start: Callable[["ResearchApp"], Screen | None], *, bell: bool = False) -> None:
+    def __init__(self, start: Callable[["ResearchApp"], Screen | None]) -> None:
         super().__init__()
         self._start = start
-        self.bell_on_best = bell
 
     def on_mount(self) -> None:
         screen = self._start(self)

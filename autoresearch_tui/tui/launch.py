@@ -6,7 +6,6 @@ The `*_app` builders are separate so tests and the screenshot script drive the r
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ def start_engine(config: Any):
 def live_app(session_dir: Path, engine: Any = None, *, bell: bool = False) -> ResearchApp:
     from autoresearch_tui.tui.screens.live import LiveScreen
 
-    return ResearchApp(lambda app: LiveScreen(Path(session_dir), engine=engine, bell=bell), bell=bell)
+    return ResearchApp(lambda app: LiveScreen(Path(session_dir), engine=engine, bell=bell))
 
 
 def watch_app(session_dir: Path) -> ResearchApp:
@@ -63,14 +62,14 @@ def wizard_app(config: Any, demo: bool = False, *, bell: bool = False) -> Resear
             app.call_from_thread(app.notify, str(exc), title="Cannot start", severity="error", timeout=15)
             app.call_from_thread(open_wizard, app, cfg)
             return
-        screen = LiveScreen(cfg.session_path(), engine=engine, bell=bell)
+        screen = LiveScreen(cfg.session_path(), engine=engine, bell=bell or bool(getattr(cfg, "bell", False)))
         app.call_from_thread(app.push_screen, screen)
 
     def start(app: ResearchApp):
         open_wizard(app, config)
         return None
 
-    return ResearchApp(start, bell=bell)
+    return ResearchApp(start)
 
 
 def _run(app: ResearchApp) -> int:
@@ -83,30 +82,11 @@ def live(config: Any, confirm: bool = True) -> int:
     if confirm:
         return wizard(config)
     engine = start_engine(config)  # UserError reaches the CLI as one line
-    return _run(live_app(config.session_path(), engine))
+    return _run(live_app(config.session_path(), engine, bell=config.bell))
 
 
 def wizard(config: Any, demo: bool = False) -> int:
-    try:
-        app = wizard_app(config, demo)
-    except ModuleNotFoundError as exc:  # no wizard module: confirm on the terminal instead
-        if exc.name != "autoresearch_tui.tui.screens.wizard":
-            raise
-        return _confirm_on_terminal(config)
-    return _run(app)
-
-
-def _confirm_on_terminal(config: Any) -> int:
-    from autoresearch_tui.engine.config import validate
-
-    validate(config)
-    print(config.table(platform="[detected at start]"), flush=True)
-    if sys.stdin.isatty():
-        answer = input("Start this research session? [Y/n] ").strip().lower()
-        if answer not in ("", "y", "yes"):
-            print("not started")
-            return 0
-    return live(config, confirm=False)
+    return _run(wizard_app(config, demo))
 
 
 def watch(session_dir: Path) -> int:
