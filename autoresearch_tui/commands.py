@@ -279,7 +279,7 @@ def _baseline_check(config: Any, platform: Any, budget: str):
     import tempfile
 
     from autoresearch_tui.engine import metrics
-    from autoresearch_tui.engine.durations import parse_duration
+    from autoresearch_tui.core.durations import parse_duration
     from autoresearch_tui.engine.preflight import Check
     from autoresearch_tui.engine.runner import run_process
 

@@ -6,9 +6,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import git
-
-from autoresearch_tui.engine.gitops import AUTHOR_ENV
+from autoresearch_tui.core import git
 from autoresearch_tui.errors import UserError
 
 DEMO_VALUES: dict[str, dict[str, Any]] = {
@@ -46,8 +44,5 @@ def create_demo_project(sample: str, target: Path | None = None) -> tuple[Path, 
     shutil.copytree(source, project, dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".autoresearch", "results.tsv"))
     (project / ".gitignore").write_text("__pycache__/\nresults.tsv\n.autoresearch/\nautoresearch-summary.md\n")
-    repo = git.Repo.init(project, initial_branch="main")
-    repo.git.update_environment(**AUTHOR_ENV)
-    repo.git.add("-A")
-    repo.git.commit("-m", f"{sample} sample project", "--quiet")
+    git.init(project).commit_all(f"{sample} sample project")
     return project.resolve(), dict(DEMO_VALUES[sample])

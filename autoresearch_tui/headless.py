@@ -7,7 +7,7 @@ import time
 from typing import TextIO
 
 from autoresearch_tui.engine import events as ev
-from autoresearch_tui.engine.durations import format_duration
+from autoresearch_tui.core.durations import format_duration
 
 
 def _fmt(value: float | None) -> str:

@@ -14,7 +14,7 @@ import pytest
 from autoresearch_tui.agents.base import Attempt, Proposal, ProposalContext, ProposalError
 from autoresearch_tui.agents.builtin import BuiltinProposer
 from autoresearch_tui.agents.constants import find_constants
-from autoresearch_tui.engine.categories import category_for_name
+from autoresearch_tui.core.categories import category_for_name
 
 SCRIPT = '''"""Pretraining script (autoresearch style)."""
 import os

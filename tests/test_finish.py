@@ -12,7 +12,7 @@ from textual.app import App
 from textual.widgets import Button, Markdown, Static
 
 from autoresearch_tui.engine import events as ev
-from autoresearch_tui.engine.merge import MergeResult
+from autoresearch_tui.engine.landing import MergeResult
 from autoresearch_tui.engine.session import SessionDir
 from autoresearch_tui.tui.screens.finish import FinishScreen
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from autoresearch_tui.engine.merge import merge_best, plan_merge
+from autoresearch_tui.engine.landing import merge_best, plan_merge
 from autoresearch_tui.errors import UserError
 
 from conftest import git, make_project

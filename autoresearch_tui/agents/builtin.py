@@ -26,7 +26,7 @@ from autoresearch_tui.agents.constants import (
     format_value,
     replace_constant,
 )
-from autoresearch_tui.engine.categories import SCOPES, category_for_name, in_scope
+from autoresearch_tui.core.categories import SCOPES, category_for_name, in_scope
 
 LADDER = (2.0, 0.5, 1.5, 0.75, 1.25, 0.8)  # coarse first, then finer
 POW2_LADDER = (2.0, 0.5, 4.0, 0.25)

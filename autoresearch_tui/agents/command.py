@@ -22,6 +22,8 @@ from pathlib import Path
 from autoresearch_tui.agents.base import AgentFailed, AgentUnavailable, Proposal, ProposalContext
 from autoresearch_tui.agents.edits import describe_diff, parse_description
 from autoresearch_tui.agents.prompt import build_prompt
+from autoresearch_tui.core.git import STATUS_ARGS, parse_status
+from autoresearch_tui.core.git import run_async as git
 
 # Placeholders: {prompt_file} (a temp file holding the prompt), {prompt} (the prompt as one
 # argv element), {train_path}, {readonly_path}. Without {prompt}/{prompt_file} the prompt goes
@@ -75,32 +77,17 @@ def missing_program_message(program: str, name: str) -> str:
     return f"{program}: command not found on PATH; {hint} or pick another --agent"
 
 
-async def git(cwd: str, *args: str) -> tuple[int, str]:
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            "git", *args, cwd=cwd or None, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
-    except OSError:
-        return 127, ""
-    out, _ = await proc.communicate()
-    return proc.returncode or 0, out.decode("utf-8", "replace").strip("\n")
-
-
 async def _head(cwd: str) -> str | None:
     rc, out = await git(cwd, "rev-parse", "HEAD")
     return out if rc == 0 and out else None
 
 
 async def _dirty(cwd: str) -> set[str]:
-    rc, out = await git(cwd, "status", "--porcelain", "-z", "--untracked-files=all")
-    paths: set[str] = set()
-    entries = iter(out.split("\0") if rc == 0 else ())
-    for entry in entries:
-        if len(entry) > 3:
-            paths.add(entry[3:])
-            if entry[0] in "RC":
-                next(entries, None)  # the rename's source path
-    return paths
+    rc, out = await git(cwd, *STATUS_ARGS)
+    if rc != 0:
+        return set()
+    changed, untracked = parse_status(out)
+    return set(changed) | untracked
 
 
 def open_log(path: str):

@@ -12,7 +12,7 @@ from collections import Counter, defaultdict
 from typing import Sequence
 
 from autoresearch_tui.agents.base import Attempt
-from autoresearch_tui.engine.categories import category_for_text
+from autoresearch_tui.core.categories import category_for_text
 
 MAX_KEEPS = 30
 KEEP_LAST = 15

@@ -12,7 +12,7 @@ from string import Template
 
 from autoresearch_tui.agents.base import AgentUnavailable, ProposalContext
 from autoresearch_tui.agents.history import KEEP_LAST, MAX_KEEPS, digest, guidance
-from autoresearch_tui.engine.durations import format_duration
+from autoresearch_tui.core.durations import format_duration
 
 DEFAULT_TEMPLATE = Path(__file__).with_name("prompt_template.md")
 NOTES_CHARS = 6000

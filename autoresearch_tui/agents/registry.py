@@ -16,7 +16,7 @@ from autoresearch_tui.agents.base import AgentUnavailable, Proposer
 from autoresearch_tui.agents.command import PRESETS, CommandProposer, preset_command
 from autoresearch_tui.agents.http_api import AnthropicProposer, ChatProposer, OpenAIProposer, scrub
 from autoresearch_tui.agents.prompt import load_template
-from autoresearch_tui.engine.durations import parse_duration
+from autoresearch_tui.core.durations import parse_duration
 
 HTTP_AGENTS = {"openai": OpenAIProposer, "anthropic": AnthropicProposer}
 AGENTS = ("builtin", "command", *PRESETS, *HTTP_AGENTS)

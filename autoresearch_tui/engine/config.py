@@ -19,8 +19,8 @@ except ModuleNotFoundError:  # pragma: no cover - 3.10
 
 import tomli_w
 
-from autoresearch_tui.engine.categories import SCOPES
-from autoresearch_tui.engine.durations import exact_duration, format_duration, parse_duration
+from autoresearch_tui.core.categories import SCOPES
+from autoresearch_tui.core.durations import exact_duration, format_duration, parse_duration
 from autoresearch_tui.errors import UserError
 
 CONFIG_FILE = "autoresearch.toml"

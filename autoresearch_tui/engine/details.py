@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from autoresearch_tui.core.git import Git, find_root
 from autoresearch_tui.engine.logtail import read_log_lines
 from autoresearch_tui.engine.results import ResultRow
 from autoresearch_tui.engine.state import SessionState
@@ -31,15 +32,7 @@ class Detail:
 
 def find_repo(path: Path) -> Path | None:
     """The root of the git repository holding `path`, if any."""
-    try:
-        import git
-    except ImportError:  # pragma: no cover - GitPython is a dependency
-        return None
-    try:
-        repo = git.Repo(path if path.is_dir() else path.parent, search_parent_directories=True)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-        return None
-    return Path(repo.working_tree_dir).resolve() if repo.working_tree_dir else None
+    return find_root(path)
 
 
 def clean_commit(commit: str) -> tuple[str, str]:
@@ -56,10 +49,8 @@ def show_commit(repo: Path, commit: str) -> tuple[str, str]:
     if not _HEX.match(sha):
         return "", f"`{commit}` is not a commit hash"
     try:
-        import git
-
-        text = git.Repo(repo).git.show(sha, "--stat", "--patch", "--no-color",
-                                       "--format=commit %H%nAuthor: %an <%ae>%nDate:   %ad%n%n    %s%n")
+        text = Git(repo).show(sha, "--stat", "--patch", "--no-color",
+                              "--format=commit %H%nAuthor: %an <%ae>%nDate:   %ad%n%n    %s%n")
     except Exception as exc:  # noqa: BLE001 - bad name, missing object, not a repo: one sentence
         first = str(exc).strip().splitlines()
         why = next((ln.strip() for ln in first if "fatal:" in ln), "")

@@ -22,7 +22,7 @@ from autoresearch_tui.engine import hardware, hooks, metrics, noise, reporting, 
 from autoresearch_tui.engine.config import ResearchConfig
 from autoresearch_tui.engine.control import watch_control
 from autoresearch_tui.engine.decide import CRASH, DISCARD, KEEP
-from autoresearch_tui.engine.gitops import GitRepo
+from autoresearch_tui.core.git import Git
 from autoresearch_tui.engine.resume import RUN_PID, Recovered, recover
 from autoresearch_tui.engine.runner import RunOutcome, run_process
 from autoresearch_tui.engine.session import SessionDir, write_atomic
@@ -64,7 +64,7 @@ class Engine:
         self.started = time.time()
         self.platform: hardware.Platform | None = None
         self.session: SessionDir | None = None
-        self.repo: GitRepo | None = None
+        self.repo: Git | None = None
         self.recovered: Recovered | None = None
         self.ws: Workspace | None = None  # type: ignore[assignment]
         self._killed_out = False  # the second stop request killed a run: end the session

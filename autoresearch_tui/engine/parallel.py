@@ -202,7 +202,7 @@ class ParallelEngine(Engine):
             return
         if slot is None:  # the experiment a resume found committed on the branch
             assert self.repo is not None
-            parent = self.repo.git.rev_parse(f"{commit}^")
+            parent = self.repo.resolve(f"{commit}^") or self.best_commit
             if self.repo.head() == commit:
                 self.repo.reset_hard(self.best_commit)
             slot = self._claim(n, parent)

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any, Mapping, NamedTuple
 
 from autoresearch_tui.engine.config import ResearchConfig, apply_values, check_tag, parse_metric, validate
-from autoresearch_tui.engine.durations import exact_duration, parse_duration
-from autoresearch_tui.engine.gitops import GitRepo
+from autoresearch_tui.core.durations import exact_duration, parse_duration
+from autoresearch_tui.core.git import Git
 from autoresearch_tui.errors import UserError
 
 MIN_FREE_BYTES = 1 << 30  # below 1 GB free: warn (run logs of a long night add up)
@@ -224,7 +224,7 @@ def command_error(project: Path, command: str | list[str]) -> str | None:
 def git_error(project: Path) -> str | None:
     """Not a repository / no commits / detached HEAD / uncommitted changes, with the fix."""
     try:
-        GitRepo(project).check_ready()
+        Git(project).check_ready()
     except UserError as exc:
         return str(exc)
     return None
@@ -237,7 +237,7 @@ def branch_error(project: Path, tag: str, session_dir: str = ".autoresearch") ->
     except ValueError as exc:
         return str(exc)
     try:
-        repo = GitRepo(project)
+        repo = Git(project)
     except UserError:
         return None  # reported by git_error
     branch = f"autoresearch/{tag}"
@@ -256,16 +256,16 @@ def check_project(config: ResearchConfig) -> list[Check]:
     checks: list[Check] = []
     project = config.project
     try:
-        repo: Any = GitRepo(project)
+        repo: Any = Git(project)
     except UserError as exc:
         repo = None
         checks.append(Check("git repository", False, str(exc)))
     if repo is not None:
-        has_commits = repo.repo.head.is_valid()
+        has_commits = repo.has_commits()
         checks.append(Check("git repository", has_commits, str(repo.root) if has_commits
                             else "the repository has no commits yet; commit your project first"))
         if has_commits:
-            detached = repo.repo.head.is_detached
+            detached = repo.detached
             checks.append(Check("branch checked out", not detached,
                                 "HEAD is detached; check out a branch first (git switch main)" if detached
                                 else f"on {repo.branch}"))
@@ -276,7 +276,7 @@ def check_project(config: ResearchConfig) -> list[Check]:
             problem = branch_error(project, config.tag, config.session_dir)
             checks.append(Check("research branch free", problem is None, problem or f"{config.branch} is free"))
             results = _rel(config.path(config.results_file), repo.root)
-            tracked = bool(results and repo.git.ls_files("--", results))
+            tracked = bool(results and repo.is_tracked(results))
             checks.append(Check("results file untracked", not tracked,
                                 f"{config.results_file} is tracked by git, so a reset could change it; "
                                 f"run `git rm --cached {results}` and commit" if tracked
@@ -319,7 +319,7 @@ def _rel(path: Path, root: Path) -> str | None:
 def check_can_start(config: ResearchConfig) -> None:
     """Raise UserError with the fix when the loop could not start on this project."""
     validate(config)
-    repo = GitRepo(config.project)
+    repo = Git(config.project)
     repo.check_ready()
     if repo.branch_exists(config.branch):
         raise UserError(f"branch {config.branch} already exists; pick another --tag")

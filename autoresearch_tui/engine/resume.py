@@ -12,12 +12,10 @@ import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import git as gitmodule
-
 from autoresearch_tui.agents.base import Attempt
 from autoresearch_tui.engine import events as ev
 from autoresearch_tui.engine import results
-from autoresearch_tui.engine.gitops import GitRepo
+from autoresearch_tui.core.git import Git
 from autoresearch_tui.engine.session import SessionDir, write_atomic
 from autoresearch_tui.engine.state import SessionState
 from autoresearch_tui.errors import UserError
@@ -53,14 +51,11 @@ def kill_orphan_run(session: SessionDir) -> str | None:
     return f"ended the orphaned training process group {pgid}"
 
 
-def _full(repo: GitRepo, short: str) -> str | None:
-    try:
-        return repo.git.rev_parse("--verify", "--quiet", f"{short}^{{commit}}")
-    except gitmodule.GitCommandError:
-        return None
+def _full(repo: Git, short: str) -> str | None:
+    return repo.resolve(short)
 
 
-def recover(repo: GitRepo, session: SessionDir, results_path: Path, branch: str, tag: str,
+def recover(repo: Git, session: SessionDir, results_path: Path, branch: str, tag: str,
             rerun_pending: bool = True) -> Recovered:
     repairs: list[str] = []
     note = kill_orphan_run(session)
@@ -69,7 +64,7 @@ def recover(repo: GitRepo, session: SessionDir, results_path: Path, branch: str,
     session.repair_tail()
     # A git process or a ref write killed with the engine leaves its lock file behind. Only
     # the locks of files this session writes are removed; nothing else writes them meanwhile.
-    git_dir = Path(repo.repo.git_dir)
+    git_dir = repo.git_dir
     locks = [git_dir / "index.lock", git_dir / "HEAD.lock", git_dir / "refs" / "heads" / f"{branch}.lock",
              *(git_dir / "refs" / "autoresearch" / tag).glob("*.lock")]
     for lock in locks:
@@ -77,11 +72,11 @@ def recover(repo: GitRepo, session: SessionDir, results_path: Path, branch: str,
             lock.unlink()
             repairs.append(f"removed a stale {lock.relative_to(git_dir.parent)}")
     # Back onto the research branch, clean.
-    if repo.repo.head.is_detached or repo.branch != branch:
+    if repo.detached or repo.branch != branch:
         if repo.is_dirty():
-            raise UserError(f"you are on {('a detached HEAD' if repo.repo.head.is_detached else repo.branch)} "
+            raise UserError(f"you are on {('a detached HEAD' if repo.detached else repo.branch)} "
                             f"with uncommitted changes; commit or stash them, then resume")
-        repo.git.checkout(branch)
+        repo.checkout(branch)
     elif repo.is_dirty():
         repairs.append(f"reset uncommitted changes on {branch}")
         repo.reset_hard("HEAD")
@@ -134,7 +129,7 @@ def recover(repo: GitRepo, session: SessionDir, results_path: Path, branch: str,
             repo.reset_hard(best_commit)
             repairs.append(f"finished the reset of discarded {head[:7]} to the best {best_commit[:7]}")
         elif repo.is_ancestor(best_commit, head):
-            message = repo.repo.commit(head).message.strip()
+            message = repo.message(head)
             if not message.startswith("exp: "):
                 raise UserError(f"{branch} has a commit the engine did not make ({head[:7]}: {message[:60]}); "
                                 f"move it elsewhere (git reset --hard {best_commit[:7]}) and resume")
@@ -156,6 +151,6 @@ def recover(repo: GitRepo, session: SessionDir, results_path: Path, branch: str,
     return Recovered(state, table, history, best_commit, best_metric, iteration, pending, repairs, new_events)
 
 
-def _keep_attempt(repo: GitRepo, session: SessionDir, tag: str, n: int, commit: str, best: str) -> None:
+def _keep_attempt(repo: Git, session: SessionDir, tag: str, n: int, commit: str, best: str) -> None:
     repo.keep_ref(tag, n, commit)
     write_atomic(session.attempts / f"{n:04d}-{commit[:7]}.patch", repo.diff(best, commit))

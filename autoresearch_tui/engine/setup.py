@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autoresearch_tui.engine.config import ResearchConfig, validate
-from autoresearch_tui.engine.gitops import GitRepo
+from autoresearch_tui.core.git import Git
 from autoresearch_tui.engine.reporting import SUMMARY_FILE
 from autoresearch_tui.engine.session import SessionDir
 from autoresearch_tui.errors import UserError
@@ -18,27 +18,27 @@ from autoresearch_tui.errors import UserError
 
 @dataclass
 class Opened:
-    repo: GitRepo
+    repo: Git
     session: SessionDir
     results_path: Path
     original_branch: str
     base_commit: str
 
 
-def _rel(repo: GitRepo, path: Path) -> str | None:
+def _rel(repo: Git, path: Path) -> str | None:
     try:
         return path.resolve().relative_to(repo.root).as_posix()
     except ValueError:
         return None  # outside the repository: git cannot touch it anyway
 
 
-def open_repo(cfg: ResearchConfig) -> tuple[GitRepo, Path]:
+def open_repo(cfg: ResearchConfig) -> tuple[Git, Path]:
     """Validate, refuse a tracked results file, keep our files out of git."""
     validate(cfg)
-    repo = GitRepo(cfg.project)
+    repo = Git(cfg.project)
     results_path = cfg.path(cfg.results_file)
     results_rel = _rel(repo, results_path)
-    if results_rel and repo.git.ls_files("--", results_rel):
+    if results_rel and repo.is_tracked(results_rel):
         raise UserError(f"{cfg.results_file} is tracked by git, so a reset could change it; "
                         f"run `git rm --cached {results_rel}` and commit, or pick another results_file")
     session_rel = _rel(repo, cfg.path(cfg.session_dir))
@@ -80,6 +80,6 @@ def reopen(cfg: ResearchConfig) -> Opened:
             raise UserError(f"branch {cfg.branch} does not exist, so there is nothing to resume; "
                             f"start a new session without --resume")
         repo.check_ready()
-        repo.git.branch(cfg.branch, origin[1])
+        repo.create_branch(cfg.branch, at=origin[1])
     original, base = origin or ("", "")
     return Opened(repo, session.create(), results_path, original, base)

@@ -18,8 +18,8 @@ from pathlib import Path
 from autoresearch_tui.engine.analysis import (
     _best_of, _better, _candidates, _running, baseline_row, best_index, kept_gains, running_best,
 )
-from autoresearch_tui.engine.categories import category_for_text
-from autoresearch_tui.engine.durations import format_clock, format_duration
+from autoresearch_tui.core.categories import category_for_text
+from autoresearch_tui.core.durations import format_clock, format_duration
 from autoresearch_tui.engine.results import ResultRow, guess_direction
 
 # category_for_text costs up to ~80 us a description; on huge files only the most recent

@@ -13,7 +13,6 @@ import asyncio
 import contextvars
 import os
 import shutil
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -22,7 +21,7 @@ from autoresearch_tui.agents.base import Proposal
 from autoresearch_tui.engine import events as ev
 from autoresearch_tui.engine import reporting
 from autoresearch_tui.engine.config import ResearchConfig
-from autoresearch_tui.engine.gitops import GitRepo
+from autoresearch_tui.core.git import Git
 from autoresearch_tui.engine.workspace import Workspace, _clash, _edits, unified_diff
 
 
@@ -34,7 +33,7 @@ class Slot:
     device: str  # what the screen shows: "cuda:2", "mps", "cpu", "ray"
     env: dict[str, str] = field(default_factory=dict)  # CUDA_VISIBLE_DEVICES for a local CUDA worker
     kill: asyncio.Event = field(default_factory=asyncio.Event)
-    repo: GitRepo | None = None
+    repo: Git | None = None
     head: str = ""  # what the worktree has checked out
     n: int | None = None  # the experiment in this slot (None: free)
     base: str = ""  # the best commit the candidate was proposed from (its parent)
@@ -103,7 +102,7 @@ def merge_prefer(base: str, ours: str, theirs: str) -> str:
 
 
 class WorkerWorkspace(Workspace):
-    def __init__(self, config: ResearchConfig, repo: GitRepo, emit: Callable[[ev.Event], None],
+    def __init__(self, config: ResearchConfig, repo: Git, emit: Callable[[ev.Event], None],
                  session_root: Path, claim: Callable[[int, str], Slot], base_of: Callable[[int], str]) -> None:
         super().__init__(config, repo, emit, session_root)
         self.claim, self.base_of = claim, base_of
@@ -168,11 +167,9 @@ class WorkerWorkspace(Workspace):
             if path.exists():
                 self._drop(path)
             self.workers_root.mkdir(parents=True, exist_ok=True)
-            self.repo.git.worktree("add", "--detach", "--force", str(path), commit)
-            slot.repo = GitRepo(path)
+            slot.repo = self.repo.add_worktree(path, commit)
         elif slot.head != commit:
-            slot.repo.git.checkout("--detach", "--force", "--quiet", commit)
-            slot.repo.git.clean("-fdq")
+            slot.repo.switch_worktree(commit)
         slot.head = commit
         project = self.project_in(path)
         self._link(project)
@@ -185,10 +182,8 @@ class WorkerWorkspace(Workspace):
             skip = {".git", "__pycache__", Path(cfg.session_dir).parts[0] if cfg.session_dir else "",
                     Path(cfg.results_file).parts[0], reporting.SUMMARY_FILE}
             names: set[str] = set()
-            for extra in ([], ["--ignored"]):
-                out = subprocess.run(["git", "ls-files", "--others", "--exclude-standard", "--directory", *extra],
-                                     cwd=cfg.project, capture_output=True, text=True)
-                names |= {line.rstrip("/").split("/")[0] for line in out.stdout.splitlines() if line.strip()}
+            for ignored in (False, True):
+                names |= {line.rstrip("/").split("/")[0] for line in self.repo.others(cfg.project, ignored)}
             self._links = sorted(n for n in names - skip if n and not n.startswith(".autoresearch"))
         return self._links
 
@@ -202,9 +197,7 @@ class WorkerWorkspace(Workspace):
                     pass  # no symlinks here (some Windows set-ups): the run goes without it
 
     def _drop(self, path: Path) -> None:
-        try:
-            self.repo.git.worktree("remove", "--force", str(path))
-        except Exception:  # noqa: BLE001 - not a registered worktree (any more)
+        if not self.repo.remove_worktree(path):  # not a registered worktree (any more)
             shutil.rmtree(path, ignore_errors=True)
 
     def remove_worktree(self) -> None:
@@ -213,7 +206,4 @@ class WorkerWorkspace(Workspace):
             for path in sorted(self.workers_root.iterdir()):
                 self._drop(path)
             shutil.rmtree(self.workers_root, ignore_errors=True)
-        try:
-            self.repo.git.worktree("prune")
-        except Exception:  # noqa: BLE001
-            pass
+        self.repo.prune_worktrees()

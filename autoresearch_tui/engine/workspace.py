@@ -7,19 +7,18 @@ files, commits, switches branch) is undone here before its change is committed.
 from __future__ import annotations
 
 import difflib
-import subprocess
 from pathlib import Path
 from typing import Callable
 
 from autoresearch_tui.agents.base import Proposal
 from autoresearch_tui.engine import events as ev
 from autoresearch_tui.engine.config import ResearchConfig
-from autoresearch_tui.engine.gitops import GitRepo, file_hash
+from autoresearch_tui.core.git import Git, file_hash
 from autoresearch_tui.errors import RuntimeFailure
 
 
 class Workspace:
-    def __init__(self, config: ResearchConfig, repo: GitRepo, emit: Callable[[ev.Event], None],
+    def __init__(self, config: ResearchConfig, repo: Git, emit: Callable[[ev.Event], None],
                  session_root: Path) -> None:
         self.config, self.repo, self.emit = config, repo, emit
         self.train_rel = repo.rel(config.path(config.train_script))
@@ -70,8 +69,8 @@ class Workspace:
         """Back to the best commit on the research branch, whatever the agent did to git or files."""
         cfg, repo = self.config, self.repo
         reverted: list[str] = []
-        if repo.repo.head.is_detached or repo.branch != cfg.branch:
-            repo.git.checkout("-f", cfg.branch)
+        if repo.detached or repo.branch != cfg.branch:
+            repo.checkout(cfg.branch, "-f")
             reverted.append(f"HEAD (the agent switched branch; back on {cfg.branch})")
         if repo.head() != best:
             reverted.append(f"HEAD (the agent moved it; restored {best[:7]})")
@@ -92,19 +91,14 @@ class Workspace:
 
     # -- the pipeline: the next candidate is prepared while the current one trains ----------
     def source_at(self, commit: str) -> str:
-        # Byte-exact (GitPython's `show` strips the trailing newline).
-        out = subprocess.run(["git", "cat-file", "-p", f"{commit}:{self.train_rel}"], cwd=self.repo.root,
-                             capture_output=True, check=True)
-        return out.stdout.decode("utf-8")
+        return self.repo.file_at(commit, self.train_rel)
 
     def prepare_worktree(self, base: str) -> Path:
         """A detached worktree at `base` where an agent can work while the main tree trains."""
         if not (self.worktree / ".git").exists():
-            self.repo.git.worktree("add", "--detach", "--force", str(self.worktree), base)
+            self.repo.add_worktree(self.worktree, base)
         else:
-            wt = GitRepo(self.worktree)
-            wt.git.checkout("--detach", "--force", base)
-            wt.git.clean("-fdq")
+            Git(self.worktree).switch_worktree(base)
         return self.worktree
 
     def rebase_source(self, new_source: str, base: str, best: str) -> str | None:
@@ -113,10 +107,7 @@ class Workspace:
 
     def remove_worktree(self) -> None:
         if (self.worktree / ".git").exists():
-            try:
-                self.repo.git.worktree("remove", "--force", str(self.worktree))
-            except Exception:  # noqa: BLE001 - a leftover worktree folder is harmless
-                pass
+            self.repo.remove_worktree(self.worktree)  # a leftover worktree folder is harmless
 
 
 def _edits(base: list[str], other: list[str]) -> list[tuple[int, int, list[str]]]:

@@ -276,7 +276,7 @@ class ResultsSource:
 
 def render_state_summary(state, skipped=(), name: str | None = None) -> str:
     """autoresearch-summary.md for what a state holds so far (replay, or mid-session)."""
-    from autoresearch_tui.engine.durations import parse_duration
+    from autoresearch_tui.core.durations import parse_duration
     from autoresearch_tui.engine.summary import render_summary
 
     cfg = state.config

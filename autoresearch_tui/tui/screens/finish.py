@@ -19,7 +19,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Markdown, Static
 
 from autoresearch_tui.engine import events as ev
-from autoresearch_tui.engine.merge import MergePlan, MergeResult, merge_best, plan_merge
+from autoresearch_tui.engine.landing import MergePlan, MergeResult, merge_best, plan_merge
 from autoresearch_tui.engine.session import SessionDir
 from autoresearch_tui.engine.state import SessionState
 from autoresearch_tui.errors import UserError

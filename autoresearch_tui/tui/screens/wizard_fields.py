@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from autoresearch_tui.engine import preflight
-from autoresearch_tui.engine.categories import SCOPES
+from autoresearch_tui.core.categories import SCOPES
 
 # The agents come from the registry (preflight.agent_names); a label here is optional.
 AGENT_LABELS: dict[str, str] = {

@@ -18,9 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import git
-
-from autoresearch_tui.engine.gitops import GitRepo
+from autoresearch_tui.core.git import Git, GitError
 from autoresearch_tui.errors import UserError
 
 HOWS = ("squash", "rebase", "merge")
@@ -58,31 +56,14 @@ class MergeResult:
     moved: bool = False
 
 
-def _resolve(repo: GitRepo, rev: str) -> str | None:
-    try:
-        return repo.git.rev_parse("--verify", "--quiet", f"{rev}^{{commit}}").strip() or None
-    except git.GitCommandError:
-        return None
-
-
-def _commits(repo: GitRepo, base: str, best: str) -> list[tuple[str, str]]:
-    out = repo.git.log("--reverse", "--format=%H%x00%s", f"{base}..{best}")
-    rows = []
-    for line in out.splitlines():
-        sha, _, subject = line.partition("\x00")
-        if sha:
-            rows.append((sha, subject))
-    return rows
-
-
 def plan_merge(project: Path, *, research_branch: str, original_branch: str, base_commit: str,
                best_commit: str) -> MergePlan:
     """Inspect the repository: moved branch, commits to merge, dirty tree. Changes nothing."""
-    repo = GitRepo(project)
+    repo = Git(project)
     plan = MergePlan(original_branch=original_branch, research_branch=research_branch,
                      base_commit=base_commit, best_commit=best_commit, original_head=None)
-    base, best = _resolve(repo, base_commit), _resolve(repo, best_commit)
-    head = _resolve(repo, f"refs/heads/{original_branch}")
+    base, best = repo.resolve(base_commit), repo.resolve(best_commit)
+    head = repo.resolve(f"refs/heads/{original_branch}")
     plan.original_head = head
     if head is None:
         plan.problem = f"the original branch {original_branch} does not exist any more"
@@ -95,7 +76,7 @@ def plan_merge(project: Path, *, research_branch: str, original_branch: str, bas
     if not repo.is_ancestor(base, best):
         plan.problem = f"the best commit {best[:7]} does not descend from the session's base {base[:7]}"
         return plan
-    plan.commits = _commits(repo, base, best)
+    plan.commits = repo.log(base, best)
     plan.moved = head != base
     plan.already_merged = bool(plan.commits) and repo.is_ancestor(best, head)
     plan.dirty = repo.changed_files() if repo.is_dirty() else []
@@ -128,107 +109,106 @@ def merge_best(project: Path, *, research_branch: str, original_branch: str, bas
     if plan.moved and not allow_moved:
         raise UserError(f"{original_branch} moved since the session started (was {base[:7]}, now {before[:7]}); "
                         "confirm to merge on top of it anyway")
-    repo = GitRepo(project)
+    repo = Git(project)
     start = _where(repo)
     tag = research_branch.rsplit("/", 1)[-1]
     n = len(plan.commits)
     try:
-        repo.git.checkout("--quiet", original_branch)
+        repo.run("checkout", "--quiet", original_branch)
         if how == "squash":
             msg = message or _squash_message(research_branch, plan.commits)
             try:
-                repo.git.merge("--squash", "--quiet", best)
-            except git.GitCommandError as exc:
-                repo.git.reset("--hard", "--quiet", before)
+                repo.run("merge", "--squash", "--quiet", best)
+            except GitError as exc:
+                repo.run("reset", "--hard", "--quiet", before)
                 raise UserError(f"squash of {research_branch} onto {original_branch} conflicts "
                                 f"({_conflict_hint(exc)}); nothing was changed") from None
-            if not repo.git.diff("--cached", "--name-only").strip():
-                repo.git.reset("--hard", "--quiet", before)
+            if not repo.run("diff", "--cached", "--name-only").strip():
+                repo.run("reset", "--hard", "--quiet", before)
                 raise UserError(f"{original_branch} already has every change of {best[:7]}; nothing to squash")
-            repo.git.commit("-m", msg, "--no-verify", "--quiet")
+            repo.run("commit", "-m", msg, "--no-verify", "--quiet")
             done = f"squashed {n} commit{'s' * (n != 1)} of {research_branch} up to {best[:7]} into one commit on {original_branch}"
         elif how == "merge":
             msg = message or f"Merge {research_branch} up to {best[:7]} (autoresearch {tag}, {n} kept change{'s' * (n != 1)})"
             try:
-                repo.git.merge("--no-ff", "--no-edit", "--no-verify", "--quiet", "-m", msg, best)
-            except git.GitCommandError as exc:
+                repo.run("merge", "--no-ff", "--no-edit", "--no-verify", "--quiet", "-m", msg, best)
+            except GitError as exc:
                 _abort(repo, "merge", before)
                 raise UserError(f"merging {research_branch} into {original_branch} conflicts "
                                 f"({_conflict_hint(exc)}); the merge was aborted, nothing changed") from None
             done = f"merged {research_branch} up to {best[:7]} into {original_branch} with a merge commit"
         else:  # rebase
             if not plan.moved:
-                repo.git.merge("--ff-only", "--quiet", best)
+                repo.run("merge", "--ff-only", "--quiet", best)
                 done = f"fast-forwarded {original_branch} to {best[:7]} ({n} commit{'s' * (n != 1)} of {research_branch})"
             else:
                 new_tip = _replay(repo, before, plan.commits, research_branch, original_branch)
-                repo.git.merge("--ff-only", "--quiet", new_tip)
+                repo.run("merge", "--ff-only", "--quiet", new_tip)
                 done = (f"replayed {n} commit{'s' * (n != 1)} of {research_branch} onto {original_branch} "
                         f"and fast-forwarded it to {new_tip[:7]}")
     except UserError:
         _restore(repo, start)
         raise
-    except git.GitCommandError as exc:
+    except GitError as exc:
         _restore(repo, start, original_branch=original_branch, original_head=before)
         raise UserError(f"git failed during the {how}: {_conflict_hint(exc)}; nothing was changed") from None
     after = repo.head()
     if not repo.is_ancestor(before, after):  # belt and braces: history of the branch is kept
-        repo.git.update_ref(f"refs/heads/{original_branch}", before)
-        repo.git.reset("--hard", "--quiet", before)
+        repo.run("update-ref", f"refs/heads/{original_branch}", before)
+        repo.run("reset", "--hard", "--quiet", before)
         raise UserError(f"the {how} would have rewritten {original_branch}; it was undone")
     return MergeResult(how=how, done=done, original_branch=original_branch, before=before, after=after,
                        new_head=after, merged=plan.commits, moved=plan.moved)
 
 
-def _replay(repo: GitRepo, onto: str, commits: list[tuple[str, str]], research_branch: str,
+def _replay(repo: Git, onto: str, commits: list[tuple[str, str]], research_branch: str,
             original_branch: str) -> str:
     """Cherry-pick the research commits onto `onto` in a detached HEAD; the new tip's sha."""
-    repo.git.checkout("--quiet", "--detach", onto)
+    repo.run("checkout", "--quiet", "--detach", onto)
     try:
         for sha, _ in commits:
-            repo.git.cherry_pick("--allow-empty", "--keep-redundant-commits", sha)
-    except git.GitCommandError as exc:
+            repo.run("cherry-pick", "--allow-empty", "--keep-redundant-commits", sha)
+    except GitError as exc:
         try:
-            repo.git.cherry_pick("--abort")
-        except git.GitCommandError:
-            repo.git.reset("--hard", "--quiet", onto)
-        repo.git.checkout("--quiet", original_branch)
+            repo.run("cherry-pick", "--abort")
+        except GitError:
+            repo.run("reset", "--hard", "--quiet", onto)
+        repo.run("checkout", "--quiet", original_branch)
         raise UserError(f"replaying {research_branch} onto {original_branch} conflicts "
                         f"({_conflict_hint(exc)}); it was aborted, nothing changed; try merge instead") from None
     tip = repo.head()
-    repo.git.checkout("--quiet", original_branch)
+    repo.run("checkout", "--quiet", original_branch)
     return tip
 
 
-def _where(repo: GitRepo) -> str:
+def _where(repo: Git) -> str:
     """The branch (or commit, if detached) checked out now."""
-    head = repo.repo.head
-    return head.commit.hexsha if head.is_detached else head.ref.name
+    return repo.head() if repo.detached else repo.branch
 
 
-def _abort(repo: GitRepo, what: str, fallback: str) -> None:
+def _abort(repo: Git, what: str, fallback: str) -> None:
     try:
-        getattr(repo.git, what.replace("-", "_"))("--abort")
-    except git.GitCommandError:
-        repo.git.reset("--hard", "--quiet", fallback)
+        repo.run(what, "--abort")
+    except GitError:
+        repo.run("reset", "--hard", "--quiet", fallback)
 
 
-def _restore(repo: GitRepo, start: str, original_branch: str | None = None,
+def _restore(repo: Git, start: str, original_branch: str | None = None,
              original_head: str | None = None) -> None:
     """Put the checkout back where it was; the original branch back at its old head if moved."""
-    git_dir = Path(repo.repo.git_dir)
+    git_dir = repo.git_dir
     if (git_dir / "MERGE_HEAD").exists():
         _abort(repo, "merge", "HEAD")
     if (git_dir / "CHERRY_PICK_HEAD").exists() or (git_dir / "sequencer").exists():
         _abort(repo, "cherry-pick", "HEAD")
-    if original_branch and original_head and _resolve(repo, f"refs/heads/{original_branch}") != original_head:
+    if original_branch and original_head and repo.resolve(f"refs/heads/{original_branch}") != original_head:
         if _where(repo) == original_branch:
-            repo.git.reset("--hard", "--quiet", original_head)
+            repo.run("reset", "--hard", "--quiet", original_head)
         else:
-            repo.git.update_ref(f"refs/heads/{original_branch}", original_head)
+            repo.run("update-ref", f"refs/heads/{original_branch}", original_head)
     try:
-        repo.git.checkout("--quiet", start)
-    except git.GitCommandError:
+        repo.run("checkout", "--quiet", start)
+    except GitError:
         pass
 
 
@@ -240,7 +220,7 @@ def _squash_message(research_branch: str, commits: list[tuple[str, str]]) -> str
     return "\n".join(lines)
 
 
-def _conflict_hint(exc: git.GitCommandError) -> str:
+def _conflict_hint(exc: GitError) -> str:
     text = " ".join(str(exc.stderr or exc.stdout or exc).split())
     for marker in ("CONFLICT", "error:", "fatal:"):
         i = text.find(marker)

@@ -1,0 +1,71 @@
+"""The git gateway: hooks, fsmonitor and drivers planted in a repository never run."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+from pathlib import Path
+
+from autoresearch_tui.core.git import Git, run_async
+from autoresearch_tui.engine import events as ev
+from autoresearch_tui.engine.config import load_config
+from autoresearch_tui.engine.parallel import make_engine
+from autoresearch_tui.engine.landing import merge_best
+
+from conftest import Scripted, git, make_project
+
+HOOKS = ("pre-commit", "post-commit", "post-checkout", "post-merge", "reference-transaction", "post-rewrite")
+
+
+def plant(project: Path, marks: Path) -> None:
+    """Hooks, an fsmonitor, a filter and a diff driver that each leave a file in `marks` when run."""
+    def script(name: str) -> Path:
+        path = marks.parent / f"{name}.sh"
+        path.write_text(f"#!/bin/sh\ntouch '{marks}/{name}'\ncat\n")
+        path.chmod(path.stat().st_mode | stat.S_IXUSR)
+        return path
+
+    marks.mkdir()
+    (project / ".gitattributes").write_text("train.py filter=evil diff=evil\n")
+    git(project, "add", ".gitattributes")
+    git(project, "commit", "-q", "-m", "attributes")
+    hooks = project / ".git" / "hooks"
+    for name in HOOKS:
+        (hooks / name).write_text(f"#!/bin/sh\ntouch '{marks}/hook-{name}'\n")
+        (hooks / name).chmod(0o755)
+    git(project, "config", "core.fsmonitor", str(script("fsmonitor")))
+    git(project, "config", "filter.evil.clean", str(script("clean")))
+    git(project, "config", "filter.evil.smudge", str(script("smudge")))
+    git(project, "config", "diff.evil.command", str(script("diff")))
+    git(project, "config", "diff.evil.textconv", str(script("textconv")))
+
+
+def test_planted_hooks_and_drivers_never_run(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "proj")
+    marks = tmp_path / "marks"
+    plant(project, marks)
+    # A plain git command does run them: the plant works.
+    git(project, "commit", "-q", "--allow-empty", "-m", "check")
+    assert (marks / "hook-post-commit").exists()
+    for mark in marks.iterdir():
+        mark.unlink()
+
+    for workers, better in ((1, 0.2), (2, 0.3)):
+        tag = f"w{workers}"
+        config = load_config(project, None, {"time_budget": "20s", "metric": "val_bpb:min", "tag": tag,
+                                             "device": "cpu", "workers": workers, "max_iterations": 2})
+        seen: list[ev.Event] = []
+        engine = make_engine(config, Scripted([("LR", better), ("LR", 0.01)]), listeners=[seen.append])
+        engine.prepare()
+        end = asyncio.run(engine.run())
+        assert end.reason == "max_iterations", seen
+        assert [e.status for e in seen if isinstance(e, ev.ResultRecorded)] == ["keep", "keep", "discard"]
+        merge_best(project, research_branch=f"autoresearch/{tag}", original_branch="main",
+                   base_commit=engine.base_commit, best_commit=engine.best_commit, how="squash",
+                   allow_moved=True)
+    repo = Git(project)
+    assert "+LR = 0.3" in repo.diff("HEAD~1", "HEAD")
+    assert asyncio.run(run_async(project, "status", "--porcelain"))[0] == 0
+    assert sorted(p.name for p in marks.iterdir()) == []
+    assert os.environ.get("GIT_DIR") is None  # nothing leaked into this process
