@@ -47,6 +47,7 @@ class ProposalContext:
     # Parallel experiments: candidates other workers are running now (status "running", no
     # metric yet); propose something different from them.
     in_flight: tuple[Attempt, ...] = ()
+    mark: str = ""  # the process mark of the agent's processes (see core/processes.py)
 
 
 @dataclass(frozen=True)

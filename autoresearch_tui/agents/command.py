@@ -14,7 +14,6 @@ import contextlib
 import os
 import shlex
 import shutil
-import signal
 import tempfile
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 from autoresearch_tui.agents.base import AgentFailed, AgentUnavailable, Proposal, ProposalContext
 from autoresearch_tui.agents.edits import describe_diff, parse_description
 from autoresearch_tui.agents.prompt import build_prompt
+from autoresearch_tui.core import processes
 from autoresearch_tui.core.git import STATUS_ARGS, parse_status
 from autoresearch_tui.core.git import run_async as git
 
@@ -98,22 +98,6 @@ def open_log(path: str):
     return open(path, "a", encoding="utf-8", errors="replace")
 
 
-async def exited(proc: asyncio.subprocess.Process, timeout: float) -> bool:
-    """Whether the leader exits within timeout. Polls returncode because on recent Pythons
-    proc.wait() also waits for every child still holding the output pipe."""
-    deadline = time.monotonic() + timeout
-    while proc.returncode is None:
-        if time.monotonic() >= deadline:
-            return False
-        await asyncio.sleep(0.05)
-    return True
-
-
-def killpg(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
 class CommandProposer:
     """Runs `template` once per iteration; the agent edits ctx.train_path on disk."""
 
@@ -186,11 +170,11 @@ class CommandProposer:
         env = {**os.environ, **(self.env or {}), "PYTHONUNBUFFERED": "1",
                "AUTORESEARCH_ITERATION": str(ctx.iteration)}
         write(f"\n=== iteration {ctx.iteration}: {shown} (in {cwd}) ===\n")
+        mark, since = ctx.mark or processes.unique_mark("agent"), time.time()
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv, cwd=cwd, env=env, start_new_session=True,
-                stdin=asyncio.subprocess.PIPE if stdin_text is not None else asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+            proc = await processes.start(
+                argv, cwd=cwd, env=env, mark=mark,
+                stdin=asyncio.subprocess.PIPE if stdin_text is not None else asyncio.subprocess.DEVNULL)
         except OSError as exc:
             if log:
                 log.close()
@@ -224,18 +208,18 @@ class CommandProposer:
         feeder = asyncio.ensure_future(feed()) if stdin_text is not None else None
         reader = asyncio.ensure_future(pump())
         try:
-            if not await exited(proc, self.timeout):
-                await self._kill(proc)
+            if not await processes.exited(proc, self.timeout):
+                await self._kill(proc, mark, since)
                 write(f"\n=== killed: no answer after {self.timeout:g} s ===\n")
                 raise AgentFailed(f"agent timed out after {self.timeout:g} s")
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(reader), DRAIN_S)
-            killpg(proc.pid, signal.SIGKILL)  # whatever it left behind (and holding our pipe)
+            processes.end_tree(proc.pid, mark, since)  # whatever it left behind (and holding our pipe)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(proc.wait(), DRAIN_S)
         except BaseException:
             if proc.returncode is None:  # cancelled (the user stopped): take the group down
-                await self._kill(proc)
+                await self._kill(proc, mark, since)
             raise
         finally:
             for task in (reader, feeder):
@@ -248,11 +232,9 @@ class CommandProposer:
                 log.close()
         return proc.returncode if proc.returncode is not None else -1, "".join(chunks)
 
-    async def _kill(self, proc: asyncio.subprocess.Process) -> None:
-        """SIGTERM the whole group, give it kill_grace seconds, then SIGKILL the group."""
-        killpg(proc.pid, signal.SIGTERM)
-        await exited(proc, self.kill_grace)
-        killpg(proc.pid, signal.SIGKILL)  # also children that outlived the leader
+    async def _kill(self, proc: asyncio.subprocess.Process, mark: str, since: float) -> None:
+        """SIGTERM the whole tree, give it kill_grace seconds, then SIGKILL it."""
+        await processes.stop(proc, self.kill_grace, mark, since)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(proc.wait(), self.kill_grace)
 

@@ -45,6 +45,7 @@ class RunSpec:
     pid_file: Path | None = None
     excludes: list[str] = field(default_factory=list)  # not shipped to a remote run (relative to cwd)
     worker: int = 0
+    mark: str | None = None  # the process mark of the run (core/processes.py)
 
 
 class Executor(Protocol):
@@ -65,7 +66,8 @@ class LocalExecutor:
 
     async def run(self, spec: RunSpec) -> RunOutcome:
         return await run_process(spec.argv, cwd=spec.cwd, env=spec.env, log_path=spec.log_path, limit_s=spec.limit_s,
-                                 grace_s=spec.grace_s, kill_event=spec.kill_event, pid_file=spec.pid_file)
+                                 grace_s=spec.grace_s, kill_event=spec.kill_event, pid_file=spec.pid_file,
+                                 mark=spec.mark)
 
     def close(self) -> None:
         pass

@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from autoresearch_tui.core import processes
+
 PROBE = Path(__file__).with_name("platform_probe.py")
 PROBE_TIMEOUT = 120.0
 
@@ -114,7 +116,8 @@ def from_probe(info: dict[str, Any], forced: str = "auto") -> Platform:
 _CACHE: dict[tuple[str, ...], dict[str, Any]] = {}  # one probe per interpreter per process
 
 
-async def detect(train_argv: list[str], train_script: str, cwd: Path, env: dict[str, str], forced: str = "auto") -> Platform:
+async def detect(train_argv: list[str], train_script: str, cwd: Path, env: dict[str, str], forced: str = "auto",
+                 mark: str = "") -> Platform:
     """Run the probe; a failure (no torch, bad interpreter) falls back to CPU with the reason."""
     if forced != "auto":
         # The user named the device: no probe (it costs a torch import, seconds on a cold disk).
@@ -124,16 +127,14 @@ async def detect(train_argv: list[str], train_script: str, cwd: Path, env: dict[
     key = (str(cwd) if Path(argv[0]).name in ("uv", "poetry", "pixi", "conda") else "", *argv)
     if key in _CACHE:
         return _finish(dict(_CACHE[key]), forced)
+    mark = mark or processes.unique_mark("probe")
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv, cwd=str(cwd), env=env, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True,
-        )
+        proc = await processes.start(argv, cwd=cwd, env=env, mark=mark, stderr=asyncio.subprocess.PIPE)
         try:
             out, err = await asyncio.wait_for(proc.communicate(), PROBE_TIMEOUT)
         except BaseException:  # timed out, or the caller went away (a closed screen): no orphan
             if proc.returncode is None:
-                proc.kill()
+                processes.end_tree(proc.pid, mark)
                 await asyncio.shield(proc.wait())
             raise
     except (OSError, asyncio.TimeoutError) as exc:

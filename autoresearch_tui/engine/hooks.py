@@ -6,22 +6,15 @@ reach them only as environment variables, never spliced into the command text.
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
+from autoresearch_tui.core import processes
 
-def fire(command: str | None, cwd: Path, values: dict[str, str]) -> None:
-    if not command:
-        return
-    try:
-        subprocess.Popen(
-            command, shell=True, cwd=str(cwd), env={**os.environ, **values},
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    except OSError:
-        pass  # a broken notifier must never stop the research loop
+
+def fire(command: str | None, cwd: Path, values: dict[str, str], mark: str) -> None:
+    """Start the hook and return at once; it is ended after processes.HOOK_TIMEOUT_S."""
+    if command:
+        processes.run_hook(command, cwd, values, mark)
 
 
 def new_best_env(row, tag: str) -> dict[str, str]:

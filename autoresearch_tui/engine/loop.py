@@ -22,6 +22,7 @@ from autoresearch_tui.engine import hardware, hooks, metrics, noise, reporting, 
 from autoresearch_tui.engine.config import ResearchConfig
 from autoresearch_tui.engine.control import watch_control
 from autoresearch_tui.engine.decide import CRASH, DISCARD, KEEP
+from autoresearch_tui.core import processes
 from autoresearch_tui.core.git import Git
 from autoresearch_tui.engine.resume import RUN_PID, Recovered, recover
 from autoresearch_tui.engine.runner import RunOutcome, run_process
@@ -67,6 +68,7 @@ class Engine:
         self.repo: Git | None = None
         self.recovered: Recovered | None = None
         self.ws: Workspace | None = None  # type: ignore[assignment]
+        self.mark = ""  # the process mark of this session (core/processes.py)
         self._killed_out = False  # the second stop request killed a run: end the session
         self.pause_reason = ""
         self._crash_streak: tuple[str, int] = ("", 0)
@@ -146,6 +148,7 @@ class Engine:
         self.repo, self.session, self.results_path = opened.repo, opened.session, opened.results_path
         self.original_branch, self.base_commit = opened.original_branch, opened.base_commit
         self.ws = Workspace(self.config, opened.repo, self.emit, opened.session.root)
+        self.mark = processes.session_mark(opened.session.root, self.config.tag)
 
     # -- main ------------------------------------------------------------------------------
     async def run(self) -> ev.SessionEnded:
@@ -154,7 +157,8 @@ class Engine:
         cfg, repo = self.config, self.repo
         assert repo is not None and self.session is not None
         env = self._base_env()
-        self.platform = await hardware.detect(cfg.command_argv(), cfg.train_script, cfg.project, env, cfg.device)
+        self.platform = await hardware.detect(cfg.command_argv(), cfg.train_script, cfg.project, env, cfg.device,
+                                              f"{self.mark}:probe")
         snapshot = {**cfg.to_dict(), "project": str(cfg.project), "platform": self.platform.to_dict()}
         self.session.write_snapshot(snapshot)
         self.emit(ev.SessionStarted(tag=cfg.tag, branch=cfg.branch, project=str(cfg.project),
@@ -172,6 +176,8 @@ class Engine:
             if self._prefetch is not None:
                 self._prefetch[1].cancel()
             self.ws.remove_worktree()
+            for kind in ("run", "agent"):  # whatever got away from its run or agent
+                processes.end_tree(None, f"{self.mark}:{kind}")
 
     async def _loop(self) -> ev.SessionEnded:
         cfg, repo = self.config, self.repo
@@ -324,7 +330,7 @@ class Engine:
             notes="\n\n".join(filter(None, [read_notes(cfg.project, cfg.notes_file), *self.notes])),
             project=str(project or cfg.project), readonly_path=cfg.readonly_script,
             agent_log=str(self.session.root / "agents" / f"{n:04d}.log") if self.session else "",
-            feedback=feedback, time_budget_s=cfg.time_budget or 0.0,
+            feedback=feedback, time_budget_s=cfg.time_budget or 0.0, mark=f"{self.mark}:agent:{n}",
         )
 
     async def _propose(self, n: int, feedback: str) -> Proposal:
@@ -397,7 +403,7 @@ class Engine:
         env = {**self._base_env(), **self.platform.env(cfg.time_budget or 0, batch_scale)}
         outcome = await run_process(cfg.command_argv(), cwd=cfg.project, env=env, log_path=log,
                                     limit_s=cfg.limit_s, grace_s=cfg.kill_grace, kill_event=self._kill,
-                                    pid_file=self.session.root / RUN_PID)
+                                    pid_file=self.session.root / RUN_PID, mark=f"{self.mark}:run:{n}:{attempt}")
         r = metrics.read_run(log, cfg.metric or "", cfg.metric_pattern, outcome.exit_code, outcome.timed_out,
                              outcome.killed, cfg.limit_s, outcome.peak_rss_mb)
         self.emit(ev.RunFinished(iteration=n, commit=commit, exit_code=outcome.exit_code,
@@ -443,7 +449,7 @@ class Engine:
                                         best_commit=self.best_commit, best_metric=self.best_metric,
                                         attempt_ref=ref, rerun=i))
         if status == KEEP and n > 0:
-            hooks.fire(cfg.on_new_best, cfg.project, hooks.new_best_env(self.rows[-1], cfg.tag))
+            hooks.fire(cfg.on_new_best, cfg.project, hooks.new_best_env(self.rows[-1], cfg.tag), f"{self.mark}:hook")
         self.iteration = n
         metric = noise.mean(values) if values else None
         self.history.append(Attempt(n, commit, status, metric, description, dict(meta)))
@@ -488,7 +494,7 @@ class Engine:
                               best_metric=self.best_metric, summary_path=str(path))
         self.emit(end)
         hooks.fire(cfg.on_finish, cfg.project, {"AUTORESEARCH_REASON": reason,
-                                                "AUTORESEARCH_BEST": f"{self.best_metric}"})
+                                                "AUTORESEARCH_BEST": f"{self.best_metric}"}, f"{self.mark}:hook")
         return end
 
     # -- helpers ---------------------------------------------------------------------------

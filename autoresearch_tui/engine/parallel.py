@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
-import signal
 from typing import Any
 
 from autoresearch_tui.agents.base import Attempt, Proposal
@@ -97,7 +95,6 @@ class ParallelEngine(Engine):
 
     def prepare_resume(self, rerun_pending: bool = True) -> None:
         self._check_executor()
-        self._kill_orphans()
         super().prepare_resume(rerun_pending)
         self._use_workers()
         # Results arrive out of order: continue after the highest experiment number used.
@@ -116,16 +113,6 @@ class ParallelEngine(Engine):
         assert self.repo is not None and self.session is not None
         self.ws = WorkerWorkspace(self.config, self.repo, self.emit, self.session.root, self._claim, self._bases.get)
         self.ws.remove_worktree()  # left behind by a session that was killed
-
-    def _kill_orphans(self) -> None:
-        """Runs that outlived a SIGKILLed engine (their own process groups): end them."""
-        root = self.config.session_path()
-        for pid_file in root.glob("run-w*.pid") if root.exists() else []:
-            try:
-                os.killpg(int(pid_file.read_text().split()[0]), signal.SIGKILL)
-            except (OSError, ValueError, IndexError):
-                pass
-            pid_file.unlink(missing_ok=True)
 
     def _setup_workers(self) -> None:
         assert self.platform is not None
@@ -277,7 +264,7 @@ class ParallelEngine(Engine):
         updates = {**self.platform.env(cfg.time_budget or 0, batch_scale), **slot.env}
         spec = RunSpec(cfg.command_argv(), project, {**self._base_env(), **updates}, updates, log, cfg.limit_s,
                        cfg.kill_grace, slot.kill, self.session.root / f"run-w{slot.index}.pid", self.ws.links(),
-                       slot.index)
+                       slot.index, f"{self.mark}:run:{n}:{attempt}")
         slot.running = True
         try:
             outcome = await self.executor.run(spec)

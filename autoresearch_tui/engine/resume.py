@@ -7,14 +7,13 @@ without its event (or the reverse), an orphaned training process.
 
 from __future__ import annotations
 
-import os
-import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from autoresearch_tui.agents.base import Attempt
 from autoresearch_tui.engine import events as ev
 from autoresearch_tui.engine import results
+from autoresearch_tui.core import processes
 from autoresearch_tui.core.git import Git
 from autoresearch_tui.engine.session import SessionDir, write_atomic
 from autoresearch_tui.engine.state import SessionState
@@ -36,19 +35,15 @@ class Recovered:
     new_events: list[ev.Event] = field(default_factory=list)  # to append, recreated from results.tsv
 
 
-def kill_orphan_run(session: SessionDir) -> str | None:
-    """A training run outlives a SIGKILLed engine (its own process group): end it."""
-    pid_file = session.root / RUN_PID
-    try:
-        pgid = int(pid_file.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-    pid_file.unlink(missing_ok=True)
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        return None
-    return f"ended the orphaned training process group {pgid}"
+def end_orphans(session: SessionDir, mark: str) -> list[str]:
+    """Runs and agents outlive a SIGKILLed engine (their own process groups): end them."""
+    done = [note for pid_file in sorted(session.root.glob("run*.pid")) if (note := processes.end_recorded(pid_file))]
+    for kind in ("run", "agent"):
+        strays = processes.with_mark(f"{mark}:{kind}")
+        if strays:
+            processes.end_tree(None, f"{mark}:{kind}")
+            done.append(f"ended {len(strays)} orphaned {kind} process(es)")
+    return done
 
 
 def _full(repo: Git, short: str) -> str | None:
@@ -57,10 +52,7 @@ def _full(repo: Git, short: str) -> str | None:
 
 def recover(repo: Git, session: SessionDir, results_path: Path, branch: str, tag: str,
             rerun_pending: bool = True) -> Recovered:
-    repairs: list[str] = []
-    note = kill_orphan_run(session)
-    if note:
-        repairs.append(note)
+    repairs = end_orphans(session, processes.session_mark(session.root, tag))
     session.repair_tail()
     # A git process or a ref write killed with the engine leaves its lock file behind. Only
     # the locks of files this session writes are removed; nothing else writes them meanwhile.

@@ -7,7 +7,6 @@ The raw bytes go to the log file untouched (`\\r` progress lines included); read
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import time
 from dataclasses import dataclass
@@ -15,6 +14,8 @@ from pathlib import Path
 from typing import Callable
 
 import psutil
+
+from autoresearch_tui.core import processes
 
 CHUNK = 1 << 16
 LOG_CAP_BYTES = 64 << 20  # keep the head and the tail of a run that prints without end
@@ -31,41 +32,6 @@ class RunOutcome:
     log_path: Path
     bytes_written: int
     bytes_dropped: int
-
-
-def tree(proc: psutil.Process) -> list[psutil.Process]:
-    try:
-        return [proc, *proc.children(recursive=True)]
-    except psutil.Error:
-        return []
-
-
-def kill_tree(pid: int, pgid: int | None, sig: int) -> None:
-    """Signal the process group and every descendant (some leave the group, e.g. setsid)."""
-    procs = []
-    try:
-        procs = tree(psutil.Process(pid))
-    except psutil.Error:
-        pass
-    if pgid is not None:
-        try:
-            os.killpg(pgid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-    for proc in procs:
-        try:
-            proc.send_signal(sig)
-        except psutil.Error:
-            pass
-
-
-def _kill_seen(seen: dict[int, psutil.Process]) -> None:
-    for p in seen.values():
-        try:
-            if p.is_running():  # psutil checks the create time, so a reused pid is safe
-                p.kill()
-        except psutil.Error:
-            pass
 
 
 class LogWriter:
@@ -114,28 +80,21 @@ async def run_process(
     pid_file: Path | None = None,
     log_cap: int = LOG_CAP_BYTES,
     tail_keep: int = TAIL_KEEP,
+    mark: str | None = None,
 ) -> RunOutcome:
+    mark = mark or processes.unique_mark("run")
     log = LogWriter(log_path, log_cap, tail_keep)
-    start = time.monotonic()
+    start, started_at = time.monotonic(), time.time()
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            cwd=str(cwd),
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,  # own process group: we can end the whole tree
-        )
+        proc = await processes.start(argv, cwd=cwd, env=env, mark=mark)
     except OSError as exc:
         log.write(f"could not start {argv[0]!r}: {exc}\n".encode())
         log.close()
         return RunOutcome(None, 0.0, False, False, 0.0, log_path, 0, 0)
 
-    pgid = proc.pid
     if pid_file is not None:
         # Lets a resumed engine end a run that outlived a SIGKILLed engine.
-        pid_file.write_text(f"{pgid}\n")
+        processes.write_pid(pid_file, proc.pid, mark)
     peak = 0.0
     seen: dict[int, psutil.Process] = {}  # every descendant ever sampled, to end leavers too
     timed_out = killed = False
@@ -158,7 +117,7 @@ async def run_process(
             return
         while True:
             total = 0
-            for p in tree(root):
+            for p in processes.tree(root):
                 seen.setdefault(p.pid, p)
                 try:
                     total += p.memory_info().rss
@@ -167,15 +126,18 @@ async def run_process(
             peak = max(peak, total / 2**20)
             await asyncio.sleep(sample_every)
 
+    def end(sig: int = signal.SIGKILL) -> None:
+        processes.signal_tree(proc.pid, sig, mark, started_at, seen.values())
+
     async def stop(reason_timeout: bool) -> None:
         nonlocal timed_out, killed
         timed_out, killed = reason_timeout, not reason_timeout
-        kill_tree(proc.pid, pgid, signal.SIGTERM)
+        end(signal.SIGTERM)
         try:
             await asyncio.wait_for(proc.wait(), grace_s)
         except asyncio.TimeoutError:
             pass
-        kill_tree(proc.pid, pgid, signal.SIGKILL)
+        end()
 
     pump_task = asyncio.ensure_future(pump())
     sample_task = asyncio.ensure_future(sample())
@@ -189,8 +151,7 @@ async def run_process(
             await stop(reason_timeout=not (kill_wait and kill_wait in done))
         await proc.wait()
         # Grandchildren that kept the pipe open would block the pump forever.
-        kill_tree(proc.pid, pgid, signal.SIGKILL)
-        _kill_seen(seen)
+        end()
         try:
             await asyncio.wait_for(pump_task, 5)
         except asyncio.TimeoutError:
@@ -200,7 +161,7 @@ async def run_process(
             if task is not None and not task.done():
                 task.cancel()
         if proc.returncode is None:
-            kill_tree(proc.pid, pgid, signal.SIGKILL)
+            end()
         log.close()
         if pid_file is not None:
             pid_file.unlink(missing_ok=True)

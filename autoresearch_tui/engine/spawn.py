@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from autoresearch_tui.core import processes
 from autoresearch_tui.engine.config import ResearchConfig
 
 
@@ -26,11 +27,7 @@ class EngineProcess:
     def alive(self) -> bool:
         if self.popen is not None:
             return self.popen.poll() is None
-        try:
-            os.kill(self.pid, 0)
-            return True
-        except OSError:
-            return False
+        return processes.alive(self.pid)
 
     def exit_code(self) -> int | None:
         return self.popen.poll() if self.popen is not None else None
@@ -44,8 +41,7 @@ def spawn_engine(config: ResearchConfig, config_file: Path) -> EngineProcess:
     argv = [sys.executable, "-m", "autoresearch_tui", "run", str(config.project), "--headless", "--yes",
             "--config", str(config_file)]
     with open(output, "ab") as out:
-        popen = subprocess.Popen(
-            argv, cwd=str(config.project), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+        popen = processes.popen(argv, cwd=config.project, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                                mark=f"{processes.session_mark(session, config.tag)}:engine",
+                                stdout=out, stderr=subprocess.STDOUT)
     return EngineProcess(popen.pid, session, output, popen)
