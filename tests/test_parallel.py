@@ -18,7 +18,7 @@ from autoresearch_tui.engine.parallel import ParallelEngine, make_engine, parse_
 from autoresearch_tui.engine.results import read_results
 from autoresearch_tui.engine.session import SessionDir
 from autoresearch_tui.engine.state import SessionState
-from autoresearch_tui.engine.workers import merge_prefer
+from autoresearch_tui.engine.workspace import merge3
 
 from conftest import FAKE_TRAIN, Scripted, git, make_project
 
@@ -199,11 +199,11 @@ def test_conflicting_winner_is_rerun_on_top_of_the_new_best(tmp_path: Path) -> N
     assert any("re-running it there" in getattr(e, "message", "") for e in events)
 
 
-def test_merge_prefer_keeps_the_candidates_side_of_an_overlap() -> None:
+def test_merge_preferring_theirs_keeps_the_candidates_side_of_an_overlap() -> None:
     base = "A = 1\nB = 2\n\nC = 3\n"
     best = base.replace("A = 1", "A = 5").replace("C = 3", "C = 7")
     cand = base.replace("A = 1", "A = 9")
-    assert merge_prefer(base, best, cand) == "A = 9\nB = 2\n\nC = 7\n"
+    assert merge3(base, best, cand, prefer_theirs=True) == "A = 9\nB = 2\n\nC = 7\n"
 
 
 def test_first_stop_lets_runs_in_flight_finish(tmp_path: Path) -> None:

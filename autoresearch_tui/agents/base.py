@@ -76,6 +76,9 @@ class AgentUnavailable(ProposalError):
 
 
 class Proposer(Protocol):
+    """`touches_tree = False` (optional, default True) says the proposer never writes files: the
+    engine then skips the untracked-files check and lets it work from the main tree."""
+
     name: str
 
     async def propose(self, ctx: ProposalContext) -> Proposal: ...

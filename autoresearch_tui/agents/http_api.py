@@ -85,6 +85,7 @@ class ChatProposer:
     """Shared loop: ask, apply, send errors back; subclasses speak one wire format."""
 
     kind = "openai"
+    touches_tree = False  # answers with text; the engine writes the file
 
     def __init__(self, model: str | None = None, base_url: str | None = None,
                  key_env: str | None = None, timeout: float = 900.0, max_retries: int = 3,

@@ -220,9 +220,9 @@ class RayExecutor:
 
 def make_executor(config: Any, device: str) -> Executor:
     """The executor the config asks for (`executor`, `ray_address`); local by default."""
-    kind = str(getattr(config, "executor", "local") or "local")
+    kind = config.executor
     if kind == "local":
         return LocalExecutor()
     if kind == "ray":
-        return RayExecutor(getattr(config, "ray_address", None), gpu=device == "cuda")
+        return RayExecutor(config.ray_address, gpu=device == "cuda")
     raise UserError(f"executor {kind!r} is not one of {', '.join(EXECUTORS)}")

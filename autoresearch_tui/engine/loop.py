@@ -27,6 +27,7 @@ from autoresearch_tui.core.git import Git
 from autoresearch_tui.engine.resume import RUN_PID, Recovered, recover
 from autoresearch_tui.engine.runner import RunOutcome, run_process
 from autoresearch_tui.engine.session import SessionDir, write_atomic
+from autoresearch_tui.engine.slots import Slot
 from autoresearch_tui.engine.workspace import Workspace
 
 Listener = Callable[[ev.Event], None]
@@ -53,6 +54,7 @@ class Engine:
         self.paused = False
         self.notes: list[str] = []
         self._kill = asyncio.Event()
+        self.slots = [Slot(0, "", kill=self._kill)]  # the sequential loop: one slot, the main tree
         self._resume = asyncio.Event()
         self._resume.set()
         self.rows: list[results.ResultRow] = []
@@ -76,6 +78,7 @@ class Engine:
         self.spent = {"tokens_in": 0.0, "tokens_out": 0.0, "cost_usd": 0.0}
         self.review_answers: asyncio.Queue[dict] = asyncio.Queue()
         self.pipeline = config.pipeline == "on" or (config.pipeline == "auto" and config.agent != "builtin")
+        self.touches_tree = bool(getattr(proposer, "touches_tree", True))  # see agents.base.Proposer
 
     # -- commands (from the TUI, signal handlers or the control file) -------------------
     def request_stop(self) -> int:
@@ -191,17 +194,18 @@ class Engine:
         if not self.best_commit:
             self.best_commit = repo.head()
             self.emit(ev.IterationStarted(iteration=0, parent=self.best_commit))
-            record = await self._run_with_retry(0, self.best_commit)
+            slot = self.slots[0]  # the baseline runs on the first slot
+            record = await self._run_with_retry(slot, 0, self.best_commit)
             records = [record]
             for _ in range(self._baseline_repeats() - 1):
                 if record.crash or self.stop_requests:
                     break
-                again = await self._run(0, self.best_commit, attempt=len(records) + 1)
+                again = await self._run(slot, 0, self.best_commit, attempt=len(records) + 1)
                 if again.crash or again.metric is None:
                     break
                 records.append(again)
             status, reason = (KEEP, "baseline") if not record.crash else (CRASH, record.crash)
-            self._record(0, records, status, reason, "baseline", {})
+            self._record(slot, 0, records, status, reason, "baseline", {})
             if len(records) > 1:
                 self.emit(ev.Notice(message=f"baseline: {self.noise.describe()}"))
             if status == CRASH:
@@ -238,7 +242,7 @@ class Engine:
                 self.emit(ev.LoopResumed())
             n = self.iteration + 1
             self.emit(ev.IterationStarted(iteration=n, parent=self.best_commit))
-            untracked_before = self.repo.untracked_files() if getattr(self.proposer, "touches_tree", True) else None
+            untracked_before = self.repo.untracked_files() if self.touches_tree else None
             try:
                 proposal = await self._propose(n, feedback)
             except ProposalError as exc:
@@ -272,16 +276,20 @@ class Engine:
                 return self._finish("killed")
 
     async def _evaluate(self, n: int, commit: str, proposal: Proposal) -> None:
-        record = await self._run_with_retry(n, commit)
+        await self._measure(self.slots[0], n, commit, proposal)
+
+    async def _measure(self, slot: Slot, n: int, commit: str, proposal: Proposal) -> None:
+        """Run, judge (re-running while in doubt), record: the one decision path of every slot."""
+        record = await self._run_with_retry(slot, n, commit)
         if record.outcome.killed:
             self._killed_out = self.stop_requests >= 2
             suffix = " (killed)" if self._killed_out else ""
             self._kill.clear()
-            self._record(n, [record], DISCARD, "run killed by the user", proposal.description + suffix,
+            self._record(slot, n, [record], DISCARD, "run killed by the user", proposal.description + suffix,
                          proposal.meta)
             return
         if record.crash or record.metric is None:
-            self._record(n, [record], CRASH, record.crash or "no metric", proposal.description, proposal.meta)
+            self._record(slot, n, [record], CRASH, record.crash or "no metric", proposal.description, proposal.meta)
             return
         records = [record]
         while True:
@@ -292,7 +300,7 @@ class Engine:
                 verdict = noise.Verdict(DISCARD, verdict.reason + "; stopped before confirming", None)
                 break
             self.emit(ev.Notice(message=f"#{n}: {verdict.reason}"))
-            again = await self._run(n, commit, attempt=len(records) + 1)
+            again = await self._run(slot, n, commit, attempt=len(records) + 1)
             if again.crash or again.metric is None:
                 verdict = noise.Verdict(DISCARD, f"re-run crashed ({again.crash}): not confirmed", None)
                 break
@@ -301,11 +309,11 @@ class Engine:
             # A new best measured on few runs is a lucky draw that later real gains cannot beat
             # (the winner's curse): measure it as often as a candidate may be.
             while len(records) < self.config.confirm_runs and not self.stop_requests:
-                again = await self._run(n, commit, attempt=len(records) + 1)
+                again = await self._run(slot, n, commit, attempt=len(records) + 1)
                 if again.crash or again.metric is None:
                     break
                 records.append(again)
-        self._record(n, records, verdict.action, verdict.reason, proposal.description, proposal.meta)
+        self._record(slot, n, records, verdict.action, verdict.reason, proposal.description, proposal.meta)
 
     def _judge(self, values: list[float]) -> noise.Verdict:
         cfg = self.config
@@ -385,16 +393,16 @@ class Engine:
 
         task.add_done_callback(ready)
 
-    async def _run_with_retry(self, n: int, commit: str) -> RunRecord:
-        record = await self._run(n, commit, attempt=1)
+    async def _run_with_retry(self, slot: Slot, n: int, commit: str) -> RunRecord:
+        record = await self._run(slot, n, commit, attempt=1)
         if record.oom and not record.outcome.killed and not self.stop_requests:
             scale = (self.platform.adjustments.get("batch_scale", 1.0) if self.platform else 1.0) / 2
             self.emit(ev.Notice(message=f"out of memory: retrying once with the device batch halved (x{scale:g})",
                                 level="warning"))
-            record = await self._run(n, commit, attempt=2, batch_scale=scale)
+            record = await self._run(slot, n, commit, attempt=2, batch_scale=scale)
         return record
 
-    async def _run(self, n: int, commit: str, attempt: int, batch_scale: float | None = None) -> RunRecord:
+    async def _run(self, slot: Slot, n: int, commit: str, attempt: int, batch_scale: float | None = None) -> RunRecord:
         cfg = self.config
         assert self.session is not None and self.platform is not None
         log = self.session.run_log(n, commit, attempt)
@@ -412,7 +420,7 @@ class Engine:
                                  crash_reason=r.crash, attempt=attempt))
         return RunRecord(commit, outcome, r.metric, r.summary, r.peak_mb, r.oom, r.crash)
 
-    def _record(self, n: int, records: list[RunRecord], status: str, reason: str, description: str,
+    def _record(self, slot: Slot, n: int, records: list[RunRecord], status: str, reason: str, description: str,
                 meta: dict[str, Any]) -> None:
         """Rows first (durable), then git: a reset can never lose a measured result.
 
@@ -447,7 +455,7 @@ class Engine:
             self.emit(ev.ResultRecorded(iteration=n, commit=commit, metric=metric, memory_gb=memory_gb,
                                         status=status, description=text, reason=reason,
                                         best_commit=self.best_commit, best_metric=self.best_metric,
-                                        attempt_ref=ref, rerun=i))
+                                        attempt_ref=ref, rerun=i, worker=slot.index))
         if status == KEEP and n > 0:
             hooks.fire(cfg.on_new_best, cfg.project, hooks.new_best_env(self.rows[-1], cfg.tag), f"{self.mark}:hook")
         self.iteration = n

@@ -1,6 +1,6 @@
 """N experiments at once, on one machine or a Ray cluster, with one history.
 
-ParallelEngine is the sequential Engine with worker slots (engine/workers.py):
+ParallelEngine is the sequential Engine with worker slots (engine/slots.py):
 
 * the loop proposes as before, one proposal at a time from the best commit of that moment, and
   the proposer sees what is in flight (`ProposalContext.in_flight`); the candidate is committed
@@ -29,33 +29,25 @@ from typing import Any
 from autoresearch_tui.agents.base import Attempt, Proposal
 from autoresearch_tui.engine import events as ev
 from autoresearch_tui.engine import metrics, review
+from autoresearch_tui.engine.config import ResearchConfig
 from autoresearch_tui.engine.decide import DISCARD, KEEP
 from autoresearch_tui.engine.executors import EXECUTORS, Executor, RunSpec, make_executor, ray_available
 from autoresearch_tui.engine.loop import Engine, Listener, RunRecord
-from autoresearch_tui.engine.workers import CURRENT, Slot, WorkerWorkspace, build_slots, merge_prefer, parse_gpus
+from autoresearch_tui.engine.slots import Slot, SlotWorkspace, build_slots, parse_gpus
 from autoresearch_tui.engine.workspace import merge3
 from autoresearch_tui.errors import RuntimeFailure, UserError
 
 MAX_REPLAYS = 3  # re-runs on top of a best that keeps moving before the candidate is dropped
-TREE_FREE_AGENTS = ("builtin", "openai", "anthropic")  # proposers that never edit files
 
 
-def wants_parallel(config: Any) -> bool:
-    workers = getattr(config, "workers", 1)
-    return (workers is not None and int(workers) != 1) or bool(parse_gpus(getattr(config, "gpus", None))) \
-        or str(getattr(config, "executor", "local") or "local") != "local"
+def wants_parallel(config: ResearchConfig) -> bool:
+    return config.workers != 1 or bool(config.gpus) or config.executor != "local"
 
 
 def make_engine(config: Any, proposer: Any, listeners: list[Listener] | None = None) -> Engine:
     """The engine a config asks for: ParallelEngine for workers/gpus/ray, else the sequential one."""
     cls = ParallelEngine if wants_parallel(config) else Engine
     return cls(config, proposer, listeners)
-
-
-def _event(cls: type[ev.Event], **values: Any) -> ev.Event:
-    """Build an event, leaving out fields this version of events.py does not have."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in values.items() if k in names})
 
 
 class ParallelEngine(Engine):
@@ -102,7 +94,7 @@ class ParallelEngine(Engine):
 
     def _check_executor(self) -> None:
         """Refuse a bad executor before anything is created (a branch, a session)."""
-        kind = str(getattr(self.config, "executor", "local") or "local")
+        kind = self.config.executor
         if kind not in EXECUTORS:
             raise UserError(f"executor {kind!r} is not one of {', '.join(EXECUTORS)}")
         why = ray_available() if kind == "ray" else None
@@ -111,7 +103,7 @@ class ParallelEngine(Engine):
 
     def _use_workers(self) -> None:
         assert self.repo is not None and self.session is not None
-        self.ws = WorkerWorkspace(self.config, self.repo, self.emit, self.session.root, self._claim, self._bases.get)
+        self.ws = SlotWorkspace(self.config, self.repo, self.emit, self.session.root, self._claim, self._bases.get)
         self.ws.remove_worktree()  # left behind by a session that was killed
 
     def _setup_workers(self) -> None:
@@ -153,11 +145,10 @@ class ParallelEngine(Engine):
         base = self.best_commit
         self._bases[n] = base
         project = None
-        if str(self.config.agent) not in TREE_FREE_AGENTS:  # a coding agent edits files: not the main tree
+        if self.touches_tree:  # a coding agent edits files: not in the main tree
             project = self.ws.project_in(self.ws.prepare_worktree(base))
         ctx = self._context(n, feedback, source=self.ws.source_at(base), project=project)
-        if "in_flight" in {f.name for f in dataclasses.fields(ctx)}:
-            ctx = dataclasses.replace(ctx, in_flight=self._in_flight())
+        ctx = dataclasses.replace(ctx, in_flight=self._in_flight())
         proposal = await self.proposer.propose(ctx)
         others = proposal.meta.get("other_files_changed")
         if others:  # the scratch worktree is reset before its next use: nothing leaks
@@ -237,11 +228,10 @@ class ParallelEngine(Engine):
 
     async def _candidate(self, slot: Slot, n: int, commit: str, proposal: Proposal) -> None:
         """One worker's experiment: run, judge, record (again on top of the new best if asked)."""
-        CURRENT.set(slot)
         try:
             while True:
                 slot.rerun = None
-                await super()._evaluate(n, commit, proposal)
+                await self._measure(slot, n, commit, proposal)
                 if slot.rerun is None:
                     break
                 commit = slot.rerun
@@ -252,13 +242,12 @@ class ParallelEngine(Engine):
             self._wake.set()
 
     # -- running -----------------------------------------------------------------------------
-    async def _run(self, n: int, commit: str, attempt: int, batch_scale: float | None = None) -> RunRecord:
+    async def _run(self, slot: Slot, n: int, commit: str, attempt: int, batch_scale: float | None = None) -> RunRecord:
         cfg = self.config
         assert self.session is not None and self.platform is not None and self.executor is not None
-        slot = CURRENT.get() or self.slots[0]  # the baseline runs on worker 0
         project = self.ws.checkout(slot, commit)
         log = self.session.run_log(n, commit, attempt)
-        self.emit(_event(ev.RunStarted, iteration=n, commit=commit, log=str(log.relative_to(self.session.root)),
+        self.emit(ev.RunStarted(iteration=n, commit=commit, log=str(log.relative_to(self.session.root)),
                          budget_s=cfg.time_budget or 0, limit_s=cfg.limit_s, attempt=attempt, worker=slot.index,
                          device=slot.device, description=slot.description if n else "baseline"))
         updates = {**self.platform.env(cfg.time_budget or 0, batch_scale), **slot.env}
@@ -272,25 +261,18 @@ class ParallelEngine(Engine):
             slot.running = False
         r = metrics.read_run(log, cfg.metric or "", cfg.metric_pattern, outcome.exit_code, outcome.timed_out,
                              outcome.killed, cfg.limit_s, outcome.peak_rss_mb)
-        self.emit(_event(ev.RunFinished, iteration=n, commit=commit, exit_code=outcome.exit_code,
+        self.emit(ev.RunFinished(iteration=n, commit=commit, exit_code=outcome.exit_code,
                          duration_s=round(outcome.duration_s, 3), timed_out=outcome.timed_out, metric=r.metric,
                          summary=r.summary, peak_memory_mb=r.peak_mb, oom=r.oom, crash_reason=r.crash,
                          attempt=attempt, worker=slot.index))
         return RunRecord(commit, outcome, r.metric, r.summary, r.peak_mb, r.oom, r.crash)
 
-    def emit(self, event: ev.Event) -> None:
-        slot = CURRENT.get()
-        if slot is not None and hasattr(event, "worker") and not getattr(event, "worker"):
-            event.worker = slot.index  # type: ignore[attr-defined]
-        super().emit(event)
-
     # -- one history -------------------------------------------------------------------------
-    def _record(self, n: int, records: Any, status: str, reason: str, description: str,
+    def _record(self, slot: Slot, n: int, records: list[RunRecord], status: str, reason: str, description: str,
                 meta: dict[str, Any]) -> None:
-        slot = CURRENT.get()
-        if slot is None or n == 0:
-            return super()._record(n, records, status, reason, description, meta)
-        listed: list[RunRecord] = list(records) if isinstance(records, (list, tuple)) else [records]
+        if n == 0:
+            return super()._record(slot, n, records, status, reason, description, meta)
+        listed = list(records)
         measured = listed[0].commit
         if status == KEEP:
             kept, rerun, note = self._replay(slot, measured, description)
@@ -308,8 +290,7 @@ class ParallelEngine(Engine):
         # that moved since; a replayed keep leaves the measured commit's diff unused.
         if measured not in self.ws.diffs and self.repo is not None:
             self.ws.diffs[measured] = self.repo.diff(slot.base, measured)
-        super()._record(n, listed if isinstance(records, (list, tuple)) else listed[0], status, reason,
-                        description, meta)
+        super()._record(slot, n, listed, status, reason, description, meta)
         self.ws.diffs.pop(measured, None)
         self.iteration = max(self.iteration, self._issued)
 
@@ -324,10 +305,10 @@ class ParallelEngine(Engine):
             return commit, None, ""
         base_src, best_src, cand_src = ws.source_at(base), ws.source_at(best), ws.source_at(commit)
         merged = merge3(base_src, best_src, cand_src)
-        replay = merged if merged is not None else merge_prefer(base_src, best_src, cand_src)
+        replay = merged if merged is not None else merge3(base_src, best_src, cand_src, prefer_theirs=True)
         if replay == best_src:
             return None, None, "its change is already in the best"
-        strict = bool(getattr(self.config, "strict_replay", False))
+        strict = self.config.strict_replay
         if replay == cand_src or (merged is not None and not strict):
             (self.config.path(self.config.train_script)).write_text(replay, encoding="utf-8")
             kept = repo.commit_paths([ws.train_rel], f"exp: {description}")

@@ -126,15 +126,18 @@ def _clash(a: tuple[int, int, list[str]], b: tuple[int, int, list[str]]) -> bool
     return max(a1, b1) < min(a2, b2)
 
 
-def merge3(base: str, ours: str, theirs: str) -> str | None:
-    """Line-level 3-way merge where only overlapping edits conflict.
+def merge3(base: str, ours: str, theirs: str, prefer_theirs: bool = False) -> str | None:
+    """Line-level 3-way merge where only overlapping edits conflict (None), or, with
+    `prefer_theirs`, where `theirs` wins every overlap (a candidate re-run on a new best).
 
     Unlike diff3, edits to adjacent lines (two constants next to each other) merge cleanly,
     which is the common case for hyperparameter blocks.
     """
     lines = base.splitlines(keepends=True)
     mine, yours = _edits(lines, ours.splitlines(keepends=True)), _edits(lines, theirs.splitlines(keepends=True))
-    if any(_clash(a, b) for a in mine for b in yours):
+    if prefer_theirs:
+        mine = [a for a in mine if not any(_clash(a, b) for b in yours)]
+    elif any(_clash(a, b) for a in mine for b in yours):
         return None
     for i1, i2, new in sorted(mine + yours, key=lambda e: (e[0], e[1]), reverse=True):
         lines[i1:i2] = new

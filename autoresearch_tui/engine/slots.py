@@ -10,7 +10,6 @@ what a run in the project would.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from autoresearch_tui.engine import events as ev
 from autoresearch_tui.engine import reporting
 from autoresearch_tui.engine.config import ResearchConfig
 from autoresearch_tui.core.git import Git
-from autoresearch_tui.engine.workspace import Workspace, _clash, _edits, unified_diff
+from autoresearch_tui.engine.workspace import Workspace, unified_diff
 
 
 @dataclass(eq=False)
@@ -62,10 +61,10 @@ def parse_gpus(value: Any) -> list[str]:
     return [str(i).strip() for i in items if str(i).strip()]
 
 
-def build_slots(config: Any, platform: Any, executor: Any) -> list[Slot]:
+def build_slots(config: ResearchConfig, platform: Any, executor: Any) -> list[Slot]:
     """One slot per worker: `workers` (0 = one per GPU), `gpus` (which ones, round robin)."""
-    gpus = parse_gpus(getattr(config, "gpus", None))
-    count = int(getattr(config, "workers", 1) or 0)
+    gpus = parse_gpus(config.gpus)
+    count = config.workers or 0
     remote = executor.name != "local"
     devices = int(platform.details.get("device_count") or 0)
     if count <= 0:  # auto: one per GPU (of this machine, or of the cluster)
@@ -87,21 +86,7 @@ def build_slots(config: Any, platform: Any, executor: Any) -> list[Slot]:
     return slots
 
 
-# The worker whose candidate the current asyncio task handles (None: the main loop, the baseline).
-CURRENT: contextvars.ContextVar[Slot | None] = contextvars.ContextVar("autoresearch_worker", default=None)
-
-
-def merge_prefer(base: str, ours: str, theirs: str) -> str:
-    """3-way merge where `theirs` wins every overlap (a candidate re-run on top of a new best)."""
-    lines = base.splitlines(keepends=True)
-    mine, yours = _edits(lines, ours.splitlines(keepends=True)), _edits(lines, theirs.splitlines(keepends=True))
-    kept = [a for a in mine if not any(_clash(a, b) for b in yours)]
-    for i1, i2, new in sorted(kept + yours, key=lambda e: (e[0], e[1]), reverse=True):
-        lines[i1:i2] = new
-    return "".join(lines)
-
-
-class WorkerWorkspace(Workspace):
+class SlotWorkspace(Workspace):
     def __init__(self, config: ResearchConfig, repo: Git, emit: Callable[[ev.Event], None],
                  session_root: Path, claim: Callable[[int, str], Slot], base_of: Callable[[int], str]) -> None:
         super().__init__(config, repo, emit, session_root)
@@ -132,12 +117,8 @@ class WorkerWorkspace(Workspace):
         slot = self.claim(n, base)
         commit = self.commit_source(slot, base, proposal.new_source, f"exp: {proposal.description}")
         slot.commit, slot.description, slot.meta = commit, proposal.description, dict(proposal.meta)
-        token = CURRENT.set(slot)  # the event carries the worker where the event has the field
-        try:
-            self.emit(ev.ProposalMade(iteration=n, description=proposal.description, diff=self.diffs[commit],
-                                      meta=proposal.meta))
-        finally:
-            CURRENT.reset(token)
+        self.emit(ev.ProposalMade(iteration=n, description=proposal.description, diff=self.diffs[commit],
+                                  meta=proposal.meta))
         return commit, ""
 
     def commit_source(self, slot: Slot, parent: str, source: str, message: str) -> str:
