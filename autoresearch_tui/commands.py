@@ -76,11 +76,11 @@ def load_for_resume(project: Path, overrides: dict[str, Any]):
 
 def run_headless(config: Any, confirm: bool = False, resume: bool = False, rerun_pending: bool = True) -> int:
     from autoresearch_tui.engine.config import validate
-    from autoresearch_tui.engine.parallel import make_engine
+    from autoresearch_tui.engine.api import create_engine
     from autoresearch_tui.headless import LinePrinter
 
     printer = LinePrinter()
-    engine = make_engine(config, make_proposer(config), listeners=[printer])
+    engine = create_engine(config, make_proposer(config), listeners=[printer])
     validate(config)
     print(config.table(platform="[detected at start]"), flush=True)
     if confirm and not resume and sys.stdin.isatty():
@@ -299,21 +299,23 @@ def _baseline_check(config: Any, platform: Any, budget: str):
 
 
 def cmd_control(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
+    from autoresearch_tui.engine.control import command_named
     from autoresearch_tui.engine.session import SessionDir
 
     session = SessionDir(find_session(args.session))
-    session.send(args.action.replace("-", "_"))
+    session.send(command_named(args.action.replace("-", "_")))
     print(f"sent {args.action} to {session.root}")
     return exit_codes.OK
 
 
 def cmd_instruct(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
+    from autoresearch_tui.engine.control import Instruct
     from autoresearch_tui.engine.session import SessionDir
 
     session = SessionDir(find_session(args.session))
     if not args.text.strip():
         raise UserError("the instruction is empty")
-    session.send("instruct", text=args.text)
+    session.send(Instruct(args.text))
     print(f"sent to {session.root}: the next proposals will see it")
     return exit_codes.OK
 

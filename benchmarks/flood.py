@@ -70,6 +70,7 @@ def run(quick: bool = False):
 async def _measure(lines: int, tmp: Path) -> dict:
     from autoresearch_tui.engine import events as ev
     from autoresearch_tui.engine.config import load_config
+    from autoresearch_tui.engine.control import Stop
     from autoresearch_tui.engine.session import SessionDir, iter_events
     from autoresearch_tui.tui.launch import live_app, start_engine
     from autoresearch_tui.tui.widgets.log_view import LogView
@@ -130,8 +131,8 @@ async def _measure(lines: int, tmp: Path) -> dict:
                 "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 "engine_rss_mb": engine_rss.peak_mb, "key_ms": delays, "shown_total": shown_total}
     finally:
-        SessionDir(session).send("stop")
-        SessionDir(session).send("stop")
+        SessionDir(session).send(Stop())
+        SessionDir(session).send(Stop())
         _end(engine)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from autoresearch_tui.engine import events as ev
 from autoresearch_tui.engine.config import load_config
+from autoresearch_tui.engine.control import ReviewAnswer
 from autoresearch_tui.engine.loop import Engine
 from autoresearch_tui.engine.results import read_results
 from autoresearch_tui.engine.session import SessionDir
@@ -131,10 +132,8 @@ def test_review_gate_approve_edit_reject(project: Path) -> None:
     def on_event(event):
         if isinstance(event, ev.ReviewRequested):
             cmd, edit = next(answers)
-            extra = {}
-            if edit:
-                extra["source"] = (project / "train.py").read_text().replace("LR = 0.05", edit)
-            SessionDir(config.session_path()).send(cmd, iteration=event.iteration, **extra)
+            source = (project / "train.py").read_text().replace("LR = 0.05", edit) if edit else None
+            SessionDir(config.session_path()).send(ReviewAnswer(cmd.removeprefix("review_"), event.iteration, source))
 
     engine.listeners.append(on_event)
     engine.prepare()

@@ -14,6 +14,7 @@ from autoresearch_tui.engine import events as ev
 from autoresearch_tui.engine.config import load_config
 from autoresearch_tui.engine.loop import Engine
 from autoresearch_tui.engine.results import read_results
+from autoresearch_tui.engine.control import Stop
 from autoresearch_tui.engine.session import SessionDir
 from autoresearch_tui.engine.state import SessionState
 
@@ -230,7 +231,7 @@ def test_control_file_stop_from_another_process(project: Path) -> None:
 
     def on_event(event):
         if isinstance(event, ev.RunStarted) and event.iteration == 1:
-            SessionDir(config.session_path()).send("stop")
+            SessionDir(config.session_path()).send(Stop())
 
     engine.listeners.append(on_event)
     engine.prepare()

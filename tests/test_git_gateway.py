@@ -10,7 +10,7 @@ from pathlib import Path
 from autoresearch_tui.core.git import Git, run_async
 from autoresearch_tui.engine import events as ev
 from autoresearch_tui.engine.config import load_config
-from autoresearch_tui.engine.parallel import make_engine
+from autoresearch_tui.engine.api import create_engine
 from autoresearch_tui.engine.landing import merge_best
 
 from conftest import Scripted, git, make_project
@@ -56,7 +56,7 @@ def test_planted_hooks_and_drivers_never_run(tmp_path: Path) -> None:
         config = load_config(project, None, {"time_budget": "20s", "metric": "val_bpb:min", "tag": tag,
                                              "device": "cpu", "workers": workers, "max_iterations": 2})
         seen: list[ev.Event] = []
-        engine = make_engine(config, Scripted([("LR", better), ("LR", 0.01)]), listeners=[seen.append])
+        engine = create_engine(config, Scripted([("LR", better), ("LR", 0.01)]), listeners=[seen.append])
         engine.prepare()
         end = asyncio.run(engine.run())
         assert end.reason == "max_iterations", seen

@@ -14,7 +14,9 @@ from autoresearch_tui.agents.base import Attempt, Proposal, ProposalContext
 from autoresearch_tui.agents.builtin import BuiltinProposer
 from autoresearch_tui.engine import events as ev
 from autoresearch_tui.engine.config import load_config
-from autoresearch_tui.engine.parallel import ParallelEngine, make_engine, parse_gpus
+from autoresearch_tui.engine.control import ReviewAnswer
+from autoresearch_tui.engine.api import create_engine
+from autoresearch_tui.engine.parallel import ParallelEngine, parse_gpus
 from autoresearch_tui.engine.results import read_results
 from autoresearch_tui.engine.session import SessionDir
 from autoresearch_tui.engine.state import SessionState
@@ -270,7 +272,7 @@ def test_resume_after_a_parallel_session_continues_the_numbering(tmp_path: Path)
     config = load_config(project, None, {"time_budget": "20s", "metric": "val_bpb:min", "tag": "t1",
                                          "device": "cpu", "max_iterations": 7})
     config.workers = 3
-    engine = make_engine(config, BuiltinProposer())
+    engine = create_engine(config, BuiltinProposer())
     assert isinstance(engine, ParallelEngine)
     engine.prepare_resume()
     end = asyncio.run(engine.run())
@@ -304,15 +306,14 @@ def test_stop_while_proposing_starts_nothing_new(tmp_path: Path) -> None:
 
 def test_review_approve_edit_reject_with_workers(tmp_path: Path) -> None:
     project = make_project(tmp_path / "p", SLOW_TRAIN)
-    answers = {1: {"cmd": "review_approve"}, 3: {"cmd": "review_reject"}}
+    answers = {1: "approve", 3: "reject"}
 
     def on_event(engine, event):
         if isinstance(event, ev.ReviewRequested):
-            answer = answers.get(event.iteration)
-            if answer is None:  # 2: the reviewer rewrites the change
+            decision, source = answers.get(event.iteration, "edit"), None
+            if decision == "edit":  # 2: the reviewer rewrites the change
                 source = SLOW_TRAIN.replace("WIDTH = 8", "WIDTH = 16").replace("LR = 0.1", "LR = 0.3")
-                answer = {"cmd": "review_edit", "source": source}
-            engine.answer_review({**answer, "iteration": event.iteration})
+            engine.answer_review(ReviewAnswer(decision, event.iteration, source))
 
     engine, end, seen = run_parallel(project, Scripted([("LR", 0.2), ("WIDTH", 12), ("LR", 0.05)]), workers=2,
                                      on_event=on_event, review=True, max_iterations=3)

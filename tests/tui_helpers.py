@@ -88,11 +88,12 @@ def finish(popen: subprocess.Popen | None, pid: int | None = None, session: Path
            timeout: float = 15.0) -> None:
     """Stop an engine the test started: ask through the control file, then signal it."""
     if session is not None:
+        from autoresearch_tui.engine.control import Stop
         from autoresearch_tui.engine.session import SessionDir
 
         if (session / "events.jsonl").exists():
-            SessionDir(session).send("stop")
-            SessionDir(session).send("stop")
+            SessionDir(session).send(Stop())
+            SessionDir(session).send(Stop())
     deadline = time.monotonic() + timeout
     target = popen.pid if popen is not None else pid
     while target and time.monotonic() < deadline and pid_alive(target):

@@ -20,12 +20,13 @@ from autoresearch_tui.agents.prompt import read_notes
 from autoresearch_tui.engine import events as ev
 from autoresearch_tui.engine import hardware, hooks, metrics, noise, reporting, results, review, setup
 from autoresearch_tui.engine.config import ResearchConfig
-from autoresearch_tui.engine.control import watch_control
-from autoresearch_tui.engine.decide import CRASH, DISCARD, KEEP
+from autoresearch_tui.engine.control import ReviewAnswer, watch_control
+from autoresearch_tui.engine.noise import CRASH, DISCARD, KEEP
 from autoresearch_tui.core import processes
 from autoresearch_tui.core.git import Git
 from autoresearch_tui.engine.resume import RUN_PID, Recovered, recover
-from autoresearch_tui.engine.runner import RunOutcome, run_process
+from autoresearch_tui.engine.executors import Executor, LocalExecutor, RunSpec
+from autoresearch_tui.engine.runner import RunOutcome
 from autoresearch_tui.engine.session import SessionDir, write_atomic
 from autoresearch_tui.engine.slots import Slot
 from autoresearch_tui.engine.workspace import Workspace
@@ -55,6 +56,7 @@ class Engine:
         self.notes: list[str] = []
         self._kill = asyncio.Event()
         self.slots = [Slot(0, "", kill=self._kill)]  # the sequential loop: one slot, the main tree
+        self.executor: Executor = LocalExecutor()
         self._resume = asyncio.Event()
         self._resume.set()
         self.rows: list[results.ResultRow] = []
@@ -76,7 +78,7 @@ class Engine:
         self._crash_streak: tuple[str, int] = ("", 0)
         self._prefetch: tuple[str, asyncio.Future] | None = None  # (base commit, proposal task)
         self.spent = {"tokens_in": 0.0, "tokens_out": 0.0, "cost_usd": 0.0}
-        self.review_answers: asyncio.Queue[dict] = asyncio.Queue()
+        self.review_answers: asyncio.Queue[ReviewAnswer] = asyncio.Queue()
         self.pipeline = config.pipeline == "on" or (config.pipeline == "auto" and config.agent != "builtin")
         self.touches_tree = bool(getattr(proposer, "touches_tree", True))  # see agents.base.Proposer
 
@@ -110,8 +112,7 @@ class Engine:
         """`review = true`: a human approves, edits or rejects the committed proposal."""
         return await review.review(self, n, commit, proposal)
 
-    def answer_review(self, answer: dict) -> None:
-        """{"cmd": "review_approve" | "review_edit" | "review_reject", "iteration": n, "source": ...}"""
+    def answer_review(self, answer: ReviewAnswer) -> None:
         self.review_answers.put_nowait(answer)
 
     # -- events ----------------------------------------------------------------------------
@@ -408,10 +409,10 @@ class Engine:
         log = self.session.run_log(n, commit, attempt)
         self.emit(ev.RunStarted(iteration=n, commit=commit, log=str(log.relative_to(self.session.root)),
                                 budget_s=cfg.time_budget or 0, limit_s=cfg.limit_s, attempt=attempt))
-        env = {**self._base_env(), **self.platform.env(cfg.time_budget or 0, batch_scale)}
-        outcome = await run_process(cfg.command_argv(), cwd=cfg.project, env=env, log_path=log,
-                                    limit_s=cfg.limit_s, grace_s=cfg.kill_grace, kill_event=self._kill,
-                                    pid_file=self.session.root / RUN_PID, mark=f"{self.mark}:run:{n}:{attempt}")
+        updates = self.platform.env(cfg.time_budget or 0, batch_scale)
+        outcome = await self.executor.run(RunSpec(
+            cfg.command_argv(), cfg.project, {**self._base_env(), **updates}, updates, log, cfg.limit_s,
+            cfg.kill_grace, slot.kill, self.session.root / RUN_PID, [], slot.index, f"{self.mark}:run:{n}:{attempt}"))
         r = metrics.read_run(log, cfg.metric or "", cfg.metric_pattern, outcome.exit_code, outcome.timed_out,
                              outcome.killed, cfg.limit_s, outcome.peak_rss_mb)
         self.emit(ev.RunFinished(iteration=n, commit=commit, exit_code=outcome.exit_code,

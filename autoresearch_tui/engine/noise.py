@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 POLICIES = ("any", "min_delta", "sigma", "confirm")
-KEEP, DISCARD, RERUN = "keep", "discard", "rerun"
+KEEP, DISCARD, CRASH = "keep", "discard", "crash"  # the three results.tsv statuses
+RERUN = "rerun"  # a verdict only: run it again before deciding
 DEFAULT_Z = 2.0
 DEFAULT_MAX_RUNS = 3  # confirm_runs: 3 runs at most (2 re-runs); see benchmarks/README.md
 DEFAULT_MIN_RUNS = 2  # confirm keeps nothing on a single run

@@ -29,9 +29,8 @@ from typing import Any
 from autoresearch_tui.agents.base import Attempt, Proposal
 from autoresearch_tui.engine import events as ev
 from autoresearch_tui.engine import metrics, review
-from autoresearch_tui.engine.config import ResearchConfig
-from autoresearch_tui.engine.decide import DISCARD, KEEP
-from autoresearch_tui.engine.executors import EXECUTORS, Executor, RunSpec, make_executor, ray_available
+from autoresearch_tui.engine.noise import DISCARD, KEEP
+from autoresearch_tui.engine.executors import EXECUTORS, RunSpec, make_executor, ray_available
 from autoresearch_tui.engine.loop import Engine, Listener, RunRecord
 from autoresearch_tui.engine.slots import Slot, SlotWorkspace, build_slots, parse_gpus
 from autoresearch_tui.engine.workspace import merge3
@@ -40,22 +39,11 @@ from autoresearch_tui.errors import RuntimeFailure, UserError
 MAX_REPLAYS = 3  # re-runs on top of a best that keeps moving before the candidate is dropped
 
 
-def wants_parallel(config: ResearchConfig) -> bool:
-    return config.workers != 1 or bool(config.gpus) or config.executor != "local"
-
-
-def make_engine(config: Any, proposer: Any, listeners: list[Listener] | None = None) -> Engine:
-    """The engine a config asks for: ParallelEngine for workers/gpus/ray, else the sequential one."""
-    cls = ParallelEngine if wants_parallel(config) else Engine
-    return cls(config, proposer, listeners)
-
-
 class ParallelEngine(Engine):
     def __init__(self, config: Any, proposer: Any, listeners: list[Listener] | None = None) -> None:
         super().__init__(config, proposer, listeners)
         self.pipeline = False  # the workers already overlap proposing and training
         self.slots: list[Slot] = []
-        self.executor: Executor | None = None
         self._bases: dict[int, str] = {}  # experiment -> the best commit it was proposed from
         self._issued = 0  # the highest experiment number handed to a worker
         self._tasks: set[asyncio.Future] = set()
@@ -131,8 +119,7 @@ class ParallelEngine(Engine):
                 await asyncio.wait(live, timeout=self.config.kill_grace + 15)
             raise
         finally:
-            if self.executor is not None:
-                self.executor.close()
+            self.executor.close()
 
     def _finish(self, reason: str) -> ev.SessionEnded:
         if any(not t.done() for t in self._tasks):
@@ -244,7 +231,7 @@ class ParallelEngine(Engine):
     # -- running -----------------------------------------------------------------------------
     async def _run(self, slot: Slot, n: int, commit: str, attempt: int, batch_scale: float | None = None) -> RunRecord:
         cfg = self.config
-        assert self.session is not None and self.platform is not None and self.executor is not None
+        assert self.session is not None and self.platform is not None
         project = self.ws.checkout(slot, commit)
         log = self.session.run_log(n, commit, attempt)
         self.emit(ev.RunStarted(iteration=n, commit=commit, log=str(log.relative_to(self.session.root)),
@@ -346,4 +333,4 @@ class ParallelEngine(Engine):
         return None, proposal
 
 
-__all__ = ["ParallelEngine", "make_engine", "parse_gpus", "wants_parallel"]
+__all__ = ["ParallelEngine", "parse_gpus"]

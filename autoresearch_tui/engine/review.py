@@ -17,11 +17,9 @@ async def ask(engine: Any, n: int, commit: str, description: str, diff: str) -> 
     engine.emit(ev.ReviewRequested(iteration=n, commit=commit, description=description, diff=diff))
     while True:
         answer = await engine.review_answers.get()
-        if answer.get("iteration", n) == n:
+        if answer.iteration in (n, 0):  # 0: whichever review is open
             break
-    decision = str(answer.get("cmd", "reject")).removeprefix("review_")
-    source = answer.get("source")
-    return decision, source if isinstance(source, str) else None
+    return answer.decision, answer.source
 
 
 async def review(engine: Any, n: int, commit: str, proposal: Proposal) -> tuple[str | None, Proposal]:

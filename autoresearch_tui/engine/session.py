@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import tomli_w
 
 from autoresearch_tui.engine.events import Event, event_from_json
+
+if TYPE_CHECKING:
+    from autoresearch_tui.engine.control import Command
 
 EVENTS = "events.jsonl"
 DURABLE = {"session_start", "result", "session_end"}
@@ -115,8 +117,9 @@ class SessionDir:
         return list(iter_events(self.events_path))
 
     # -- control channel (other processes -> engine) ------------------------------------
-    def send(self, command: str, **fields: Any) -> None:
-        append_line(self.control_path, json.dumps({"cmd": command, "ts": time.time(), **fields}))
+    def send(self, command: Command) -> None:
+        """One typed command (engine/control.py) for the engine to read."""
+        append_line(self.control_path, command.to_json())
 
 
 def _toml_safe(data: Any) -> Any:
@@ -176,21 +179,3 @@ class EventTail:
                 events.append(event)
         return events
 
-
-class ControlInbox:
-    """The engine's side of control.jsonl: commands written since the engine started."""
-
-    def __init__(self, path: Path) -> None:
-        start = path.stat().st_size if path.exists() else 0
-        self._tail = LineTail(path, start)
-
-    def read(self) -> list[dict[str, Any]]:
-        out = []
-        for line in self._tail.read():
-            try:
-                data = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(data, dict) and "cmd" in data:
-                out.append(data)
-        return out

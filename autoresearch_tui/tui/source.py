@@ -20,6 +20,7 @@ from textual.message_pump import MessagePump
 
 from autoresearch_tui.engine import events as ev
 from autoresearch_tui.engine.logtail import MAX_LINES, LogBuffer, LogFollower
+from autoresearch_tui.engine.control import Command
 from autoresearch_tui.engine.session import EVENTS, LineTail
 from autoresearch_tui.tui.messages import (EventsArrived, LoadFailed, LogChanged, ResultsLoaded, SessionReset,
                                            SummaryReady, WorkerTails)
@@ -296,7 +297,7 @@ def render_state_summary(state, skipped=(), name: str | None = None) -> str:
         return f"# Summary unavailable\n\n{exc}\n"
 
 
-class ControlChannel:
+class CommandWriter:
     """Commands to the engine (control.jsonl), written in order by one thread, never on the UI loop."""
 
     def __init__(self, session_dir: Path) -> None:
@@ -308,8 +309,8 @@ class ControlChannel:
         self._thread.start()
         self.errors: list[str] = []
 
-    def send(self, command: str, **fields) -> None:
-        self._queue.put((command, fields))
+    def send(self, command: Command) -> None:
+        self._queue.put(command)
 
     def flush(self, timeout: float = 2.0) -> None:
         """Wait until everything sent is written (before the app exits)."""
@@ -328,8 +329,7 @@ class ControlChannel:
             if isinstance(item, threading.Event):
                 item.set()
                 continue
-            command, fields = item
             try:
-                self._session.send(command, **fields)
+                self._session.send(item)
             except OSError as exc:
-                self.errors.append(f"{command}: {exc}")
+                self.errors.append(f"{item.cmd}: {exc}")

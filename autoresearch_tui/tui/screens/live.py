@@ -12,12 +12,13 @@ from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 
+from autoresearch_tui.engine import control
 from autoresearch_tui.engine import events as ev
 from autoresearch_tui.engine.state import SessionState
 from autoresearch_tui.tui.messages import EventsArrived, LoadFailed, LogChanged, SessionReset, WorkerTails
 from autoresearch_tui.tui.screens.panes import PaneScreen
 from autoresearch_tui.tui.screens.review import ReviewFlow
-from autoresearch_tui.tui.source import ControlChannel, SessionSource, render_state_summary
+from autoresearch_tui.tui.source import CommandWriter, SessionSource, render_state_summary
 from autoresearch_tui.tui.widgets.diff_view import DiffView
 from autoresearch_tui.tui.widgets.header import StatusHeader, fmt_metric
 from autoresearch_tui.tui.widgets.log_view import LogView
@@ -50,7 +51,7 @@ class LiveScreen(ReviewFlow, PaneScreen):
         self.read_only = read_only
         self.bell = bell
         self.source: SessionSource | None = None
-        self.control = None if read_only else ControlChannel(self.session_dir)
+        self.control = None if read_only else CommandWriter(self.session_dir)
         self.pause_requested = False
         self.stop_requests = 0
         self._caught_up = False
@@ -270,25 +271,25 @@ class LiveScreen(ReviewFlow, PaneScreen):
             return not self.state.multi_worker
         return True
 
-    def _send(self, command: str, **fields) -> None:
+    def _send(self, command: control.Command) -> None:
         if self.control is not None:
-            self.control.send(command, **fields)
+            self.control.send(command)
 
     def action_toggle_pause(self) -> None:
         if self.state.paused or self.pause_requested:
-            self._send("resume")
+            self._send(control.Resume())
             self.pause_requested = False
             self.state.paused = False
             self.notify("resuming", timeout=3)
         else:
-            self._send("pause")
+            self._send(control.Pause())
             self.pause_requested = True
             self.notify("pausing after the current run (p again resumes)", timeout=4)
         self.query_one(StatusHeader).show(self.state, self.status_word())
 
     def action_stop(self) -> None:
         self.stop_requests += 1
-        self._send("stop")
+        self._send(control.Stop())
         if self.stop_requests == 1:
             self.notify("stopping after the current run (s again kills it now)", timeout=5)
         else:
@@ -305,11 +306,11 @@ class LiveScreen(ReviewFlow, PaneScreen):
             if run is None or current is None or current.log != run.log:
                 self.notify("the followed worker has no run in progress (w picks another)", timeout=3)
                 return
-            self._send("kill_run", worker=run.worker)
+            self._send(control.KillRun(run.worker))
             self.notify(f"killing run #{run.iteration} on w{run.worker} (recorded as a discard)",
                         severity="warning", timeout=4)
             return
-        self._send("kill_run")
+        self._send(control.KillRun())
         self.notify(f"killing run #{self.state.run.iteration} (recorded as a discard)", severity="warning",
                     timeout=4)
 
@@ -318,7 +319,7 @@ class LiveScreen(ReviewFlow, PaneScreen):
 
         def sent(text: str | None) -> None:
             if text:
-                self._send("instruct", text=text)
+                self._send(control.Instruct(text))
                 self.notify("instruction sent; the next proposals see it", timeout=4)
 
         self.app.push_screen(PromptScreen("Instruction", "Guidance for the next proposals (enter sends):"), sent)
@@ -375,7 +376,7 @@ class LiveScreen(ReviewFlow, PaneScreen):
 
         def chosen(choice: str | None) -> None:
             if choice == "stop":
-                self._send("stop")
+                self._send(control.Stop())
                 if self.control is not None:
                     self.control.flush()
                 self.app.exit(0, message=f"stopping after the current run; follow it with: {hint}")

@@ -12,13 +12,13 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static, TextArea
 
+from autoresearch_tui.engine.control import ReviewAnswer
 from autoresearch_tui.engine.events import ReviewRequested
 from autoresearch_tui.tui.widgets.diff_view import DiffView
 
 
-class ReviewScreen(ModalScreen[dict | None]):
-    """Dismisses with a control command: {"cmd": "review_approve" | "review_reject" | "review_edit",
-    "iteration": n, "source": text (edit only)}; None leaves the review pending."""
+class ReviewScreen(ModalScreen[ReviewAnswer | None]):
+    """Dismisses with the answer (`source` for an edit only); None leaves the review pending."""
 
     BINDINGS = [
         Binding("a", "approve", "Approve"),
@@ -54,8 +54,8 @@ class ReviewScreen(ModalScreen[dict | None]):
             return self.editing
         return True
 
-    def _answer(self, decision: str, **fields) -> None:
-        self.dismiss({"cmd": f"review_{decision}", "iteration": self.review.iteration, **fields})
+    def _answer(self, decision: str, source: str | None = None) -> None:
+        self.dismiss(ReviewAnswer(decision, self.review.iteration, source))
 
     def action_approve(self) -> None:
         self._answer("approve")
@@ -136,12 +136,11 @@ class ReviewFlow:
         if isinstance(self.app.screen, ReviewScreen):
             self.app.screen.dismiss(None)  # an older review, answered elsewhere
 
-        def answered(answer: dict | None) -> None:
+        def answered(answer: ReviewAnswer | None) -> None:
             if answer is None:
                 self.notify("the proposal waits for your review: press v", timeout=5)
                 return
-            command = answer.pop("cmd")
-            self._send(command, **answer)
-            self.notify(f"#{review.iteration}: {command.removeprefix('review_')}", timeout=3)
+            self._send(answer)
+            self.notify(f"#{review.iteration}: {answer.decision}", timeout=3)
 
         self.app.push_screen(ReviewScreen(review, source), answered)
