@@ -15,6 +15,16 @@ from autoresearch_tui.agents.base import Proposal, ProposalContext, SearchExhaus
 ROOT = Path(__file__).resolve().parents[1]
 REAL_RESULTS = Path(os.environ.get("AUTORESEARCH_REAL_RESULTS", ROOT.parent / "shared" / "real-results"))
 
+
+def real_results_files() -> list[Path]:
+    """The real results.tsv fixtures. Missing on a developer's machine: their tests skip; under
+    CI=true that is an error, so a CI run never passes without them."""
+    files = sorted(REAL_RESULTS.glob("*.tsv"))
+    if not files and os.environ.get("CI", "").lower() in ("true", "1"):
+        raise RuntimeError(f"the real-results fixtures are missing at {REAL_RESULTS}; "
+                           "set AUTORESEARCH_REAL_RESULTS to their folder")
+    return files
+
 # A training script whose metric is a pure function of its constants: fast and deterministic.
 FAKE_TRAIN = '''\
 import math, os, sys, time
@@ -41,11 +51,13 @@ def git(cwd: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
 
 
-def make_project(root: Path, train: str = FAKE_TRAIN, prepare: str = FAKE_PREPARE, extra: dict | None = None) -> Path:
+def make_project(root: Path, train: str = FAKE_TRAIN, prepare: str = FAKE_PREPARE, extra: dict | None = None,
+                 ignore: str = "__pycache__/\n") -> Path:
+    """The one project factory: a git repository with train.py and prepare.py, one commit."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "train.py").write_text(train)
     (root / "prepare.py").write_text(prepare)
-    (root / ".gitignore").write_text("__pycache__/\n")
+    (root / ".gitignore").write_text(ignore)
     for name, text in (extra or {}).items():
         (root / name).write_text(text)
     git(root, "init", "-q", "-b", "main")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REAL_RESULTS, cli, git, make_project
+from conftest import cli, git, make_project, real_results_files
 
 BASE = ["--time-budget", "1s", "--metric", "val_bpb:min", "--max-iterations", "1", "--yes", "--headless"]
 
@@ -127,7 +127,7 @@ def test_baseline_crash_exits_1(tmp_path: Path) -> None:
 
 
 def test_summary_of_real_results(tmp_path: Path) -> None:
-    files = sorted(REAL_RESULTS.glob("*.tsv"))
+    files = real_results_files()
     if not files:
         pytest.skip("no real results beside the repository")
     for path in files:
@@ -139,7 +139,7 @@ def test_summary_of_real_results(tmp_path: Path) -> None:
 
 
 def test_summary_formats_and_bad_files(tmp_path: Path) -> None:
-    files = sorted(REAL_RESULTS.glob("*.tsv"))
+    files = real_results_files()
     if files:
         latex = cli("summary", str(files[0]), "--format", "latex")
         assert latex.returncode == 0 and "\\begin{tabular}" in latex.stdout

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REAL_RESULTS
+from conftest import real_results_files
 
 from autoresearch_tui.engine.results import (
     ResultRow,
@@ -20,8 +20,7 @@ from autoresearch_tui.engine.results import (
 )
 
 
-REAL = REAL_RESULTS if REAL_RESULTS.is_dir() else None
-REAL_FILES = sorted(REAL.glob("*.tsv")) if REAL else []
+REAL_FILES = real_results_files()
 HEADER = "commit\tval_bpb\tmemory_gb\tstatus\tdescription\n"
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REAL_RESULTS
+from conftest import real_results_files
 
 from autoresearch_tui.engine.results import ResultRow, parse_results, read_results
 from autoresearch_tui.engine.analysis import best_row
@@ -25,8 +25,7 @@ from autoresearch_tui.engine.summary import (
 )
 
 
-REAL = REAL_RESULTS if REAL_RESULTS.is_dir() else None
-REAL_FILES = sorted(REAL.glob("*.tsv")) if REAL else []
+REAL_FILES = real_results_files()
 
 SUMMARY_HEADINGS = [
     "# AutoResearch Summary", "**Research session:**", "**Platform:**", "**Date:**",

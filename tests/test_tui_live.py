@@ -14,7 +14,7 @@ from autoresearch_tui.tui.widgets.diff_view import DiffView
 from autoresearch_tui.tui.widgets.log_view import LogView
 from autoresearch_tui.tui.widgets.results_table import ResultsTable
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
 
 
 @pytest.fixture
@@ -63,8 +63,9 @@ async def test_panes_update_kill_and_stop(engine_session):
         await pilot.press("s")
         assert await wait_for(pilot, lambda: screen.state.ended is not None, 15)
         assert screen.state.ended.reason == "stopped"
-        await pilot.pause(0.3)
-        assert screen.query_one(ResultsTable).row_count == len(screen.state.rows) >= 2
+        assert len(screen.state.rows) >= 2
+        # The table catches up with the state whenever the machine gets to it: wait, don't time it.
+        assert await wait_for(pilot, lambda: screen.query_one(ResultsTable).row_count == len(screen.state.rows), 15)
         assert app.screen.query_one("#status").status == "ended"
         await pilot.press("f")  # the finish screen (summary and merge) is offered once it ended
         assert await wait_for(pilot, lambda: type(app.screen).__name__ == "FinishScreen", 5)
@@ -98,16 +99,17 @@ async def test_log_flood_stays_bounded_and_responsive(engine_session):
     async with app.run_test(size=(80, 24)) as pilot:
         screen = app.screen
         log = screen.query_one(LogView)
-        assert await wait_for(pilot, lambda: log.total >= 100_000, 25)
+        assert await wait_for(pilot, lambda: log.total >= 100_000, 45)
+        # However many lines arrived by now (that depends on the machine's load), what is kept
+        # and shown stays bounded.
         assert log.line_count <= screen.source.buffer.lines.maxlen + 1
         assert len(screen.source.buffer.lines) <= 2000
-        # `\r` progress rewrote lines instead of adding them: half the flood is not lines
-        assert log.total < 150_000
+        # `\r` progress rewrote lines instead of adding them: half the flood is not lines (the
+        # run prints 100 000 complete flood lines and a handful more).
+        assert log.total <= 100_000 + 10
         before = log.auto_scroll
-        t0 = time.monotonic()
-        await pilot.press("a")
-        assert await wait_for(pilot, lambda: log.auto_scroll != before, 2)
-        assert time.monotonic() - t0 < 2
+        await pilot.press("a")  # the screen still answers keys (how fast: benchmarks/flood.py)
+        assert await wait_for(pilot, lambda: log.auto_scroll != before, 10)
         await pilot.press("4")
         assert screen.focused is screen.query_one(ResultsTable)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import git
 import pytest
 
-from conftest import REAL_RESULTS
+from conftest import real_results_files
 from tui_helpers import wait_for
 
 from autoresearch_tui.engine import events as ev
@@ -20,7 +20,7 @@ from autoresearch_tui.tui.widgets.results_table import ResultsTable
 
 pytestmark = pytest.mark.timeout(60)
 
-REAL = sorted(REAL_RESULTS.glob("*.tsv"))
+REAL = real_results_files()
 
 
 def data_rows(path: Path) -> int:

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import git
+import conftest
 
 TRAIN = '''"""A fake training script: constant hyperparameters, a metric computed from them."""
 import time
@@ -41,18 +41,9 @@ print(f"val:              {val:.6f}")
 
 
 def make_project(root: Path, duration: float = 0.5, flood: int = 0) -> Path:
-    project = root / "proj"
-    project.mkdir()
-    (project / "train.py").write_text(TRAIN, encoding="utf-8")
-    (project / "prepare.py").write_text(f"DURATION = {duration}\nFLOOD = {flood}\n", encoding="utf-8")
-    (project / ".gitignore").write_text("__pycache__/\nresults.tsv\n.autoresearch/\nautoresearch-summary.md\n")
-    repo = git.Repo.init(project, initial_branch="main")
-    with repo.config_writer() as cw:
-        cw.set_value("user", "name", "test")
-        cw.set_value("user", "email", "test@example.com")
-    repo.git.add("-A")
-    repo.git.commit("-m", "init", "--quiet")
-    return project
+    """conftest's project with the screens' fake script (metric `val`, optional output flood)."""
+    return conftest.make_project(root / "proj", TRAIN, f"DURATION = {duration}\nFLOOD = {flood}\n",
+                                 ignore="__pycache__/\nresults.tsv\n.autoresearch/\nautoresearch-summary.md\n")
 
 
 def load(project: Path, **values):
