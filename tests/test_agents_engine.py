@@ -8,6 +8,8 @@ import shutil
 import sys
 from pathlib import Path
 
+import pytest
+
 from autoresearch_tui.engine import events as ev
 from autoresearch_tui.engine.config import load_config
 from autoresearch_tui.engine.control import ReviewAnswer
@@ -16,6 +18,8 @@ from autoresearch_tui.engine.results import read_results
 from autoresearch_tui.engine.session import SessionDir
 
 from conftest import ROOT, Scripted, cli, git, make_project
+
+pytestmark = pytest.mark.slow  # starts engines or real training runs
 
 # A coding-agent CLI stand-in: reads the prompt on stdin, edits train.py in place, says what it did.
 AGENT = r'''#!{python}

@@ -20,6 +20,8 @@ from autoresearch_tui.engine.state import SessionState
 
 from conftest import FAKE_TRAIN, Scripted, git, make_project
 
+pytestmark = pytest.mark.slow  # starts engines or real training runs
+
 
 def run_engine(project: Path, proposer, **overrides) -> tuple[Engine, ev.SessionEnded, list[ev.Event]]:
     values = {"time_budget": "2s", "metric": "val_bpb:min", "tag": "t1", **overrides}

@@ -7,6 +7,8 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
+
 from autoresearch_tui.core.git import Git, run_async
 from autoresearch_tui.engine import events as ev
 from autoresearch_tui.engine.config import load_config
@@ -14,6 +16,8 @@ from autoresearch_tui.engine.api import create_engine
 from autoresearch_tui.engine.landing import merge_best
 
 from conftest import Scripted, git, make_project
+
+pytestmark = pytest.mark.slow  # starts engines or real training runs
 
 HOOKS = ("pre-commit", "post-commit", "post-checkout", "post-merge", "reference-transaction", "post-rewrite")
 

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from autoresearch_tui.agents.base import Attempt, Proposal, ProposalContext
 from autoresearch_tui.agents.builtin import BuiltinProposer
@@ -23,6 +24,8 @@ from autoresearch_tui.engine.state import SessionState
 from autoresearch_tui.engine.workspace import merge3
 
 from conftest import FAKE_TRAIN, Scripted, git, make_project
+
+pytestmark = pytest.mark.slow  # starts engines or real training runs
 
 SLOW_TRAIN = FAKE_TRAIN.replace("SLEEP = 0.05", "SLEEP = 0.3")
 

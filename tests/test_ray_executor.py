@@ -19,7 +19,8 @@ from conftest import FAKE_TRAIN, ROOT, Scripted, make_project
 from test_parallel import check_invariants, run_parallel
 
 WHY_NOT = ray_available()
-pytestmark = pytest.mark.skipif(WHY_NOT is not None, reason=f"Ray tests need the `ray` extra: {WHY_NOT}")
+pytestmark = [pytest.mark.skipif(WHY_NOT is not None, reason=f"Ray tests need the `ray` extra: {WHY_NOT}"),
+              pytest.mark.slow]
 SPIRALS = ROOT / "sample_projects" / "spirals"
 
 

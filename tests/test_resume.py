@@ -18,6 +18,8 @@ from autoresearch_tui.engine.session import SessionDir
 
 from conftest import FAKE_TRAIN, cli, git, make_project
 
+pytestmark = pytest.mark.slow  # starts engines or real training runs
+
 ARGS = ["--time-budget", "5s", "--metric", "val_bpb:min", "--yes", "--headless", "--device", "cpu", "--tag", "night"]
 
 

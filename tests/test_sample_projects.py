@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # starts engines or real training runs
+
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_projects"
 
 

@@ -13,7 +13,7 @@ from autoresearch_tui.tui.launch import watch_app
 from autoresearch_tui.tui.widgets.log_view import LogView
 from autoresearch_tui.tui.widgets.results_table import ResultsTable
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.slow]
 
 
 @pytest.fixture

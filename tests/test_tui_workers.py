@@ -19,7 +19,7 @@ from autoresearch_tui.tui.widgets.diff_view import DiffView
 from autoresearch_tui.tui.widgets.log_view import LogView
 from autoresearch_tui.tui.widgets.workers import WorkersStrip
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.timeout(90), pytest.mark.slow]
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from autoresearch_tui.agents.base import (
 )
 from autoresearch_tui.agents.prompt import read_notes
 from autoresearch_tui.engine import events as ev
-from autoresearch_tui.engine import hardware, hooks, metrics, noise, reporting, results, review, setup
+from autoresearch_tui.engine import hardware, hooks, metrics, noise, report_files, results, review, setup
 from autoresearch_tui.engine.config import ResearchConfig
 from autoresearch_tui.engine.control import ReviewAnswer, watch_control
 from autoresearch_tui.engine.noise import CRASH, DISCARD, KEEP
@@ -247,7 +247,7 @@ class Engine:
             try:
                 proposal = await self._propose(n, feedback)
             except ProposalError as exc:
-                reporting.add_spend(self.spent, getattr(exc, "meta", None) or {})
+                report_files.add_spend(self.spent, getattr(exc, "meta", None) or {})
                 self.emit(ev.ProposalFailed(iteration=n, reason=str(exc), meta=getattr(exc, "meta", None) or {}))
                 if isinstance(exc, SearchExhausted):
                     return self._finish("exhausted")
@@ -256,7 +256,7 @@ class Engine:
                     return self._finish("agent_unavailable")
                 commit, feedback = None, str(exc)
             else:
-                reporting.add_spend(self.spent, proposal.meta)
+                report_files.add_spend(self.spent, proposal.meta)
                 commit, feedback = self.ws.apply(n, proposal, self.best_commit, untracked_before)
                 if commit is not None and cfg.review:
                     commit, proposal = await self.review(n, commit, proposal)
@@ -490,14 +490,14 @@ class Engine:
 
     def _progress(self, n: int) -> None:
         assert self.session is not None
-        text = reporting.progress(self.config, self.rows, self.history, n, self.started)
+        text = report_files.progress(self.config, self.rows, self.history, n, self.started)
         write_atomic(self.session.reports / f"progress-{n:04d}.md", text)
         self.emit(ev.ProgressReport(iteration=n, markdown=text))
 
     def _finish(self, reason: str) -> ev.SessionEnded:
         cfg = self.config
         assert self.session is not None
-        path = reporting.final(cfg, self.session.root, self.rows, self.platform, self.started, self.spent,
+        path = report_files.final(cfg, self.session.root, self.rows, self.platform, self.started, self.spent,
                                self.noise)
         end = ev.SessionEnded(reason=reason, iterations=self.iteration, best_commit=self.best_commit or None,
                               best_metric=self.best_metric, summary_path=str(path))

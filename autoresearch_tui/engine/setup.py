@@ -11,7 +11,7 @@ from pathlib import Path
 
 from autoresearch_tui.engine.config import ResearchConfig, validate
 from autoresearch_tui.core.git import Git
-from autoresearch_tui.engine.reporting import SUMMARY_FILE
+from autoresearch_tui.engine.report_files import SUMMARY_FILE
 from autoresearch_tui.engine.session import SessionDir
 from autoresearch_tui.errors import UserError
 

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from autoresearch_tui.agents.base import Proposal
 from autoresearch_tui.engine import events as ev
-from autoresearch_tui.engine import reporting
+from autoresearch_tui.engine import report_files
 from autoresearch_tui.engine.config import ResearchConfig
 from autoresearch_tui.core.git import Git
 from autoresearch_tui.engine.workspace import Workspace, unified_diff
@@ -161,7 +161,7 @@ class SlotWorkspace(Workspace):
         if self._links is None:
             cfg = self.config
             skip = {".git", "__pycache__", Path(cfg.session_dir).parts[0] if cfg.session_dir else "",
-                    Path(cfg.results_file).parts[0], reporting.SUMMARY_FILE}
+                    Path(cfg.results_file).parts[0], report_files.SUMMARY_FILE}
             names: set[str] = set()
             for ignored in (False, True):
                 names |= {line.rstrip("/").split("/")[0] for line in self.repo.others(cfg.project, ignored)}

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 from autoresearch_tui.engine import events as ev
 from autoresearch_tui.engine.noise import NoiseModel
-from autoresearch_tui.engine.reporting import add_spend
+from autoresearch_tui.engine.report_files import add_spend
 from autoresearch_tui.engine.results import ResultRow
 
 

@@ -1,4 +1,5 @@
-"""Progress reports and the final summary files of a session (Phase 2.6 and Phase 3)."""
+"""The report files of a session (Phase 2.6 and Phase 3): progress reports, autoresearch-summary.md
+and the paper tables, rendered by summary.py and written here."""
 
 from __future__ import annotations
 
