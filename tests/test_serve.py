@@ -17,8 +17,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from autoresearch_tui.engine.session import SessionDir
+
 from browser import Chromium, find_chromium
-from tui_helpers import pid_alive, spawn_headless
+from tui_helpers import finish, pid_alive, spawn_headless
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -106,50 +108,67 @@ def wait_until(predicate, timeout: float = 15) -> bool:
     return predicate()
 
 
-async def test_browser_shows_the_watch_screen_read_only(session, served, chromium, tmp_path):
+async def test_browser_follows_a_loop_read_only_and_outlives_it(served, chromium, tmp_path):
+    popen, session = spawn_headless(tmp_path, "live", duration=0.5, iterations=2)
     project = session.parent.parent
-    rows = [line.split("\t") for line in (project / "results.tsv").read_text().splitlines()[1:]]
-    best = min(rows, key=lambda r: float(r[1]))
-    server = served(project)  # a project folder: its newest session
-    assert server.url == f"http://127.0.0.1:{server.port}/"
-    assert "token" not in "".join(server.output)
-
-    (tmp_path / "profile").mkdir()
-    browser = Chromium(chromium, tmp_path / "profile")
     try:
-        page = await browser.page()
-        await page.open(server.url)
-        text = await page.wait_text("ENDED", rows[-1][4])
-        assert "read-only" in await page.evaluate("document.title")
-        assert "read-only view" in await page.evaluate("document.body.innerText")
-        header = text.splitlines()[0] + text.splitlines()[1]
-        assert "[watch, read-only]" in header and project.name in header
-        assert f"best val {best[1]}" in header
-        for commit, value, _, status, description in rows:  # every row, as the results pane shows it
-            assert re.search(rf"{status}\s+{value}\s+{commit}\s+{re.escape(description)}", text), text
-        await page.screenshot(ARTIFACTS / "serve-browser.png")
-        assert (ARTIFACTS / "serve-browser.png").stat().st_size > 10_000
+        assert wait_until(lambda: (session / "config.toml").exists(), 60), "the loop did not start"
+        server = served(project)  # a project folder: its newest session
+        assert server.url == f"http://127.0.0.1:{server.port}/"
+        assert "token" not in "".join(server.output)
 
-        # Keys reach the app (help opens) but the control keys do nothing.
-        await page.press("?")
-        await page.wait_text("watch mode: read-only")
-        await page.press("Escape")
-        await page.wait_text("4 Results")
-        await page.press("p", "k", "s", "i", "f")
-        await asyncio.sleep(0.5)
-        text = await page.terminal_text()
-        assert not (session / "control.jsonl").exists() or not (session / "control.jsonl").read_text()
-        assert "pausing" not in text and "stopping" not in text.lower()
+        (tmp_path / "profile").mkdir()
+        browser = Chromium(chromium, tmp_path / "profile")
+        try:
+            page = await browser.page()
+            await page.open(server.url)
+            await page.wait_text("[watch, read-only]", project.name, "4 Results")
+            assert "read-only" in await page.evaluate("document.title")
+            assert "read-only view" in await page.evaluate("document.body.innerText")
 
-        # One watch process per tab; closing the tab ends it, the server stays up.
-        assert len(server.children()) == 1
-        await page.send("Page.navigate", url="about:blank")
-        assert wait_until(lambda: server.children() == []), "the tab's watch process did not end"
-        assert get(server.url)[0] == 200
+            # Keys reach the app (help opens), the control keys do nothing.
+            await page.press("?")
+            await page.wait_text("watch mode: read-only")
+            await page.press("Escape")
+            await page.wait_text("4 Results")
+            await page.press("p", "k", "s", "i")
+            await asyncio.sleep(0.5)
+            text = await page.terminal_text()
+            assert "PAUSING" not in text and "STOPPING" not in text and "Instruction" not in text
+
+            # Each tab (here a second connection) has its own watch process.
+            async with aiohttp.ClientSession() as http:
+                async with http.ws_connect(server.local + "/ws?width=80&height=24") as ws:
+                    await ws.receive(timeout=30)
+                    assert len(server.children()) == 2
+            assert wait_until(lambda: len(server.children()) == 1)
+            # Closing the tab ends its watch process and leaves the loop alone.
+            await page.send("Page.navigate", url="about:blank")
+            assert wait_until(lambda: server.children() == []), "the tab's watch process did not end"
+            assert popen.wait(90) == 0, "the loop did not finish on its own"
+            control = session / "control.jsonl"
+            assert not control.exists() or control.read_text() == "", "the served view sent a command"
+            assert SessionDir(session).events()[-1].reason == "max_iterations"
+
+            # The loop has ended; the server is still up and shows the finished session.
+            rows = [line.split("\t") for line in (project / "results.tsv").read_text().splitlines()[1:]]
+            assert len(rows) == 3
+            best = min(rows, key=lambda r: float(r[1]))
+            await page.open(server.url)
+            text = await page.wait_text("ENDED", rows[-1][4])
+            header = " ".join(text.splitlines()[:2])
+            assert "[watch, read-only]" in header and project.name in header
+            assert f"best val {best[1]}" in header
+            for commit, value, _, status, description in rows:  # every row, as the results pane shows it
+                assert re.search(rf"{status}\s+{value}\s+{commit}\s+{re.escape(description)}", text), text
+            await page.screenshot(ARTIFACTS / "serve-browser.png")
+            assert (ARTIFACTS / "serve-browser.png").stat().st_size > 10_000
+        finally:
+            await browser.close()
+        assert server.stop() == 0
+        assert "Traceback" not in "".join(server.output)
     finally:
-        await browser.close()
-    assert server.stop() == 0
-    assert "Traceback" not in "".join(server.output)
+        finish(popen, session=session)
 
 
 async def test_beyond_loopback_every_route_needs_the_token(session, served):
