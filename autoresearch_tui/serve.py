@@ -24,7 +24,6 @@ from aiohttp import web
 from textual_serve.server import Server
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-COOKIE = "autoresearch_token"
 PAGE = Template((Path(__file__).parent / "serve_page.html").read_text(encoding="utf-8"))
 REFUSED = ("this server needs its access token: open the URL that `autoresearch-tui serve` printed "
            "when it started (it ends in ?token=...)\n")
@@ -42,6 +41,10 @@ class WatchServer(Server):
         super().__init__(command, host=host, port=port, title=f"{session.name} · autoresearch-tui (read-only)")
         self.session = session
         self.token = token
+
+    @property
+    def cookie(self) -> str:
+        return f"autoresearch_token_{self.port}"  # cookies ignore ports: one per server on a host
 
     def url(self) -> str:
         host = socket.getfqdn() if self.host in ("0.0.0.0", "::", "") else self.host
@@ -66,7 +69,7 @@ class WatchServer(Server):
                 if request.url.host not in LOOPBACK:
                     raise web.HTTPForbidden(text="only http://127.0.0.1 or http://localhost are served\n")
             else:
-                given = request.query.get("token") or request.cookies.get(COOKIE, "")
+                given = request.query.get("token") or request.cookies.get(self.cookie, "")
                 if not hmac.compare_digest(given.encode(), self.token.encode()):
                     raise web.HTTPForbidden(text=REFUSED)
             # Browsers let any site open a WebSocket to any address: only this page's own may.
@@ -75,7 +78,7 @@ class WatchServer(Server):
                 raise web.HTTPForbidden(text="cross-site connection refused\n")
             response = await handler(request)
             if self.token and "token" in request.query and not response.prepared:
-                response.set_cookie(COOKIE, self.token, httponly=True, samesite="Strict")
+                response.set_cookie(self.cookie, self.token, httponly=True, samesite="Strict")
             return response
 
         return guard

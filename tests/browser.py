@@ -108,7 +108,7 @@ class Chromium:
         self.log = open(profile.parent / "chromium.log", "wb")
         self.proc = subprocess.Popen(
             [binary, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-             "--disable-extensions", "--disable-background-networking", "--remote-debugging-port=0",
+             "--disable-extensions", "--disable-dev-shm-usage", "--disable-background-networking", "--remote-debugging-port=0",
              f"--user-data-dir={profile}", f"--window-size={size[0]},{size[1]}", "about:blank"],
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         self.http: aiohttp.ClientSession | None = None

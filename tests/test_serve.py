@@ -31,7 +31,7 @@ ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", ROOT / "test-artifacts"))
 @pytest.fixture(scope="module")
 def session(tmp_path_factory) -> Path:
     """A finished session written by the real engine in its own process."""
-    popen, session = spawn_headless(tmp_path_factory.mktemp("serve"), "s1", duration=0.2, iterations=2)
+    popen, session = spawn_headless(tmp_path_factory.mktemp("serve"), "s1", duration=0.1, iterations=1)
     assert popen.wait(90) == 0
     return session
 
@@ -109,7 +109,7 @@ def wait_until(predicate, timeout: float = 15) -> bool:
 
 
 async def test_browser_follows_a_loop_read_only_and_outlives_it(served, chromium, tmp_path):
-    popen, session = spawn_headless(tmp_path, "live", duration=0.5, iterations=2)
+    popen, session = spawn_headless(tmp_path, "live", duration=0.3, iterations=2)
     project = session.parent.parent
     try:
         assert wait_until(lambda: (session / "config.toml").exists(), 60), "the loop did not start"
