@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import aiohttp
+import psutil
 import pytest
 
 from autoresearch_tui.engine.session import SessionDir
@@ -64,8 +65,8 @@ class Served:
         self.local = f"http://127.0.0.1:{self.port}"
 
     def children(self) -> list[int]:
-        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True).stdout
-        return [int(p) for p in out.split()]
+        """The watch processes this server started (one per open connection)."""
+        return [p.pid for p in psutil.Process(self.proc.pid).children() if p.status() != psutil.STATUS_ZOMBIE]
 
     def stop(self) -> int:
         if self.proc.poll() is None:
