@@ -66,7 +66,14 @@ class Served:
 
     def children(self) -> list[int]:
         """The watch processes this server started (one per open connection)."""
-        return [p.pid for p in psutil.Process(self.proc.pid).children() if p.status() != psutil.STATUS_ZOMBIE]
+        alive = []
+        for child in psutil.Process(self.proc.pid).children():
+            try:
+                if child.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(child.pid)
+            except psutil.NoSuchProcess:
+                pass
+        return alive
 
     def stop(self) -> int:
         if self.proc.poll() is None:
