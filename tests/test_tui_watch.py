@@ -8,6 +8,7 @@ import pytest
 
 from tui_helpers import finish, pid_alive, spawn_headless, wait_for
 
+from autoresearch_tui.engine.control import Stop
 from autoresearch_tui.engine.session import SessionDir
 from autoresearch_tui.tui.launch import watch_app
 from autoresearch_tui.tui.widgets.log_view import LogView
@@ -31,7 +32,9 @@ def headless_engine(tmp_path):
 
 
 async def test_watch_follows_another_process_and_quit_leaves_it(headless_engine):
-    popen, session = headless_engine()
+    # More iterations than the test waits for: the loop is surely running when the watcher quits,
+    # however loaded the machine; a stop command ends it afterwards.
+    popen, session = headless_engine(iterations=50)
     # the watcher starts before the session directory exists
     app = watch_app(session)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -52,11 +55,12 @@ async def test_watch_follows_another_process_and_quit_leaves_it(headless_engine)
         await pilot.pause(0.2)
     assert app.return_code == 0
     assert popen.poll() is None and pid_alive(popen.pid), "quitting the watcher must not stop the loop"
-    assert popen.wait(30) == 0
+    SessionDir(session).send(Stop())
+    assert popen.wait(60) == 0
     events = SessionDir(session).events()
-    assert events[-1].kind == "session_end"
+    assert events[-1].kind == "session_end" and events[-1].reason == "stopped"
     rows = (session.parent.parent / "results.tsv").read_text().splitlines()
-    assert len(rows) == 1 + 4  # header, baseline, three experiments
+    assert len(rows) >= 1 + 2  # header, baseline, the experiments done before the stop
 
 
 async def test_watch_a_finished_session_shows_everything(headless_engine):
