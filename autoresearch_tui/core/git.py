@@ -135,11 +135,13 @@ class Git:
         if not self._has_identity():
             self._git.update_environment(**AUTHOR_ENV)
 
-    def run(self, *args: str) -> str:
-        """The one place a git process starts (GitPython's own calls get the same options)."""
+    def run(self, *args: str, exact: bool = False) -> str:
+        """The one place a git process starts (GitPython's own calls get the same options).
+        `exact`: stdout as it is (by default the last newline is stripped)."""
         config = safe_config(self.common_dir)
         self._git.set_persistent_git_options(c=config)  # GitPython's own commands (cat-file) too
-        return self._git.execute(["git", *(a for value in config for a in ("-c", value)), *args])
+        return self._git.execute(["git", *(a for value in config for a in ("-c", value)), *args],
+                                 strip_newline_in_stdout=not exact)
 
     def _has_identity(self) -> bool:
         try:
@@ -226,8 +228,7 @@ class Git:
 
     def file_at(self, commit: str, rel: str) -> str:
         """A file's text at a commit, byte-exact (GitPython's `show` strips the last newline)."""
-        return self._git.execute(["git", *safe_options(self.common_dir), "cat-file", "-p", f"{commit}:{rel}"],
-                                 strip_newline_in_stdout=False)
+        return self.run("cat-file", "-p", f"{commit}:{rel}", exact=True)
 
     def diff(self, base: str, target: str | None = None, path: str | None = None) -> str:
         args = [base] + ([target] if target else []) + (["--", path] if path else [])
