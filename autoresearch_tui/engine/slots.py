@@ -144,13 +144,7 @@ class SlotWorkspace(Workspace):
     def checkout(self, slot: Slot, commit: str) -> Path:
         """The slot's worktree at `commit`, clean; returns the project folder inside it."""
         path = self.worker_tree(slot)
-        if slot.repo is None or not (path / ".git").exists():
-            if path.exists():
-                self._drop(path)
-            self.workers_root.mkdir(parents=True, exist_ok=True)
-            slot.repo = self.repo.add_worktree(path, commit)
-        elif slot.head != commit:
-            slot.repo.switch_worktree(commit)
+        slot.repo = self.worktree_at(path, commit, slot.repo, slot.head)
         slot.head = commit
         project = self.project_in(path)
         self._link(project)
@@ -177,14 +171,10 @@ class SlotWorkspace(Workspace):
                 except OSError:
                     pass  # no symlinks here (some Windows set-ups): the run goes without it
 
-    def _drop(self, path: Path) -> None:
-        if not self.repo.remove_worktree(path):  # not a registered worktree (any more)
-            shutil.rmtree(path, ignore_errors=True)
-
     def remove_worktree(self) -> None:
         super().remove_worktree()
         if self.workers_root.exists():
             for path in sorted(self.workers_root.iterdir()):
-                self._drop(path)
+                self.drop_worktree(path)
             shutil.rmtree(self.workers_root, ignore_errors=True)
         self.repo.prune_worktrees()

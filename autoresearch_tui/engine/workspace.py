@@ -7,6 +7,7 @@ files, commits, switches branch) is undone here before its change is committed.
 from __future__ import annotations
 
 import difflib
+import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -26,6 +27,7 @@ class Workspace:
         self.readonly_hash = file_hash(repo.root / self.readonly_rel) if self.readonly_rel else None
         self.worktree = session_root / "worktree"
         self.diffs: dict[str, str] = {}  # commit -> its diff, computed once in apply()
+        self._scratch: Git | None = None  # the scratch worktree's repository, once made
 
     # -- the main tree ---------------------------------------------------------------------
     def train_source(self) -> str:
@@ -95,11 +97,25 @@ class Workspace:
 
     def prepare_worktree(self, base: str) -> Path:
         """A detached worktree at `base` where an agent can work while the main tree trains."""
-        if not (self.worktree / ".git").exists():
-            self.repo.add_worktree(self.worktree, base)
-        else:
-            Git(self.worktree).switch_worktree(base)
+        self._scratch = self.worktree_at(self.worktree, base, self._scratch)
         return self.worktree
+
+    # -- detached worktrees (the scratch one above, the workers' in slots.py) ---------------
+    def worktree_at(self, path: Path, commit: str, tree: Git | None, head: str = "") -> Git:
+        """`path` as a clean detached worktree at `commit`, made when missing; `tree` and `head`:
+        what the caller knows is there already. Returns the worktree's repository."""
+        if tree is None or not (path / ".git").exists():
+            if path.exists():
+                self.drop_worktree(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return self.repo.add_worktree(path, commit)
+        if head != commit:
+            tree.switch_worktree(commit)
+        return tree
+
+    def drop_worktree(self, path: Path) -> None:
+        if not self.repo.remove_worktree(path):  # not a registered worktree (any more)
+            shutil.rmtree(path, ignore_errors=True)
 
     def rebase_source(self, new_source: str, base: str, best: str) -> str | None:
         """Carry a change prepared on `base` over to the new `best` (3-way); None on a conflict."""
@@ -108,6 +124,7 @@ class Workspace:
     def remove_worktree(self) -> None:
         if (self.worktree / ".git").exists():
             self.repo.remove_worktree(self.worktree)  # a leftover worktree folder is harmless
+        self._scratch = None
 
 
 def _edits(base: list[str], other: list[str]) -> list[tuple[int, int, list[str]]]:
