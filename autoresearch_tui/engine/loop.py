@@ -2,6 +2,11 @@
 
 The engine publishes every step as an event to the session directory and to in-process
 listeners. Commands arrive as method calls or through the session's control file.
+
+Keep or discard is decided on one path for every slot count: `_measure` runs a candidate on its
+slot and asks noise.judge (re-running while in doubt), then `_record` writes the rows (durable),
+then the ref and patch of a discard, then resets the branch to the best. With workers
+(parallel.py) a keep is first replayed onto the best of the moment.
 """
 
 from __future__ import annotations
