@@ -111,6 +111,7 @@ def test_results_file_tracked_by_git(tmp_path: Path) -> None:
     assert_bad_input(cli("run", str(project), *BASE), "tracked by git")
 
 
+@pytest.mark.slow  # runs an engine
 def test_headless_run_end_to_end(project: Path) -> None:
     result = cli("run", str(project), *BASE[:4], "--max-iterations", "2", "--yes", "--headless", "--tag", "e2e")
     assert result.returncode == 0, result.stderr
@@ -119,6 +120,7 @@ def test_headless_run_end_to_end(project: Path) -> None:
     assert rows[0] == "commit\tval_bpb\tmemory_gb\tstatus\tdescription" and len(rows) == 4
 
 
+@pytest.mark.slow  # runs an engine
 def test_baseline_crash_exits_1(tmp_path: Path) -> None:
     project = make_project(tmp_path / "p", "raise SystemExit('no data')\n")
     result = cli("run", str(project), *BASE)
@@ -152,6 +154,7 @@ def test_summary_formats_and_bad_files(tmp_path: Path) -> None:
     assert_bad_input(cli("summary", str(prose)), "commit")
 
 
+@pytest.mark.slow  # runs an engine
 @pytest.mark.parametrize("printed", ["val_bpb: nan", "val_bpb: inf", "val_loss: 1.0"])
 def test_metric_never_printed_or_not_finite_is_bad_input(tmp_path: Path, printed: str) -> None:
     project = make_project(tmp_path / "p", f"print('---')\nprint('{printed}')\n")
@@ -160,6 +163,7 @@ def test_metric_never_printed_or_not_finite_is_bad_input(tmp_path: Path, printed
     assert "check --metric" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow  # runs an engine
 def test_doctor_reports_each_check(project: Path) -> None:
     good = cli("doctor", str(project), "--metric", "val_bpb:min", "--time-budget", "2s", "--device", "cpu",
                "--baseline", "--baseline-budget", "1s")
@@ -173,6 +177,7 @@ def test_doctor_reports_each_check(project: Path) -> None:
     assert "FAIL  clean working tree: uncommitted changes (train.py)" in bad.stdout
 
 
+@pytest.mark.slow  # runs an engine
 def test_files_are_never_world_writable_even_with_umask_0(project: Path) -> None:
     import stat
     import subprocess
@@ -188,6 +193,7 @@ def test_files_are_never_world_writable_even_with_umask_0(project: Path) -> None
         assert not path.stat().st_mode & stat.S_IWOTH, path
 
 
+@pytest.mark.slow  # runs an engine
 def test_headless_run_with_two_workers(project: Path) -> None:
     result = cli("run", str(project), "--headless", "--yes", "--time-budget", "2s", "--metric", "val_bpb:min",
                  "--max-iterations", "4", "--workers", "2", "--device", "cpu", "--tag", "par")
@@ -204,6 +210,7 @@ def test_headless_run_with_two_workers(project: Path) -> None:
         assert ancestor == (status == "keep"), row
 
 
+@pytest.mark.slow  # runs an engine
 def test_max_iterations_zero_runs_the_baseline_only(project: Path) -> None:
     result = cli("run", str(project), *BASE[:4], "--max-iterations", "0", "--yes", "--headless", "--device", "cpu")
     assert result.returncode == 0, result.stderr

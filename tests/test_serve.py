@@ -23,7 +23,7 @@ from autoresearch_tui.engine.session import SessionDir
 from browser import Chromium, find_chromium
 from tui_helpers import finish, pid_alive, spawn_headless
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]  # a server, engines, a browser
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", ROOT / "test-artifacts"))

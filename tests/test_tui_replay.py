@@ -33,6 +33,7 @@ async def loaded(pilot, app) -> None:
     await pilot.pause(0.2)
 
 
+@pytest.mark.slow  # every real file through the whole screen
 @pytest.mark.skipif(not REAL, reason="no real results files on this machine")
 @pytest.mark.parametrize("path", REAL, ids=lambda p: p.name)
 async def test_real_results_file(path):

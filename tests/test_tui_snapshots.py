@@ -60,7 +60,8 @@ async def test_replay_snapshot() -> None:
     app = replay_app(REAL_RESULTS / "Bervaso__autoresearch-macos.tsv")
     async with app.run_test(size=SIZE) as pilot:
         assert await wait_for(pilot, lambda: getattr(app.screen, "loaded", False), 10)
-        await pilot.pause(0.5)
+        # The summary renders in a thread: wait for it and the footer, however loaded the machine.
+        assert await wait_for(pilot, lambda: "AutoResearch Summary" in (t := screen_text(app)) and "q Quit" in t, 30)
         check("replay-80x24", screen_text(app))
 
 
