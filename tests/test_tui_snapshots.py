@@ -55,7 +55,8 @@ def check(name: str, text: str) -> None:
         pytest.fail(f"screen {name} changed (UPDATE_SNAPSHOTS=1 to accept):\n{diff}")
 
 
-@pytest.mark.skipif(REAL_RESULTS / "Bervaso__autoresearch-macos.tsv" not in real_results_files(), reason="no real results")
+@pytest.mark.skipif(REAL_RESULTS / "Bervaso__autoresearch-macos.tsv" not in real_results_files(),
+                    reason="no real results")
 async def test_replay_snapshot() -> None:
     app = replay_app(REAL_RESULTS / "Bervaso__autoresearch-macos.tsv")
     async with app.run_test(size=SIZE) as pilot:

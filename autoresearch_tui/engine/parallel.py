@@ -235,8 +235,8 @@ class ParallelEngine(Engine):
         project = self.ws.checkout(slot, commit)
         log = self.session.run_log(n, commit, attempt)
         self.emit(ev.RunStarted(iteration=n, commit=commit, log=str(log.relative_to(self.session.root)),
-                         budget_s=cfg.time_budget or 0, limit_s=cfg.limit_s, attempt=attempt, worker=slot.index,
-                         device=slot.device, description=slot.description if n else "baseline"))
+                                budget_s=cfg.time_budget or 0, limit_s=cfg.limit_s, attempt=attempt, worker=slot.index,
+                                device=slot.device, description=slot.description if n else "baseline"))
         updates = {**self.platform.env(cfg.time_budget or 0, batch_scale), **slot.env}
         spec = RunSpec(cfg.command_argv(), project, {**self._base_env(), **updates}, updates, log, cfg.limit_s,
                        cfg.kill_grace, slot.kill, self.session.root / f"run-w{slot.index}.pid", self.ws.links(),
@@ -249,9 +249,9 @@ class ParallelEngine(Engine):
         r = metrics.read_run(log, cfg.metric or "", cfg.metric_pattern, outcome.exit_code, outcome.timed_out,
                              outcome.killed, cfg.limit_s, outcome.peak_rss_mb)
         self.emit(ev.RunFinished(iteration=n, commit=commit, exit_code=outcome.exit_code,
-                         duration_s=round(outcome.duration_s, 3), timed_out=outcome.timed_out, metric=r.metric,
-                         summary=r.summary, peak_memory_mb=r.peak_mb, oom=r.oom, crash_reason=r.crash,
-                         attempt=attempt, worker=slot.index))
+                                 duration_s=round(outcome.duration_s, 3), timed_out=outcome.timed_out, metric=r.metric,
+                                 summary=r.summary, peak_memory_mb=r.peak_mb, oom=r.oom, crash_reason=r.crash,
+                                 attempt=attempt, worker=slot.index))
         return RunRecord(commit, outcome, r.metric, r.summary, r.peak_mb, r.oom, r.crash)
 
     # -- one history -------------------------------------------------------------------------
