@@ -444,7 +444,7 @@ class ResearchConfig:
                     del table[name]
                 elif name in wanted and not self._reads_as(name, table[name]):
                     table[name] = wanted[name]
-            elif name in wanted and (name == "tag" or self.value_of(name) != defaults.value_of(name)):
+            elif name in wanted and self.value_of(name) != defaults.value_of(name):
                 table[name] = wanted[name]
         return tomlkit.dumps(doc)
 
@@ -457,8 +457,12 @@ class ResearchConfig:
             return False
         return value == ((self.metric, self.direction) if name == "metric" else getattr(self, name))
 
-    def save(self, path: Path | None = None) -> Path:
+    def save(self, path: Path | None = None, full: bool = False) -> Path:
+        """autoresearch.toml edited in place; `full`: every key, for a file only the tool reads."""
         path = path or self.project / CONFIG_FILE
+        if full:
+            path.write_text(tomlkit.dumps(self.to_dict()), encoding="utf-8")
+            return path
         existing = path.read_text(encoding="utf-8") if path.is_file() else None
         path.write_text(self.toml_text(existing), encoding="utf-8")
         return path

@@ -401,5 +401,4 @@ def launch_config_path(config: ResearchConfig) -> Path:
 def write_launch_config(config: ResearchConfig) -> Path:
     path = launch_config_path(config)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.unlink(missing_ok=True)  # written whole: nothing of an older launch may remain
-    return config.save(path)
+    return config.save(path, full=True)
