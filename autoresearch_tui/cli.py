@@ -6,6 +6,7 @@ Heavy imports (Textual, GitPython) happen inside the commands so `--help` stays 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from pathlib import Path
@@ -120,7 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv = ["wizard", *argv]
     args = build_parser().parse_args(argv)
     try:
-        return _dispatch(args)
+        code = _dispatch(args)
+        sys.stdout.flush()  # a full disk under stdout must fail here, not in the interpreter's exit
+        return code
     except UserError as exc:
         print(f"autoresearch-tui: {exc}", file=sys.stderr)
         return exit_codes.BAD_INPUT
@@ -129,11 +132,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exit_codes.RUNTIME_FAILURE
     except KeyboardInterrupt:
         return exit_codes.RUNTIME_FAILURE
-    except Exception as exc:  # noqa: BLE001 - one line and a report file instead of a traceback
-        from autoresearch_tui.crash import one_line
-
-        print(one_line(exc), file=sys.stderr)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            return _internal_error(exc)
+        where = f" writing {exc.filename}" if exc.filename else ""
+        # Whatever was left unwritten in stdout's buffer goes nowhere, so the exit adds no traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print(f"autoresearch-tui: no space left on the device{where}; free some space and run again",
+              file=sys.stderr)
         return exit_codes.RUNTIME_FAILURE
+    except Exception as exc:  # noqa: BLE001 - one line and a report file instead of a traceback
+        return _internal_error(exc)
+
+
+def _internal_error(exc: BaseException) -> int:
+    from autoresearch_tui.crash import one_line
+
+    print(one_line(exc), file=sys.stderr)
+    return exit_codes.RUNTIME_FAILURE
 
 
 def _dispatch(args: argparse.Namespace) -> int:

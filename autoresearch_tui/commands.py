@@ -36,16 +36,37 @@ def load(project: Path, config_file: Path | None, overrides: dict[str, Any]):
         raise UserError(f"project folder {project} does not exist")
     if not project.is_dir():
         raise UserError(f"{project} is not a folder; give the project folder that holds train.py")
+    _refuse_bare(project)
     return load_config(project, config_file, overrides)
+
+
+def _refuse_bare(project: Path) -> None:
+    from autoresearch_tui.engine.preflight import bare_error
+
+    if problem := bare_error(project):
+        raise UserError(problem)
+
+
+def _refuse_index_lock(project: Path) -> None:
+    """A left-over index.lock would fail the first git write deep in the loop: say it now."""
+    from autoresearch_tui.engine.preflight import index_lock_error
+
+    if problem := index_lock_error(project):
+        raise UserError(problem)
 
 
 # -- run ----------------------------------------------------------------------------------
 
 def cmd_run(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
+    if args.discard_pending and not args.resume:
+        raise UserError("--discard-pending only applies with --resume (it discards the experiment a stopped "
+                        "session left unevaluated); add --resume or drop it")
     if args.resume:
         config = load_for_resume(args.project, overrides)
+        _refuse_index_lock(config.project)
         return run_headless(config, resume=True, rerun_pending=not args.discard_pending)
     config = load(args.project, args.config, overrides)
+    _refuse_index_lock(config.project)
     if not args.headless:
         from autoresearch_tui.tui import launch
 
@@ -59,6 +80,7 @@ def load_for_resume(project: Path, overrides: dict[str, Any]):
 
     if not project.is_dir():
         raise UserError(f"project folder {project} does not exist")
+    _refuse_bare(project)
     root = project.resolve()
     base = ResearchConfig(project=root)
     tag = overrides.get("tag")
@@ -71,7 +93,12 @@ def load_for_resume(project: Path, overrides: dict[str, Any]):
     data = {k: v for k, v in data.items() if k not in ("project", "platform")}
     config = apply_values(ResearchConfig(project=root), data, source=str(session / "config.toml"))
     config.tag = session.name
-    return apply_values(config, {k: v for k, v in overrides.items() if k != "tag"})
+    started = config.metric_spec
+    config = apply_values(config, {k: v for k, v in overrides.items() if k != "tag"})
+    if started and config.metric_spec != started:
+        raise UserError(f"session {session.name} measures {started}, so its results cannot be compared on "
+                        f"{config.metric_spec}; drop --metric, or start a new session with another --tag")
+    return config
 
 
 def run_headless(config: Any, confirm: bool = False, resume: bool = False, rerun_pending: bool = True) -> int:
@@ -129,6 +156,8 @@ async def _run_with_signals(engine: Any):
 def cmd_demo(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
     from autoresearch_tui.demo import create_demo_project
 
+    if args.dir is not None and args.dir.exists() and not args.dir.is_dir():
+        raise UserError(f"--dir {args.dir} is a file; give a new folder for the demo project")
     project, values = create_demo_project(args.sample, args.dir)
     if args.time_budget:
         values["time_budget"] = args.time_budget
@@ -151,6 +180,9 @@ def cmd_summary(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
     from autoresearch_tui.engine.config import parse_metric
     from autoresearch_tui.engine.results import ResultsFormatError, read_results
 
+    if args.results.is_dir():
+        hint = f" such as {args.results / 'results.tsv'}" if (args.results / "results.tsv").is_file() else ""
+        raise UserError(f"{args.results} is a folder; give the path of a results.tsv file{hint}")
     if not args.results.is_file():
         raise UserError(f"{args.results} does not exist; give the path of a results.tsv")
     metric = direction = None

@@ -621,6 +621,11 @@ def validate(config: ResearchConfig) -> None:
     for name, flag in (("results_file", "--results"), ("session_dir", "--session-dir")):
         if problem := project_path_problem(root, getattr(config, name), written=True):
             raise UserError(f"{name}: {problem}; pass {flag} with a path inside the project")
+    from autoresearch_tui.engine.reporting import SUMMARY_FILE
+
+    if problem := project_path_problem(root, SUMMARY_FILE, written=True):
+        raise UserError(f"{SUMMARY_FILE}: {problem}; remove it (git rm {SUMMARY_FILE}) so the summary can be "
+                        "written there")
     if config.scope not in SCOPES:
         raise UserError(f"scope: {config.scope!r} is not one of {', '.join(SCOPES)}")
     check_tag(config.tag)

@@ -246,17 +246,24 @@ def git_dir(project: Path) -> Path | None:
 
 def repository_error(project: Path) -> str | None:
     """What GitPython would stumble on, said with the fix: a bare repository, a left-over index.lock."""
+    return bare_error(project) or index_lock_error(project)
+
+
+def bare_error(project: Path) -> str | None:
     folder = git_dir(project)
-    if folder is None:
-        return None  # not a repository: GitRepo says so with the fix
-    if folder.name != ".git" and not (folder / "commondir").exists() and (folder / "objects").is_dir():
-        return (f"{folder} is a bare repository (no working tree to train in); clone it "
-                f"(git clone {folder} my-project) and run there")
-    lock = folder / "index.lock"
-    if lock.exists():
-        return (f"{lock} exists: another git command is running in this repository, or one was killed and "
-                f"left it; if no git command is running, remove it (rm {lock}) and start again")
-    return None
+    if folder is None or folder.name == ".git" or (folder / "commondir").exists():
+        return None  # not a repository (GitRepo says so with the fix), or one with a work tree
+    return (f"{folder} is a bare repository (no working tree to train in); clone it "
+            f"(git clone {folder} my-project) and run there")
+
+
+def index_lock_error(project: Path) -> str | None:
+    folder = git_dir(project)
+    lock = folder / "index.lock" if folder is not None else None
+    if lock is None or not lock.exists():
+        return None
+    return (f"{lock} exists: another git command is running in this repository, or one was killed and "
+            f"left it; if no git command is running, remove it (rm {lock}) and start again")
 
 
 def branch_error(project: Path, tag: str, session_dir: str = ".autoresearch") -> str | None:
