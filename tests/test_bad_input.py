@@ -151,3 +151,23 @@ def test_watch_skips_a_deeply_nested_event_line(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr and "internal error" not in result.stderr
     assert "stopped" in result.stdout
+
+
+def test_an_error_inside_the_app_is_a_report_and_one_line(tmp_path: Path, monkeypatch, capfd) -> None:
+    from textual.screen import Screen
+
+    from autoresearch_tui.tui import launch
+    from autoresearch_tui.tui.app import ResearchApp
+
+    class Broken(Screen):
+        def on_mount(self) -> None:
+            raise RuntimeError("a bug in a screen")
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    code = launch._run(ResearchApp(lambda app: Broken()), headless=True)
+    out, err = capfd.readouterr()
+    assert code == 1
+    assert "Traceback" not in out + err and "a bug in a screen" not in out
+    assert err.strip().splitlines() == [err.strip()] and "RuntimeError: a bug in a screen" in err
+    reports = list((tmp_path / "autoresearch-tui").glob("crash-*.log"))
+    assert len(reports) == 1 and "a bug in a screen" in reports[0].read_text()
