@@ -299,14 +299,18 @@ def cmd_doctor(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
     if config.time_budget is None:
         checks.append(Check("time budget", False, "time_budget is not set: pass --time-budget 5m"))
     if args.baseline and config.metric:
-        checks.append(_baseline_check(config, platform, args.baseline_budget))
+        checks.extend(_baseline_checks(config, platform, args.baseline_budget))
     for check in checks:
         mark = "ok  " if check.ok else ("FAIL" if check.fatal else "warn")
         print(f"{mark}  {check.name}: {check.message}", flush=True)
     return exit_codes.OK if all(c.ok or not c.fatal for c in checks) else exit_codes.RUNTIME_FAILURE
 
 
-def _baseline_check(config: Any, platform: Any, budget: str):
+# A baseline is "far over its budget" past 2x the budget plus start-up and evaluation slack.
+OVER_BUDGET_FACTOR, OVER_BUDGET_SLACK_S = 2.0, 5.0
+
+
+def _baseline_checks(config: Any, platform: Any, budget: str) -> list[Any]:
     import os
     import tempfile
 
@@ -325,9 +329,16 @@ def _baseline_check(config: Any, platform: Any, budget: str):
                                       limit_s=seconds * config.time_limit_factor + 60, grace_s=5))
     r = metrics.read_run(log, config.metric, config.metric_pattern, outcome.exit_code, outcome.timed_out,
                          False, seconds * config.time_limit_factor + 60, outcome.peak_rss_mb)
+    checks = []
+    if outcome.timed_out or outcome.duration_s > OVER_BUDGET_FACTOR * seconds + OVER_BUDGET_SLACK_S:
+        checks.append(Check("time budget honoured", False,
+                            f"the baseline ran {outcome.duration_s:.0f} s on a {budget} budget: the script does not "
+                            "stop at the budget (does it train by iteration count?); make it stop after "
+                            "AUTORESEARCH_TIME_BUDGET seconds so runs compare at equal time", fatal=False))
     if r.crash:
-        return Check("short baseline", False, f"{r.crash} (log: {log})")
-    return Check("short baseline", True, f"{config.metric} = {r.metric:.6f} after {outcome.duration_s:.0f} s")
+        return [Check("short baseline", False, f"{r.crash} (log: {log})"), *checks]
+    return [Check("short baseline", True, f"{config.metric} = {r.metric:.6f} after {outcome.duration_s:.0f} s"),
+            *checks]
 
 
 def cmd_control(args: argparse.Namespace, overrides: dict[str, Any]) -> int:

@@ -223,9 +223,15 @@ async def test_train_and_readonly_cross_check(proj: Path) -> None:
         assert error(screen, "readonly_script") == ""
 
 
-@pytest.mark.parametrize("problem", ["dirty", "detached", "not a repo"])
+@pytest.mark.parametrize("problem", ["dirty", "detached", "not a repo", "bare", "index.lock"])
 async def test_git_state_problems_disable_start(tmp_path: Path, problem: str) -> None:
-    if problem == "not a repo":
+    if problem == "bare":  # said on the git line, no traceback
+        git(tmp_path, "clone", "-q", "--bare", str(make_project(tmp_path / "src")), str(tmp_path / "b.git"))
+        proj, expected = tmp_path / "b.git", "bare repository"
+    elif problem == "index.lock":
+        proj, expected = make_project(tmp_path / "proj"), "rm "
+        (proj / ".git" / "index.lock").write_text("")
+    elif problem == "not a repo":
         proj = tmp_path / "plain"
         proj.mkdir()
         (proj / "train.py").write_text("print('val: 1')\n")
