@@ -37,6 +37,12 @@ def _toml(text: str) -> Callable[[Path], Path]:
     return setup
 
 
+def _with_file(name: str, text: str) -> Callable[[Path], Path]:
+    def setup(tmp: Path) -> Path:
+        return make_project(tmp / "p", extra={name: text})
+    return setup
+
+
 def _project(tmp: Path) -> Path:
     return make_project(tmp / "p")
 
@@ -95,7 +101,9 @@ CASES = [
      ["symbolic link"]),
     ("results tracked", _project, ["run", "{p}", *RUN, "--results", "prepare.py"], ["tracked"]),
     ("session dir in .git", _project, ["run", "{p}", *RUN, "--session-dir", ".git/x"], ["session_dir", ".git"]),
-    ("summary a tracked link", _tracked_link, ["run", "{p}", *RUN], ["autoresearch-summary.md"]),
+    ("summary a tracked link", _tracked_link, ["run", "{p}", *RUN], ["autoresearch-summary.md", "link"]),
+    ("summary tracked", _with_file("autoresearch-summary.md", "# old\n"), ["run", "{p}", *RUN],
+     ["autoresearch-summary.md is tracked", "git rm --cached"]),
 ]
 
 

@@ -198,6 +198,13 @@ async def test_existing_branch_tag_is_refused(proj: Path) -> None:
         assert error(screen, "tag") == ""
         assert "autoresearch/free1" in str(screen.query_one("#help-tag", Static).content)
         assert not start_disabled(screen)
+        session = proj / ".autoresearch" / "taken"  # the tag has a session: say where to go instead
+        session.mkdir(parents=True)
+        (session / "config.toml").write_text('tag = "taken"\n')
+        await type_into(pilot, "tag", "taken")
+        await settle(pilot, screen)
+        message = error(screen, "tag")
+        assert "run --resume --tag taken" in message and "watch" in message
 
 
 async def test_fixing_a_value_clears_its_message(proj: Path) -> None:
