@@ -338,6 +338,9 @@ def check_project(config: ResearchConfig) -> list[Check]:
     train_problem = script_error(project, config.train_script, "training script")
     checks.append(Check("training script", train_problem is None, train_problem or config.train_script))
     checks.append(readonly_check(config))
+    for key in ("results_file", "session_dir"):
+        if problem := project_path_problem(project.resolve(), getattr(config, key), written=True):
+            checks.append(Check(key.replace("_", " "), False, f"{problem}; give a path inside the project"))
     argv = config.command_argv()
     cmd_problem = command_error(project, argv)
     checks.append(Check("training command", cmd_problem is None, cmd_problem or shlex.join(argv)))

@@ -223,6 +223,8 @@ class WizardScreen(Screen["ResearchConfig | None"]):
 
     def _apply_git(self, tag: str, agent: str, git_problem: str | None, branch_problem: str | None,
                    agent_problem: str | None = None) -> None:
+        if not self.is_attached:
+            return  # a check that finished after the screen closed
         self.git_error = git_problem
         self.branch_error = branch_problem
         self.git_checked_tag = tag
