@@ -48,7 +48,7 @@ def _refuse_bare(project: Path) -> None:
 
 
 def _refuse_index_lock(project: Path) -> None:
-    """A left-over index.lock would fail the first git write deep in the loop: say it now."""
+    """At a fresh start a left-over index.lock would fail the first git write deep in the loop: say it now."""
     from autoresearch_tui.engine.preflight import index_lock_error
 
     if problem := index_lock_error(project):
@@ -62,8 +62,7 @@ def cmd_run(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
         raise UserError("--discard-pending only applies with --resume (it discards the experiment a stopped "
                         "session left unevaluated); add --resume or drop it")
     if args.resume:
-        config = load_for_resume(args.project, overrides)
-        _refuse_index_lock(config.project)
+        config = load_for_resume(args.project, overrides)  # resume removes the locks a killed session left
         return run_headless(config, resume=True, rerun_pending=not args.discard_pending)
     config = load(args.project, args.config, overrides)
     _refuse_index_lock(config.project)
