@@ -32,12 +32,8 @@ REQUIRED = ("train_script", "time_budget", "metric", "tag", "results_file")
 
 def agent_names() -> tuple[str, ...]:
     """The agents the engine knows (the registry), builtin first."""
-    try:
-        from autoresearch_tui.agents.registry import AGENTS
-    except ImportError:  # pragma: no cover - an older tree without the registry
-        from autoresearch_tui.engine import config as _config
+    from autoresearch_tui.agents.registry import AGENTS
 
-        AGENTS = getattr(_config, "AGENTS", ("builtin",))
     return tuple(AGENTS)
 
 
@@ -45,10 +41,8 @@ def agent_error(config: ResearchConfig) -> str | None:
     """Can the configured agent work (its command on PATH, its API key set)? May use the network."""
     if config.agent == "builtin":
         return None
-    try:
-        from autoresearch_tui.agents.registry import check_backend
-    except ImportError:  # pragma: no cover
-        return None
+    from autoresearch_tui.agents.registry import check_backend
+
     try:
         return check_backend(config)
     except Exception as exc:  # noqa: BLE001 - a check must not crash its caller

@@ -65,7 +65,7 @@ def wizard_app(config: Any, demo: bool = False, *, bell: bool = False) -> Resear
             app.call_from_thread(app.notify, str(exc), title="Cannot start", severity="error", timeout=15)
             app.call_from_thread(open_wizard, app, cfg)
             return
-        screen = LiveScreen(cfg.session_path(), engine=engine, bell=bell or bool(getattr(cfg, "bell", False)))
+        screen = LiveScreen(cfg.session_path(), engine=engine, bell=bell or cfg.bell)
         app.call_from_thread(app.push_screen, screen)
 
     def start(app: ResearchApp):
