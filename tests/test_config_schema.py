@@ -125,6 +125,9 @@ def test_readonly_takes_a_list_and_defaults_to_prepare_only_when_present(tmp_pat
     ("train_command", "python3 'train.py", "balance its quotes"),
     ("tag", "x" * 300, "at most 64"),
     ("agent_prices", {"input": "a lot"}, "number"),
+    ("workers", "100000", "at most 256"),
+    ("seed", "-1", "negative"),
+    ("max_iterations", "lots", "or unlimited"),
 ])
 def test_bad_values_are_refused_with_the_key(tmp_path: Path, key: str, value: object, needle: str) -> None:
     with pytest.raises(UserError) as caught:

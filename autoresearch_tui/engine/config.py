@@ -36,6 +36,7 @@ CONFIG_FILE = "autoresearch.toml"
 DIRECTIONS = ("min", "max")
 DEVICES = ("auto", "cuda", "mps", "cpu")
 MAX_TAG = 64  # a branch and a folder name: long enough for any tag, short of every path limit
+MAX_WORKERS = 256  # each worker is a git worktree and a process tree
 MAX_SECONDS = 30 * 86400.0  # a duration beyond a month is a typo (and inf/1e308 overflow the limit)
 DEFAULT_READONLY = "prepare.py"
 
@@ -79,7 +80,7 @@ def duration(value: Any) -> float:
     return seconds
 
 
-def whole(minimum: int = 0, none_word: str | None = None) -> Callable[[Any], int | None]:
+def whole(minimum: int = 0, none_word: str | None = None, maximum: int | None = None) -> Callable[[Any], int | None]:
     hint = f" (or {none_word})" if none_word else ""
 
     def parse(value: Any) -> int | None:
@@ -94,6 +95,8 @@ def whole(minimum: int = 0, none_word: str | None = None) -> Callable[[Any], int
         if number < minimum:
             raise ValueError(f"must be at least {minimum}, got {number}" if minimum else
                              f"must not be negative, got {number}")
+        if maximum is not None and number > maximum:
+            raise ValueError(f"must be at most {maximum}, got {number}")
         return number
     return parse
 
@@ -359,7 +362,7 @@ class ResearchConfig:
                             example="3")
     baseline_repeats: int = key(1, whole(1), "run the baseline this many times to measure the noise",
                                 metavar="N", example="1")
-    workers: int = key(1, whole(0), "experiments in flight at once (0: one per GPU)", metavar="N",
+    workers: int = key(1, whole(0, maximum=MAX_WORKERS), "experiments in flight at once (0: one per GPU)", metavar="N",
                        example="1")
     gpus: list[str] | None = key(None, gpu_ids, "GPUs the workers use, one worker each", metavar="IDS",
                                  example='["0", "1"]')
