@@ -176,7 +176,7 @@ def cmd_demo(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
 
 def cmd_summary(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
     from autoresearch_tui.engine import summary
-    from autoresearch_tui.engine.config import parse_metric
+    from autoresearch_tui.engine.config_values import parse_metric
     from autoresearch_tui.engine.results import ResultsFormatError, read_results
 
     if args.results.is_dir():

@@ -17,9 +17,9 @@ import shutil
 from pathlib import Path
 from typing import Any, Mapping, NamedTuple
 
-from autoresearch_tui.engine.config import (KEYS, ResearchConfig, apply_values, check_tag, project_path_problem,
-                                            validate)
-from autoresearch_tui.engine.durations import exact_duration, parse_duration
+from autoresearch_tui.engine.config import KEYS, ResearchConfig, apply_values, project_path_problem, validate
+from autoresearch_tui.engine.config_values import check_tag
+from autoresearch_tui.engine.durations import exact_duration
 from autoresearch_tui.engine.gitops import GitRepo
 from autoresearch_tui.errors import UserError
 
