@@ -62,6 +62,14 @@ def _with_session(tmp: Path) -> Path:
     return project
 
 
+def _planted_session_link(tmp: Path) -> Path:
+    project = make_project(tmp / "p")
+    (tmp / "elsewhere").mkdir()
+    (project / ".autoresearch").mkdir()
+    (project / ".autoresearch" / "t1").symlink_to(tmp / "elsewhere")
+    return project
+
+
 def _nested_events(tmp: Path) -> Path:
     session = tmp / "s"
     session.mkdir()
@@ -100,6 +108,8 @@ CASES = [
     ("results a symlink", lambda tmp: _toml("")(tmp), ["run", "{p}", *RUN, "--results", "link.tsv"],
      ["symbolic link"]),
     ("results tracked", _project, ["run", "{p}", *RUN, "--results", "prepare.py"], ["tracked"]),
+    ("session folder a symlink", _planted_session_link, ["run", "{p}", *RUN, "--tag", "t1"],
+     ["session_dir", "symbolic link"]),
     ("session dir in .git", _project, ["run", "{p}", *RUN, "--session-dir", ".git/x"], ["session_dir", ".git"]),
     ("summary a tracked link", _tracked_link, ["run", "{p}", *RUN], ["autoresearch-summary.md", "link"]),
     ("summary tracked", _with_file("autoresearch-summary.md", "# old\n"), ["run", "{p}", *RUN],

@@ -427,8 +427,10 @@ def validate(config: ResearchConfig) -> None:
         if not config.path(name).is_file():
             raise UserError(f"readonly_script: {config.path(name)} does not exist; pass --readonly PATH "
                             "(or --readonly '' to protect nothing extra)")
-    for name, flag in (("results_file", "--results"), ("session_dir", "--session-dir")):
-        if problem := project_path_problem(root, getattr(config, name), written=True):
+    session = str(Path(config.session_dir) / config.tag)  # the session's own folder too: a planted link
+    for name, flag, relative in (("results_file", "--results", config.results_file),
+                                 ("session_dir", "--session-dir", session)):
+        if problem := project_path_problem(root, relative, written=True):
             raise UserError(f"{name}: {problem}; pass {flag} with a path inside the project")
     from autoresearch_tui.engine.reporting import SUMMARY_FILE
 
