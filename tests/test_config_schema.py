@@ -91,6 +91,7 @@ def test_a_new_file_holds_only_what_differs_from_the_defaults(tmp_path: Path) ->
     config = load_config(proj, overrides={"time_budget": "90s", "metric": "acc:max", "tag": "t1",
                                           "agent_prices": "input=3,output=15"})
     text = config.toml_text()
+    assert "agent_prices = {input = 3.0, output = 15.0}" in text
     assert "train_script" not in text and 'time_budget = "90s"' in text and 'metric = "acc:max"' in text
     (proj / "autoresearch.toml").write_text(text)
     back = load_config(proj)
@@ -147,3 +148,13 @@ def test_every_default_reads_back_through_its_own_reader() -> None:
         parsed = KEYS[name].parse(value)
         assert (parsed == (defaults.metric, defaults.direction) if name == "metric"
                 else parsed == defaults.value_of(name)), name
+
+
+def test_an_autoresearch_table_is_edited_in_place(tmp_path: Path) -> None:
+    original = '# shared with other tools\n[tool]\nx = 1\n\n[autoresearch]\nmetric = "acc:max"  # m\n'
+    (tmp_path / "autoresearch.toml").write_text(original)
+    config = load_config(tmp_path)
+    config.seed = 3
+    text = config.toml_text(original)
+    assert text.startswith(original) and text.endswith("seed = 3\n")
+    assert "[tool]\nx = 1" in text

@@ -278,13 +278,14 @@ class ResearchConfig:
         defaults = ResearchConfig(project=self.project)
         wanted = self.to_dict()
         for name in KEYS:
+            value = _inline(wanted[name]) if name in wanted else None
             if name in table:
                 if name not in wanted and not (name == "direction" and self.metric):
                     del table[name]
                 elif name in wanted and not self._reads_as(name, table[name]):
-                    table[name] = wanted[name]
+                    table[name] = value
             elif name in wanted and self.value_of(name) != defaults.value_of(name):
-                table[name] = wanted[name]
+                table[name] = value
         return tomlkit.dumps(doc)
 
     def _reads_as(self, name: str, item: Any) -> bool:
@@ -322,6 +323,15 @@ class ResearchConfig:
         lines = ["## AutoResearch Config", "| Parameter | Value |", "|------------------------|-------------------------------|"]
         lines += [f"| {name:<22} | {value:<29} |" for name, value in rows]
         return "\n".join(lines)
+
+
+def _inline(value: Any) -> Any:
+    """A table value stays on its key's line ({input = 3.0, output = 15.0}), as a user writes it."""
+    if not isinstance(value, dict):
+        return value
+    table = tomlkit.inline_table()
+    table.update(value)
+    return table
 
 
 def _keys() -> dict[str, Key]:
