@@ -158,3 +158,12 @@ def test_an_autoresearch_table_is_edited_in_place(tmp_path: Path) -> None:
     text = config.toml_text(original)
     assert text.startswith(original) and text.endswith("seed = 3\n")
     assert "[tool]\nx = 1" in text
+
+
+def test_a_full_save_reads_back_the_same_config(tmp_path: Path) -> None:
+    """The file the app hands the engine it spawns: every key, read back unchanged."""
+    config = load_config(tmp_path, overrides={"agent_prices": "input=3,output=15", "max_cost": "5", "tag": "t2",
+                                              "metric": "acc:max", "time_budget": "90s", "gpus": "0,1",
+                                              "readonly_script": "", "metric_pattern": r"acc=(<number>)"})
+    back = load_config(tmp_path, config.save(tmp_path / "launch.toml", full=True))
+    assert {k: back.value_of(k) for k in KEYS} == {k: config.value_of(k) for k in KEYS}
