@@ -103,7 +103,7 @@ class ResearchConfig:
         metavar="NAME:min|max", example='"val_bpb:min"',
         wizard=("Metric", "NAME:min or NAME:max as printed, e.g. val_bpb:min", "e.g. val_bpb:min"))
     direction: str | None = key(
-        None, choice(DIRECTIONS), "the metric's direction, when `metric` does not give it",
+        None, choice(DIRECTIONS), "the metric's direction; `metric = \"NAME:min\"` sets it too, so this key is rarely needed",
         choices=DIRECTIONS, example='"min"')
     max_iterations: int | None = key(
         None, whole(0, none_word="unlimited"), "experiments after the baseline (0: the baseline only); "
