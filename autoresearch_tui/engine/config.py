@@ -99,11 +99,13 @@ class ResearchConfig:
         metavar="DURATION", example='"5m"', dump=exact_duration,
         wizard=("Time budget / run", "Training time per run: 90s, 5m, 1h. No default.", "e.g. 5m"))
     metric: str | None = key(
-        None, metric_and_direction, "required: the metric as the script prints it and its direction, NAME:min or NAME:max",
+        None, metric_and_direction,
+        "required: the metric as the script prints it and its direction, NAME:min or NAME:max",
         metavar="NAME:min|max", example='"val_bpb:min"',
         wizard=("Metric", "NAME:min or NAME:max as printed, e.g. val_bpb:min", "e.g. val_bpb:min"))
     direction: str | None = key(
-        None, choice(DIRECTIONS), "the metric's direction; `metric = \"NAME:min\"` sets it too, so this key is rarely needed",
+        None, choice(DIRECTIONS),
+        "the metric's direction; `metric = \"NAME:min\"` sets it too, so this key is rarely needed",
         choices=DIRECTIONS, example='"min"')
     max_iterations: int | None = key(
         None, whole(0, none_word="unlimited"), "experiments after the baseline (0: the baseline only); "
