@@ -160,13 +160,8 @@ def field_error(key: str, value: str, values: Mapping[str, str], project: Path) 
         if value or key not in ("hypothesis", "max_iterations"):
             KEYS[key].parse(value)
     except ValueError as exc:
-        return _with_fix(key, str(exc))
+        return str(exc)  # the schema's readers say what to write
     return None
-
-
-def _with_fix(key: str, message: str) -> str:
-    fix = {"time_budget": "write e.g. 90s, 5m, 1h or 300 (seconds)"}.get(key)
-    return f"{message}; {fix}" if fix and fix not in message else message
 
 
 def script_error(project: Path, value: str, what: str) -> str | None:
