@@ -443,6 +443,23 @@ def test_build_config_and_field_errors(proj: Path) -> None:
     assert preflight.disk_check(proj, minimum=1 << 60).fatal is False
 
 
+async def test_start_keeps_the_users_comments_in_the_toml(tmp_path: Path) -> None:
+    original = '# night runs\nmetric = "val_bpb:min"  # printed by train.py\ntime_budget = "1m"  # the reference\n'
+    proj = make_project(tmp_path / "proj")
+    (proj / "autoresearch.toml").write_text(original)  # untracked: writing it leaves the tree clean
+    app = WizardApp(load_config(proj))
+    async with app.run_test(size=(100, 40)) as pilot:
+        screen = wizard(app)
+        await type_into(pilot, "time_budget", "2m")
+        await type_into(pilot, "seed", "5")
+        await pilot.press("enter")
+        await settle(pilot, screen)
+        await pilot.press("enter")
+        await settle(pilot, screen)
+    assert isinstance(app.result, ResearchConfig)
+    assert (proj / "autoresearch.toml").read_text() == original.replace('"1m"', '"2m"') + "seed = 5\n"
+
+
 async def test_tracked_toml_unchanged_starts_and_changed_asks_for_a_commit(tmp_path: Path) -> None:
     proj = make_project(tmp_path / "proj", extra={"autoresearch.toml": 'time_budget = "1m"\nmetric = "val_bpb:min"\n'})
     config = load_config(proj, overrides={"tag": "t1"})
