@@ -43,6 +43,11 @@ def _with_file(name: str, text: str) -> Callable[[Path], Path]:
     return setup
 
 
+def _a_file(tmp: Path) -> Path:
+    (tmp / "f").write_text("x")
+    return tmp / "f"
+
+
 def _project(tmp: Path) -> Path:
     return make_project(tmp / "p")
 
@@ -59,6 +64,12 @@ def _with_session(tmp: Path) -> Path:
     session.mkdir(parents=True)
     (session / "config.toml").write_text('tag = "old"\nmetric = "val_bpb:min"\ntime_budget = "1s"\n')
     git(project, "branch", "autoresearch/old")
+    return project
+
+
+def _results_link(tmp: Path) -> Path:
+    project = make_project(tmp / "p")
+    (project / "link.tsv").symlink_to(tmp / "target.tsv")
     return project
 
 
@@ -92,7 +103,7 @@ CASES = [
     ("bare repository: doctor", _bare, ["doctor", "{p}"], ["bare repository"]),
     ("bare repository: wizard", _bare, ["{p}"], ["bare repository"]),
     ("unbalanced quote", _project, ["run", "{p}", *RUN, "--train-command", "python3 'train.py"], ["quotes"]),
-    ("demo --dir is a file", lambda tmp: (tmp / "f").write_text("x") and tmp / "f",
+    ("demo --dir is a file", _a_file,
      ["demo", "--headless", "--dir", "{p}"], ["is a file"]),
     ("stale index.lock", _index_lock, ["run", "{p}", *RUN], ["index.lock", "rm "]),
     ("noise_z = nan", _toml("noise_z = nan\n"), ["run", "{p}", *RUN], ["noise_z", "finite"]),
@@ -105,8 +116,7 @@ CASES = [
     ("summary of a folder", _project, ["summary", "{p}"], ["is a folder", "results.tsv"]),
     ("results in .git", _project, ["run", "{p}", *RUN, "--results", ".git/config"], ["results_file", ".git"]),
     ("results outside", _project, ["run", "{p}", *RUN, "--results", "../r.tsv"], ["outside the project"]),
-    ("results a symlink", lambda tmp: _toml("")(tmp), ["run", "{p}", *RUN, "--results", "link.tsv"],
-     ["symbolic link"]),
+    ("results a symlink", _results_link, ["run", "{p}", *RUN, "--results", "link.tsv"], ["symbolic link"]),
     ("results tracked", _project, ["run", "{p}", *RUN, "--results", "prepare.py"], ["tracked"]),
     ("session folder a symlink", _planted_session_link, ["run", "{p}", *RUN, "--tag", "t1"],
      ["session_dir", "symbolic link"]),
@@ -120,8 +130,6 @@ CASES = [
 @pytest.mark.parametrize(("name", "setup", "argv", "needles"), CASES, ids=[c[0] for c in CASES])
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, name, setup, argv, needles) -> None:
     path = setup(tmp_path)
-    if name == "results a symlink":
-        (path / "link.tsv").symlink_to(tmp_path / "target.tsv")
     args = [a.replace("{p}", str(path)) for a in argv]
     result = cli(*args, cwd=tmp_path, env={"XDG_STATE_HOME": str(tmp_path / "state")}, timeout=60)
     err = result.stderr.strip()
