@@ -78,8 +78,8 @@ class ResearchConfig:
     strict_pipeline: bool = False  # a prepared candidate is asked again after a keep instead of 3-way applied
     keep_policy: str = "any"  # any | min_delta | sigma | confirm (see engine/noise.py)
     min_delta: float = 0.0
-    noise_z: float = 2.0
-    confirm_runs: int = 3  # confirm: at most this many runs of a candidate
+    noise_z: float | None = None  # None: the policy's own (2 for sigma, 1.9 for confirm; engine/noise.py)
+    confirm_runs: int = 6  # confirm: at most this many runs of a candidate
     baseline_repeats: int = 1  # run the baseline k times to estimate the noise
     workers: int = 1  # experiments in flight at once (0: one per GPU)
     gpus: list[str] | None = None  # which GPUs the workers use, e.g. ["0", "1"]

@@ -109,6 +109,11 @@ def _runs(k: int) -> str:
     return "1 run" if k == 1 else f"mean of {k} runs"
 
 
+def default_z(policy: str) -> float:
+    """The z of a policy when `noise_z` is not set."""
+    return CONFIRM_Z if policy == "confirm" else DEFAULT_Z
+
+
 def judge(policy: str, candidate: list[float], best: list[float], direction: str, sigma: float | None, *,
           min_delta: float = 0.0, z: float | None = None, max_runs: int = DEFAULT_MAX_RUNS,
           min_runs: int = DEFAULT_MIN_RUNS) -> Verdict:
@@ -127,10 +132,9 @@ def judge(policy: str, candidate: list[float], best: list[float], direction: str
     cand = mean(candidate)
     if not best:
         return Verdict(KEEP, f"first measurement ({_f(cand)}): nothing to beat", None)
+    z = default_z(policy) if z is None else z
     if policy == "confirm" and sigma is not None:
-        return _confirm(candidate, best, direction, sigma, min_delta, CONFIRM_Z if z is None else z,
-                        max_runs, min_runs)
-    z = DEFAULT_Z if z is None else z
+        return _confirm(candidate, best, direction, sigma, min_delta, z, max_runs, min_runs)
     ref = mean(best)
     gain = improvement(cand, ref, direction)
     what = f"{_runs(k)} {_f(cand)} vs best {_f(ref)}" + (f" (mean of {len(best)} runs)" if len(best) > 1 else "")
@@ -197,5 +201,5 @@ def _confirm(candidate: list[float], best: list[float], direction: str, sigma: f
                           f"(run {k + 1} of at most {max_runs})", threshold)
 
 
-__all__ = ["BEST_WINDOW", "CONFIRM_Z", "DEFAULT_MAX_RUNS", "DEFAULT_MIN_RUNS", "DEFAULT_Z", "KEEP", "DISCARD", "RERUN", "POLICIES", "NoiseModel", "Verdict",
-           "improvement", "judge", "mean"]
+__all__ = ["BEST_WINDOW", "CONFIRM_Z", "DEFAULT_MAX_RUNS", "DEFAULT_MIN_RUNS", "DEFAULT_Z", "KEEP", "DISCARD", "RERUN",
+           "POLICIES", "NoiseModel", "Verdict", "default_z", "improvement", "judge", "mean"]
