@@ -17,7 +17,8 @@ from __future__ import annotations
 import math
 import random
 import sys
-from dataclasses import dataclass
+import statistics
+from dataclasses import dataclass, field
 
 from autoresearch_tui.engine.noise import DEFAULT_MAX_RUNS, NoiseModel, judge, mean
 
@@ -28,6 +29,7 @@ class SimResult:
     keeps: int = 0
     runs: int = 0  # candidate runs
     best_runs: int = 0  # runs of the best made to confirm (interleaved)
+    session_rates: list[float] = field(default_factory=list)  # keep rate of each session
 
     @property
     def keep_rate(self) -> float:
@@ -39,8 +41,10 @@ class SimResult:
         return (self.runs + self.best_runs) / max(self.candidates, 1)
 
     def stderr(self) -> float:
-        p = self.keep_rate
-        return math.sqrt(p * (1 - p) / max(self.candidates, 1))
+        """From the per-session rates: candidates of one session are correlated (a lucky best
+        blocks many later ones), so sessions, not candidates, are the independent units."""
+        rates = self.session_rates
+        return statistics.stdev(rates) / math.sqrt(len(rates)) if len(rates) > 1 else float("nan")
 
 
 def decide(policy: str, runs: list[float], best: list[float], sigma: float | None, **rule) -> str:
@@ -95,6 +99,7 @@ def chain(policy: str, gain: float, *, sessions: int = 400, iterations: int = 40
         best_commit = "base"
         for v in best:
             model.add(best_commit, v)
+        keeps_before = out.keeps
         for i in range(iterations):
             true = true_best - gain
             before = len(best)
@@ -105,6 +110,7 @@ def chain(policy: str, gain: float, *, sessions: int = 400, iterations: int = 40
                 model.add(str(i), v)
             if kept:
                 true_best, best, best_commit = true, list(runs), str(i)
+        out.session_rates.append((out.keeps - keeps_before) / max(iterations, 1))
     return out
 
 

@@ -144,3 +144,35 @@ def test_sigkill_during_the_best_run_loses_nothing(tmp_path: Path) -> None:
     assert after[:len(before)] == before
     summary = (project / "autoresearch-summary.md").read_text()
     assert f"{len(after)} runs of the best beside them" in summary
+
+
+def test_parallel_workers_run_the_best_in_their_own_worktree(tmp_path: Path, monkeypatch) -> None:
+    from autoresearch_tui.engine.parallel import ParallelEngine
+
+    project = make_project(tmp_path / "p", NOISY_TRAIN.format(sigma=SIGMA))
+    monkeypatch.setenv("ARBENCH_NOISE_COUNTER", str(tmp_path / "counter"))
+    monkeypatch.setenv("ARBENCH_NOISE_SEED", "parallel")
+    config = load_config(project, None, {"time_budget": "2s", "metric": "val_bpb:min", "tag": "t", "device": "cpu",
+                                         "workers": 2, "keep_policy": "confirm", "max_iterations": 6,
+                                         "progress_every": 0})
+    seen: list[ev.Event] = []
+    engine = ParallelEngine(config, Scripted(_proposer(True)), listeners=[seen.append])
+    engine.prepare()
+    asyncio.run(engine.run())
+
+    runs: dict[int, list[tuple[int, str]]] = {}
+    for e in seen:
+        if isinstance(e, ev.RunStarted) and e.iteration > 0:
+            runs.setdefault(e.iteration, []).append((e.worker, e.commit))
+    remeasured = [e for e in seen if isinstance(e, ev.BestRemeasured)]
+    assert remeasured and len(runs) == 6
+    for n, order in runs.items():
+        assert len({w for w, _ in order}) == 1  # one worker: the best and the candidate on the same device
+        candidate = order[0][1]
+        assert all((c == candidate) == (i % 2 == 0) for i, (_, c) in enumerate(order)), (n, order)
+    rows = read_results(project / "results.tsv").rows
+    assert len(rows) == 3 + sum((len(o) + 1) // 2 for o in runs.values())
+    head = git(project, "rev-parse", "autoresearch/t")
+    assert git(project, "rev-parse", "HEAD") == head and git(project, "status", "--porcelain") == ""
+    assert engine.best_commit == head
+    assert engine.best_runs == engine.noise.runs(head)[-len(engine.best_runs):]
