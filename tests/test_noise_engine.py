@@ -176,3 +176,45 @@ def test_parallel_workers_run_the_best_in_their_own_worktree(tmp_path: Path, mon
     assert git(project, "rev-parse", "HEAD") == head and git(project, "status", "--porcelain") == ""
     assert engine.best_commit == head
     assert engine.best_runs == engine.noise.runs(head)[-len(engine.best_runs):]
+
+
+def test_sigkill_at_random_instants_under_confirm(tmp_path: Path) -> None:
+    """Kills anywhere in the interleaved runs (between the tree moves, mid-run, mid-record): each
+    resume goes on, and the finished session tells one consistent story."""
+    import random
+
+    rng = random.Random(16)
+    project = make_project(tmp_path / "p", SLOW_NOISY_TRAIN)
+    env = {**os.environ, "NOISE_COUNTER": str(tmp_path / "counter"), "NOISE_SLEEP": "0.1"}
+    first = ["run", str(project), "--time-budget", "5s", "--metric", "val_bpb:min", "--yes", "--headless",
+             "--device", "cpu", "--tag", "night", "--keep-policy", "confirm", "--vary", "LR", "--max-iterations", "5"]
+    kills = 0
+    for attempt in range(40):
+        started = (project / ".autoresearch" / "night" / "config.toml").exists()
+        args = ["run", str(project), "--resume", "--headless"] if started else first
+        proc = subprocess.Popen([sys.executable, "-m", "autoresearch_tui", *args], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            proc.wait(timeout=rng.uniform(1.0, 4.0) if kills < 10 else 300)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            kills += 1
+            time.sleep(0.2)
+            continue
+        assert proc.returncode == 0, proc.stderr.read()
+        if any(isinstance(e, ev.SessionEnded) for e in _events(project)):
+            break
+    assert kills == 10
+    events = _events(project)
+    rows = read_results(project / "results.tsv").rows
+    recorded = [e for e in events if isinstance(e, ev.ResultRecorded)]
+    assert [r.commit for r in rows] == [e.commit[:7] for e in recorded]
+    assert {e.iteration for e in recorded} == set(range(6))
+    head = git(project, "rev-parse", "autoresearch/night")
+    for row in rows:
+        full = git(project, "rev-parse", row.commit)
+        on_branch = subprocess.run(["git", "merge-base", "--is-ancestor", full, head], cwd=project).returncode == 0
+        assert on_branch == (row.status == "keep"), row
+    assert git(project, "symbolic-ref", "--short", "HEAD") == "autoresearch/night"
+    assert git(project, "status", "--porcelain") == ""
