@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from dataclasses import dataclass
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
