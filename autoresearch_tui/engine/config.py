@@ -194,10 +194,11 @@ class ResearchConfig:
                            choices=POLICIES, example='"any"')
     min_delta: float = key(0.0, number(0), "min_delta policy: the margin a candidate must win by",
                            metavar="X", example="0.0")
-    noise_z: float = key(2.0, number(0), "sigma and confirm policies: the margin in noise sigmas",
-                         metavar="Z", example="2.0")
-    confirm_runs: int = key(3, whole(1), "confirm policy: at most this many runs of a candidate", metavar="N",
-                            example="3")
+    noise_z: float | None = key(None, number(0), "sigma and confirm policies: the margin; default the "
+                                "policy's own (2 noise sigmas for sigma, 1.9 standard errors for confirm)",
+                                metavar="Z", example="2.0")
+    confirm_runs: int = key(6, whole(1), "confirm policy: at most this many runs of a candidate", metavar="N",
+                            example="6")
     baseline_repeats: int = key(1, whole(1), "run the baseline this many times to measure the noise",
                                 metavar="N", example="1")
     workers: int = key(1, whole(0, maximum=MAX_WORKERS), "experiments in flight at once (0: one per GPU)", metavar="N",
