@@ -289,6 +289,10 @@ class Git:
     def reset_hard(self, commit: str) -> None:
         self.run("reset", "--hard", "--quiet", commit)
 
+    def read_tree(self, commit: str) -> None:
+        """Index and working tree as in `commit`; HEAD and the branch do not move."""
+        self.run("read-tree", "-u", "--reset", commit)
+
     def restore(self, paths: list[str]) -> None:
         """Put tracked files back as in HEAD."""
         if paths:

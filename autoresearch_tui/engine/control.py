@@ -123,7 +123,7 @@ class ControlInbox:
         for line in self._tail.read():
             try:
                 data = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):  # a line nested too deep is not a command either
                 continue
             command = command_from_dict(data) if isinstance(data, dict) else None
             if command is not None:

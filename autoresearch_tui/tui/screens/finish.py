@@ -2,7 +2,7 @@
 metric, then offers the merge recommendation (3.2): squash, rebase (fast-forward) or a merge
 commit of the best commit into the branch the session started from, or keep the branch as is.
 
-Git work happens in `engine.merge` on a thread worker. Nothing is ever pushed. When the
+Git work happens in `engine.landing` on a thread worker. Nothing is ever pushed. When the
 original branch moved since the session started, the first press only warns; a second press
 of the same choice confirms (and even then the original branch's history is never rewritten).
 """
