@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from conftest import FAKE_TRAIN, cli, git, make_project
+
+pytestmark = pytest.mark.slow  # runs baselines and engines
 
 FLAGS = ("--metric", "val_bpb:min", "--time-budget", "2s", "--device", "cpu")
 

@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from autoresearch_tui.engine import events as ev
 from autoresearch_tui.engine.config import load_config
 from autoresearch_tui.engine.loop import Engine
@@ -23,6 +25,8 @@ from conftest import cli, git, make_project
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.noise import NOISY_TRAIN, SIGMA, _proposer  # noqa: E402
 from benchmarks.common import Scripted  # noqa: E402
+
+pytestmark = pytest.mark.slow  # engine sessions, SIGKILLed engines
 
 # Noise N(0, 0.01) seeded from a run counter (re-runs differ, sessions repeat), a weak real effect
 # of LR, and a pause long enough to be killed in.
