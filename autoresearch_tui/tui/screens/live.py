@@ -358,11 +358,8 @@ class LiveScreen(ReviewFlow, PaneScreen):
         if self.state.ended is None:
             self.notify("the finish screen opens when the session has ended", timeout=4)
             return
-        try:
-            from autoresearch_tui.tui.screens.finish import FinishScreen
-        except ImportError as exc:
-            self.notify(f"finish screen not available: {exc}", severity="error")
-            return
+        from autoresearch_tui.tui.screens.finish import FinishScreen
+
         project = Path(self.state.started.project) if self.state.started else self.session_dir.parent.parent
         self.app.push_screen(FinishScreen(self.session_dir, project))
 
