@@ -22,6 +22,7 @@ from pathlib import Path
 from autoresearch_tui.agents.base import AgentFailed, AgentUnavailable, Proposal, ProposalContext
 from autoresearch_tui.agents.edits import describe_diff, parse_description
 from autoresearch_tui.agents.prompt import build_prompt
+from autoresearch_tui.engine import secrets
 
 # Placeholders: {prompt_file} (a temp file holding the prompt), {prompt} (the prompt as one
 # argv element), {train_path}, {readonly_path}. Without {prompt}/{prompt_file} the prompt goes
@@ -108,7 +109,7 @@ def open_log(path: str):
     if not path:
         return None
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return open(path, "a", encoding="utf-8", errors="replace")
+    return secrets.ScrubbingWriter(open(path, "a", encoding="utf-8", errors="replace"))
 
 
 async def exited(proc: asyncio.subprocess.Process, timeout: float) -> bool:

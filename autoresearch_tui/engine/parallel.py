@@ -279,10 +279,12 @@ class ParallelEngine(Engine):
                        cfg.kill_grace, slot.kill, self.session.root / f"run-w{slot.index}.pid", self.ws.links(),
                        slot.index)
         slot.running = True
+        self.guard.before(tip=None)  # the engine moves the branch while other workers run
         try:
             outcome = await self.executor.run(spec)
         finally:
             slot.running = False
+            self.guard.after("training run", n)
         r = metrics.read_run(log, cfg.metric or "", cfg.metric_pattern, outcome.exit_code, outcome.timed_out,
                              outcome.killed, cfg.limit_s, outcome.peak_rss_mb)
         self.emit(_event(ev.RunFinished, iteration=n, commit=commit, exit_code=outcome.exit_code,
