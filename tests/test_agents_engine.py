@@ -144,7 +144,9 @@ def test_review_gate_approve_edit_reject(project: Path) -> None:
     assert "LR = 0.4" in (project / "train.py").read_text()
     decisions = [e.decision for e in seen if isinstance(e, ev.ReviewDecided)]
     assert decisions == ["reject", "approve", "edit"]
-    assert git(project, "for-each-ref", "--format=%(refname)", "refs/autoresearch/t1") == "refs/autoresearch/t1/1"
+    refs = git(project, "for-each-ref", "--format=%(refname)", "refs/autoresearch/t1").split()
+    assert refs == ["refs/autoresearch/t1/1", "refs/autoresearch/t1/keep/0", "refs/autoresearch/t1/keep/1",
+                    "refs/autoresearch/t1/keep/2"]
     assert end.reason == "max_iterations"
 
 

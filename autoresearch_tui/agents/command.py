@@ -23,6 +23,7 @@ from autoresearch_tui.agents.base import AgentFailed, AgentUnavailable, Proposal
 from autoresearch_tui.agents.edits import describe_diff, parse_description
 from autoresearch_tui.agents.prompt import build_prompt
 from autoresearch_tui.engine import secrets
+from autoresearch_tui.engine.guard import SAFE  # no planted hook or fsmonitor runs
 
 # Placeholders: {prompt_file} (a temp file holding the prompt), {prompt} (the prompt as one
 # argv element), {train_path}, {readonly_path}. Without {prompt}/{prompt_file} the prompt goes
@@ -79,7 +80,7 @@ def missing_program_message(program: str, name: str) -> str:
 async def git(cwd: str, *args: str) -> tuple[int, str]:
     try:
         proc = await asyncio.create_subprocess_exec(
-            "git", *args, cwd=cwd or None, stdin=asyncio.subprocess.DEVNULL,
+            "git", *SAFE, *args, cwd=cwd or None, stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
     except OSError:
         return 127, ""
