@@ -387,3 +387,23 @@ def test_foreign_files_with_escapes_are_inert(tmp_path: Path) -> None:
     out = cli("watch", str(session), "--headless")
     assert out.returncode == 0 and "hello red" in out.stdout
     assert "\x1b" not in out.stdout and "\x07" not in out.stdout
+
+
+# -- 7. keys -------------------------------------------------------------------------------
+
+def test_hooks_never_see_the_agent_key(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p")
+    dump = tmp_path / "hook-env.txt"
+    config = tmp_path / "hooks.toml"
+    config.write_text(f"on_finish = \"env > '{dump}.tmp' && mv '{dump}.tmp' '{dump}'\"\n")
+    result = cli("run", str(project), "--headless", "--yes", "--time-budget", "1s", "--metric", "val_bpb:min",
+                 "--max-iterations", "1", "--tag", "t1", "--device", "cpu", "--agent-key-env", "CANARY_KEY",
+                 "--config", str(config), env=ENV)
+    assert result.returncode == 0, result.stderr
+    deadline = time.monotonic() + 30
+    while not dump.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    env = dump.read_text()
+    assert "AUTORESEARCH_REASON=max_iterations" in env
+    assert KEY not in env and "CANARY_KEY" not in env
+    assert OTHER in env  # the run's own keys (W&B and the like) are the user's business
