@@ -171,13 +171,22 @@ def test_hostile_training_script(tmp_path: Path, name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(AGENT_ATTACKS))
 def test_hostile_agent(tmp_path: Path, name: str) -> None:
+    agent_session(tmp_path, name, pipeline="off")
+
+
+@pytest.mark.parametrize("name", ["commit", "move_refs"])
+def test_hostile_agent_preparing_while_a_run_trains(tmp_path: Path, name: str) -> None:
+    agent_session(tmp_path, name, pipeline="on")  # the agent works in a worktree during the run
+
+
+def agent_session(tmp_path: Path, name: str, pipeline: str) -> None:
     project = hostile_project(tmp_path)
     marker = tmp_path / "hook-ran"
     agent = tmp_path / "agent.py"
     early, late = AGENT_ATTACKS[name]
     agent.write_text(AGENT.format(prelude=PRELUDE, marker=str(marker), attack=early, late=late))
     refs, code = user_refs(project), git_code(project)
-    result = run(project, "--agent", "command", "--agent-cmd", f"{sys.executable} {agent}", "--pipeline", "off")
+    result = run(project, "--agent", "command", "--agent-cmd", f"{sys.executable} {agent}", "--pipeline", pipeline)
     assert_trusted(project, result, refs, code, tmp_path)
     rows = read_results(project / "results.tsv").rows
     assert rows[1].description.startswith("raise LR"), rows[1]

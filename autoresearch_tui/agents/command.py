@@ -22,7 +22,7 @@ from pathlib import Path
 from autoresearch_tui.agents.base import AgentFailed, AgentUnavailable, Proposal, ProposalContext
 from autoresearch_tui.agents.edits import describe_diff, parse_description
 from autoresearch_tui.agents.prompt import build_prompt
-from autoresearch_tui.engine import secrets
+from autoresearch_tui.engine import safefs, secrets
 from autoresearch_tui.engine.guard import SAFE  # no planted hook or fsmonitor runs
 
 # Placeholders: {prompt_file} (a temp file holding the prompt), {prompt} (the prompt as one
@@ -110,7 +110,8 @@ def open_log(path: str):
     if not path:
         return None
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return secrets.ScrubbingWriter(open(path, "a", encoding="utf-8", errors="replace"))
+    fd = safefs.open_append(Path(path))  # never through a planted link
+    return secrets.ScrubbingWriter(open(fd, "a", encoding="utf-8", errors="replace"))
 
 
 async def exited(proc: asyncio.subprocess.Process, timeout: float) -> bool:

@@ -11,6 +11,8 @@ import os
 import time
 from pathlib import Path
 
+from autoresearch_tui.engine import safefs
+
 OWNER = ".results-owner"
 NAME = "results.tsv"
 
@@ -25,7 +27,7 @@ def _owner(sessions: Path) -> str | None:
 
 def _set_owner(sessions: Path, tag: str) -> None:
     sessions.mkdir(parents=True, exist_ok=True)
-    (sessions / OWNER).write_text(tag + "\n", encoding="utf-8")
+    safefs.write_atomic(sessions / OWNER, (tag + "\n").encode("utf-8"))
 
 
 def _park(results: Path, sessions: Path, owner: str | None) -> None:
