@@ -58,6 +58,7 @@ TRAINING_ATTACKS = {
     "switch_branch": 'g("checkout", "-q", "main"); pathlib.Path("prepare.py").write_text("TIME_BUDGET = 1\\n");'
                      ' pathlib.Path("stray.bin").write_text("junk")',
     "plant_hooks": 'plant_hooks(MARKER)',
+    "dirty_tree": 'pathlib.Path("prepare.py").write_text("TIME_BUDGET = 1\\n"); pathlib.Path("stray.bin").write_text("x")',
     "escapes_and_keys": 'print("\\x1b]0;pwned\\x07\\x1b[2J\\x1b[31m red", os.environ.get("CANARY_KEY", "no-agent-key"),'
                         ' os.environ.get("OTHER_API_KEY"), flush=True)',
 }
@@ -165,6 +166,9 @@ def test_hostile_training_script(tmp_path: Path, name: str) -> None:
     if name == "escapes_and_keys":
         assert "no-agent-key" in logs  # the agent's key variable never reached the run
         assert "[key removed]" in logs  # another key it saw was cut from its log
+    if name == "dirty_tree":  # the run's edit is reset after it; its stray file moved aside at the end
+        assert "prepare.py (changed; reset) (the training run changed the repository" in result.stdout
+        assert (session / "stray" / "stray.bin").exists()
     if name != "escapes_and_keys":
         assert "guardrail" in result.stdout and "restored" in result.stdout, result.stdout
 

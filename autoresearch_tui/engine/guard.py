@@ -164,15 +164,17 @@ class Guard:
                 git(self.root, "symbolic-ref", "HEAD", self._branch_ref)
                 restored.append(f"HEAD ({'detached' if head is None else _short(head)}; back on {self.branch})")
                 moved = True
-            if moved:
+            dirty = [] if moved or label != "training run" else self._tracked_changes()
+            if moved or dirty:  # a run has no business editing tracked files: back to the commit it ran
                 git(self.root, "reset", "--hard", "--quiet", self.tip)
+                restored += [f"{p} (changed; reset)" for p in dirty]
         for sha in keep:
             self.kept += 1
             git(self.root, "update-ref", f"{self._forensic}{n}-{self.kept}", sha)
         if restored:
             where = f"; its commits stay under {self._forensic}{n}-*" if keep else ""
             self.emit(ev.GuardrailTripped(iteration=n, reverted=restored,
-                                          reason=f"the {label} changed git; restored{where}"))
+                                          reason=f"the {label} changed the repository; restored{where}"))
         return restored
 
     def _restore_files(self) -> list[str]:
@@ -214,8 +216,7 @@ class Guard:
     def close(self, n: int) -> None:
         """Leave the working tree clean: tracked changes reset, new stray files moved aside."""
         restored = self._restore_files()
-        out = git(self.root, "status", "--porcelain", "-z", "--untracked-files=all", check=False)
-        tracked = [e[3:] for e in out.split("\0") if len(e) > 3 and not e.startswith("??")]
+        tracked = self._tracked_changes()
         if tracked:
             git(self.root, "reset", "--hard", "--quiet")
             restored += [f"{p} (changed; reset)" for p in tracked]
@@ -231,6 +232,10 @@ class Guard:
         if restored:
             self.emit(ev.GuardrailTripped(iteration=n, reverted=restored,
                                           reason="the working tree is left clean at the end of the session"))
+
+    def _tracked_changes(self) -> list[str]:
+        out = git(self.root, "status", "--porcelain", "-z", "--untracked-files=no", check=False)
+        return [e[3:] for e in out.split("\0") if len(e) > 3]
 
     def _untracked(self) -> set[str]:
         out = git(self.root, "status", "--porcelain", "-z", "--untracked-files=all", check=False)
