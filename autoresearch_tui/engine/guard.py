@@ -84,6 +84,7 @@ class Guard:
         self.user: dict[str, str] | None = None  # refs the engine never moves
         self.managed: dict[str, str] = {}  # refs/autoresearch/<tag>/... as the engine left them
         self.tip: str | None = None
+        self.branch_moves = False  # parallel workers: the engine moves the branch while steps run
         self.open = 0
         self.kept = 0  # forensic refs made so far (their names stay unique)
 
@@ -112,8 +113,8 @@ class Guard:
     def before(self, tip: str | None = None, quiet: bool = True) -> None:
         """Record the refs before a run or an agent step.
 
-        `tip`: the commit the research branch must point at (HEAD on it) during the step; None
-        where the engine moves the branch itself while steps run (parallel workers).
+        `tip`: the commit the research branch must point at (HEAD on it) during the step; ignored
+        where the engine moves the branch itself while steps run (`branch_moves`: parallel workers).
         `quiet`: no other step is running, so the user's refs as they are now are the user's.
         """
         current = refs(self.root)
@@ -121,7 +122,7 @@ class Guard:
             self.user = {r: s for r, s in current.items() if not self._engine_ref(r)}
         self.managed = {r: s for r, s in current.items() if r.startswith(self._mine)
                         and not r.startswith(self._forensic)}
-        self.tip = tip
+        self.tip = None if self.branch_moves else tip
         self.open += 1
 
     def after(self, label: str, n: int) -> list[str]:
