@@ -420,3 +420,24 @@ def test_hooks_never_see_the_agent_key(tmp_path: Path) -> None:
     assert "AUTORESEARCH_REASON=max_iterations" in env
     assert KEY not in env and "CANARY_KEY" not in env
     assert OTHER in env  # the run's own keys (W&B and the like) are the user's business
+
+
+def test_control_never_writes_through_a_planted_link(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "events.jsonl").write_text("")
+    target = outside / "target.txt"
+    target.write_text("precious\n")
+    sessions = project / ".autoresearch"
+    sessions.mkdir()
+    real = sessions / "real"
+    real.mkdir()
+    (real / "events.jsonl").write_text("")
+    (real / "control.jsonl").symlink_to(target)
+    (sessions / "linked").symlink_to(outside)  # a whole session folder swapped for a link
+    for session in (real, sessions / "linked"):
+        result = cli("control", str(session), "stop")
+        assert result.returncode == 1 and "symlink" in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert target.read_text() == "precious\n" and not (outside / "control.jsonl").exists()
