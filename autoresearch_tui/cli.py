@@ -157,10 +157,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except UserError as exc:
-        print(f"autoresearch-tui: {exc}", file=sys.stderr)
+        print(f"autoresearch-tui: {_inert(exc)}", file=sys.stderr)
         return exit_codes.BAD_INPUT
     except RuntimeFailure as exc:
-        print(f"autoresearch-tui: {exc}", file=sys.stderr)
+        print(f"autoresearch-tui: {_inert(exc)}", file=sys.stderr)
         return exit_codes.RUNTIME_FAILURE
     except KeyboardInterrupt:
         return exit_codes.RUNTIME_FAILURE
@@ -169,6 +169,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(one_line(exc), file=sys.stderr)
         return exit_codes.RUNTIME_FAILURE
+
+
+def _inert(exc: Exception) -> str:
+    """The message as one line with no escape sequence or key (it may quote agent output)."""
+    from autoresearch_tui.engine.sanitize import line
+
+    return line(str(exc))
 
 
 def _dispatch(args: argparse.Namespace) -> int:
