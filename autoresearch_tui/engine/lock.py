@@ -24,12 +24,13 @@ LOCK = "autoresearch.lock"
 
 def lock_path(project: Path) -> Path | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "--path-format=absolute", "--git-common-dir"], cwd=project,
-                             capture_output=True, text=True, timeout=30)
+        out = subprocess.run(["git", "rev-parse", "--git-common-dir"], cwd=project, capture_output=True, text=True,
+                             timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         return None
     common = out.stdout.strip()
-    return Path(common) / LOCK if out.returncode == 0 and common else None
+    # Relative to `project` on older gits (no --path-format before 2.31).
+    return (Path(project) / common).resolve() / LOCK if out.returncode == 0 and common else None
 
 
 def start_time(pid: int) -> float | None:
