@@ -244,6 +244,6 @@ def event_from_dict(data: dict[str, Any]) -> Event | None:
 def event_from_json(line: str) -> Event | None:
     try:
         data = json.loads(line)
-    except ValueError:
-        return None  # a truncated last line after a crash
+    except (ValueError, RecursionError):
+        return None  # a truncated last line after a crash, or nesting no event has
     return event_from_dict(sanitize.deep(data)) if isinstance(data, dict) else None

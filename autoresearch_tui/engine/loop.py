@@ -315,9 +315,9 @@ class Engine:
     def _context(self, n: int, feedback: str = "", source: str | None = None,
                  project: Path | None = None) -> ProposalContext:
         cfg = self.config
-        readonly = None
-        if cfg.readonly_script and n == 1:
-            readonly = cfg.path(cfg.readonly_script).read_text(encoding="utf-8", errors="replace")
+        readonly, readonly_files = None, cfg.readonly_files()
+        if readonly_files and n == 1:
+            readonly = "\n\n".join(cfg.path(f).read_text(encoding="utf-8", errors="replace") for f in readonly_files)
         best = next((a for a in reversed(self.history) if a.status == KEEP), None)
         return ProposalContext(
             iteration=n, train_path=cfg.train_script,
@@ -327,7 +327,7 @@ class Engine:
             vary=tuple(cfg.vary), hold=tuple(cfg.hold),
             platform=self.platform.device if self.platform else "cpu",
             notes="\n\n".join(filter(None, [read_notes(cfg.project, cfg.notes_file), *self.notes])),
-            project=str(project or cfg.project), readonly_path=cfg.readonly_script,
+            project=str(project or cfg.project), readonly_path=", ".join(readonly_files),
             agent_log=str(self.session.root / "agents" / f"{n:04d}.log") if self.session else "",
             feedback=feedback, time_budget_s=cfg.time_budget or 0.0,
         )
