@@ -65,6 +65,13 @@ def cmd_run(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
         config = load_for_resume(args.project, overrides)  # resume removes the locks a killed session left
         return run_headless(config, resume=True, rerun_pending=not args.discard_pending)
     config = load(args.project, args.config, overrides)
+    if args.headless and overrides.get("review"):
+        raise UserError("--review needs the live screen to answer the reviews; run without --headless")
+    from autoresearch_tui.engine.lock import holder, refusal
+
+    live = holder(config.project)  # first: a live session's index.lock is not a stale one
+    if live:
+        raise refusal(live)
     _refuse_index_lock(config.project)
     if not args.headless:
         from autoresearch_tui.tui import launch
@@ -103,22 +110,28 @@ def load_for_resume(project: Path, overrides: dict[str, Any]):
 def run_headless(config: Any, confirm: bool = False, resume: bool = False, rerun_pending: bool = True) -> int:
     from autoresearch_tui.engine.config import validate
     from autoresearch_tui.engine.api import create_engine
+    from autoresearch_tui.engine.lock import SessionLock
     from autoresearch_tui.headless import LinePrinter
 
     printer = LinePrinter()
     engine = create_engine(config, make_proposer(config), listeners=[printer])
     validate(config)
-    print(config.table(platform="[detected at start]"), flush=True)
-    if confirm and not resume and sys.stdin.isatty():
-        answer = input("Start this research session? [Y/n] ").strip().lower()
-        if answer not in ("", "y", "yes"):
-            print("not started")
-            return exit_codes.OK
-    if resume:
-        engine.prepare_resume(rerun_pending)
-    else:
-        engine.prepare()
-    end = asyncio.run(_run_with_signals(engine))
+    lock = SessionLock.acquire(config.project, config.tag, config.session_path())
+    try:
+        print(config.table(platform="[detected at start]"), flush=True)
+        if confirm and not resume and sys.stdin.isatty():
+            answer = input("Start this research session? [Y/n] ").strip().lower()
+            if answer not in ("", "y", "yes"):
+                print("not started")
+                return exit_codes.OK
+        if resume:
+            engine.prepare_resume(rerun_pending)
+        else:
+            engine.prepare()
+        end = asyncio.run(_run_with_signals(engine))
+    finally:
+        if lock is not None:
+            lock.release()
     if end.reason == "bad_metric":
         print(f"autoresearch-tui: the baseline did not print a usable {config.metric}; check --metric "
               f"(see {engine.session.root / 'runs'})", file=sys.stderr)

@@ -6,8 +6,9 @@ import sys
 import time
 from typing import TextIO
 
-from autoresearch_tui.engine import events as ev
+from autoresearch_tui.core import sanitize
 from autoresearch_tui.core.durations import format_duration
+from autoresearch_tui.engine import events as ev
 
 
 def _fmt(value: float | None) -> str:
@@ -76,7 +77,7 @@ class LinePrinter:
             return
         stamp = time.strftime("%H:%M:%S", time.localtime(event.ts))
         try:
-            self.stream.write(f"[{stamp}] {line}\n")
+            self.stream.write(f"[{stamp}] {sanitize.block(line)}\n")
             self.stream.flush()
         except (OSError, ValueError):
             pass  # the terminal went away (SSH dropped): the loop goes on, the session dir has it all

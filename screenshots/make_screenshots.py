@@ -121,10 +121,11 @@ async def shoot_live(out: Path) -> None:
 
 def _stop_engine(engine, session: Path, root: Path) -> None:
     """Two stop commands kill the run in flight; then the temporary project goes."""
+    from autoresearch_tui.engine.control import KillRun, Stop
     from autoresearch_tui.engine.session import SessionDir
 
-    SessionDir(session).send("stop")
-    SessionDir(session).send("stop")
+    SessionDir(session).send(Stop())
+    SessionDir(session).send(KillRun())
     if engine.popen is not None:
         try:
             engine.popen.wait(30)

@@ -1,4 +1,4 @@
-"""engine.merge: squash / rebase / merge of the best commit into the original branch, on real repos."""
+"""engine.landing: squash / rebase / merge of the best commit into the original branch, on real repos."""
 
 from __future__ import annotations
 

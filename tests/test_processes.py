@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import time
@@ -66,7 +67,7 @@ def test_pid_file_of_a_reused_pid_is_not_signalled(tmp_path: Path) -> None:
 
 
 def test_a_hook_is_ended_after_its_timeout(tmp_path: Path) -> None:
-    proc = processes.run_hook("sleep 600 & sleep 600", tmp_path, {}, "test:hook", timeout_s=1)
+    proc = processes.run_hook("sleep 600 & sleep 600", tmp_path, dict(os.environ), "test:hook", timeout_s=1)
     assert proc is not None
     children: list = []
     deadline = time.monotonic() + 20

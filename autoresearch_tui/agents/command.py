@@ -21,7 +21,7 @@ from pathlib import Path
 from autoresearch_tui.agents.base import AgentFailed, AgentUnavailable, Proposal, ProposalContext
 from autoresearch_tui.agents.edits import describe_diff, parse_description
 from autoresearch_tui.agents.prompt import build_prompt
-from autoresearch_tui.core import processes
+from autoresearch_tui.core import processes, safefs, secrets
 from autoresearch_tui.core.git import STATUS_ARGS, parse_status
 from autoresearch_tui.core.git import run_async as git
 
@@ -95,7 +95,8 @@ def open_log(path: str):
     if not path:
         return None
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return open(path, "a", encoding="utf-8", errors="replace")
+    fd = safefs.open_append(Path(path))  # never through a planted link
+    return secrets.ScrubbingWriter(open(fd, "a", encoding="utf-8", errors="replace"))
 
 
 class CommandProposer:

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import re
+import subprocess
 from pathlib import Path
 
 import git as gitpython
@@ -76,6 +78,23 @@ async def run_async(cwd: str | Path | None, *args: str) -> tuple[int, str]:
         return 127, ""
     out, _ = await proc.communicate()
     return proc.returncode or 0, out.decode("utf-8", "replace").strip("\n")
+
+
+def run_in(root: Path, *args: str, check: bool = True, timeout: float | None = None) -> str:
+    """stdout of a git command in `root`, as the app's identity and in its own session (a group
+    signal to the engine never reaches it). check=False: "" when git fails or cannot start."""
+    try:
+        out = subprocess.run(["git", *safe_options(_git_dir_of(Path(root))), *args], cwd=root, capture_output=True,
+                             text=True, env={**os.environ, **AUTHOR_ENV}, start_new_session=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired):
+        if check:
+            raise
+        return ""
+    if out.returncode != 0:
+        if check:
+            raise RuntimeError(f"git {' '.join(args)}: {out.stderr.strip()}")
+        return ""
+    return out.stdout
 
 
 def parse_status(out: str) -> tuple[list[str], set[str]]:
@@ -199,7 +218,9 @@ class Git:
         return self.repo.active_branch.name
 
     def head(self) -> str:
-        return self.repo.head.commit.hexsha
+        # rev-parse, not GitPython's object database: its persistent `cat-file` helper shares the
+        # engine's process group and dies with a group SIGTERM (BrokenPipeError on the next use).
+        return self.run("rev-parse", "HEAD").strip()
 
     def branch_exists(self, name: str) -> bool:
         return name in {h.name for h in self.repo.heads}
@@ -301,7 +322,7 @@ class Git:
     def keep_ref(self, tag: str, iteration: int, commit: str) -> str:
         """A ref that keeps a discarded experiment reachable after the reset."""
         ref = f"refs/autoresearch/{tag}/{iteration}"
-        gitpython.Reference.create(self.repo, ref, commit, force=True)  # writes the ref file: no process
+        self.run("update-ref", ref, commit)
         return ref
 
     def update_ref(self, ref: str, commit: str) -> None:

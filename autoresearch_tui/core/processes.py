@@ -54,7 +54,7 @@ def popen(argv: list[str] | str, *, cwd: Path | str | None, env: dict[str, str] 
                             stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, start_new_session=True)
 
 
-def run_hook(command: str, cwd: Path, values: dict[str, str], mark: str,
+def run_hook(command: str, cwd: Path, env: dict[str, str], mark: str,
              timeout_s: float = HOOK_TIMEOUT_S) -> subprocess.Popen | None:
     """The user's own shell command (by design through the shell; values only as environment
     variables), ended after `timeout_s` even when this process is gone first (coreutils timeout
@@ -63,7 +63,7 @@ def run_hook(command: str, cwd: Path, values: dict[str, str], mark: str,
     if shutil.which("timeout"):
         argv = ["timeout", "-k", "5", f"{timeout_s:g}", *argv]
     try:
-        proc = popen(argv, cwd=cwd, env={**os.environ, **values}, mark=mark)
+        proc = popen(argv, cwd=cwd, env=env, mark=mark)
     except OSError:
         return None  # a broken notifier must never stop the research loop
 

@@ -132,6 +132,8 @@ class ControlInbox:
 
 
 class Controllable(Protocol):
+    stop_requests: int
+
     def request_stop(self) -> int: ...
     def kill_run(self, worker: int | None = None) -> None: ...
     def pause(self) -> None: ...
@@ -143,7 +145,9 @@ class Controllable(Protocol):
 
 def apply(command: Command, engine: Controllable) -> None:
     if isinstance(command, Stop):
-        engine.request_stop()
+        # Stop means "after the current run", however often it is sent; killing is kill_run.
+        if not engine.stop_requests:
+            engine.request_stop()
     elif isinstance(command, KillRun):
         engine.kill_run(command.worker)
     elif isinstance(command, Pause):

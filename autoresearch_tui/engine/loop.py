@@ -24,12 +24,13 @@ from autoresearch_tui.agents.base import (
 )
 from autoresearch_tui.agents.prompt import read_notes
 from autoresearch_tui.engine import events as ev
+from autoresearch_tui.core import processes, sanitize, secrets
+from autoresearch_tui.core.git import Git
 from autoresearch_tui.engine import hardware, hooks, metrics, noise, report_files, results, review, setup
 from autoresearch_tui.engine.config import ResearchConfig
 from autoresearch_tui.engine.control import ReviewAnswer, watch_control
+from autoresearch_tui.engine.guard import Guard
 from autoresearch_tui.engine.noise import CRASH, DISCARD, KEEP
-from autoresearch_tui.core import processes
-from autoresearch_tui.core.git import Git
 from autoresearch_tui.engine.resume import RUN_PID, Recovered, recover
 from autoresearch_tui.engine.executors import Executor, LocalExecutor, RunSpec
 from autoresearch_tui.engine.runner import RunOutcome
@@ -163,6 +164,7 @@ class Engine:
         self.original_branch, self.base_commit = opened.original_branch, opened.base_commit
         self.ws = Workspace(self.config, opened.repo, self.emit, opened.session.root)
         self.mark = processes.session_mark(opened.session.root, self.config.tag)
+        self.guard = Guard.for_repo(opened.repo, self.config.tag, self.config.branch, opened.session.root, self.emit)
 
     # -- main ------------------------------------------------------------------------------
     async def run(self) -> ev.SessionEnded:
@@ -254,9 +256,11 @@ class Engine:
             n = self.iteration + 1
             self.emit(ev.IterationStarted(iteration=n, parent=self.best_commit))
             untracked_before = self.repo.untracked_files() if self.touches_tree else None
+            self.guard.before(tip=self.best_commit, quiet=self._prefetch is None)
             try:
-                proposal = await self._propose(n, feedback)
+                proposal = sanitize.proposal(await self._propose(n, feedback))
             except ProposalError as exc:
+                self.guard.after("agent", n)
                 report_files.add_spend(self.spent, getattr(exc, "meta", None) or {})
                 self.emit(ev.ProposalFailed(iteration=n, reason=str(exc), meta=getattr(exc, "meta", None) or {}))
                 if isinstance(exc, SearchExhausted):
@@ -266,6 +270,7 @@ class Engine:
                     return self._finish("agent_unavailable")
                 commit, feedback = None, str(exc)
             else:
+                self.guard.after("agent", n)
                 report_files.add_spend(self.spent, proposal.meta)
                 commit, feedback = self.ws.apply(n, proposal, self.best_commit, untracked_before)
                 if commit is not None and cfg.review:
@@ -459,9 +464,11 @@ class Engine:
         self.emit(ev.RunStarted(iteration=n, commit=commit, log=str(log.relative_to(self.session.root)),
                                 budget_s=cfg.time_budget or 0, limit_s=cfg.limit_s, attempt=attempt))
         updates = self.platform.env(cfg.time_budget or 0, batch_scale)
+        self.guard.before(tip=commit, quiet=self._prefetch is None)
         outcome = await self.executor.run(RunSpec(
             cfg.command_argv(), cfg.project, {**self._base_env(), **updates}, updates, log, cfg.limit_s,
             cfg.kill_grace, slot.kill, self.session.root / RUN_PID, [], slot.index, f"{self.mark}:run:{n}:{attempt}"))
+        self.guard.after("training run", n)
         r = metrics.read_run(log, cfg.metric or "", cfg.metric_pattern, outcome.exit_code, outcome.timed_out,
                              outcome.killed, cfg.limit_s, outcome.peak_rss_mb)
         self.emit(ev.RunFinished(iteration=n, commit=commit, exit_code=outcome.exit_code,
@@ -489,6 +496,7 @@ class Engine:
         ref = None
         if status == KEEP:
             self.ws.diffs.pop(commit, None)
+            self.guard.keep(n, commit)
         else:
             ref = repo.keep_ref(cfg.tag, n, commit)
             patch = self.session.attempts / f"{n:04d}-{commit[:7]}.patch"
@@ -546,6 +554,7 @@ class Engine:
     def _finish(self, reason: str) -> ev.SessionEnded:
         cfg = self.config
         assert self.session is not None
+        self.guard.close(self.iteration)
         path = report_files.final(cfg, self.session.root, self.rows, self.platform, self.started, self.spent,
                                   self.noise, (self.reruns, self.best_reruns))
         end = ev.SessionEnded(reason=reason, iterations=self.iteration, best_commit=self.best_commit or None,
@@ -557,5 +566,5 @@ class Engine:
 
     # -- helpers ---------------------------------------------------------------------------
     def _base_env(self) -> dict[str, str]:
-        return {**os.environ, "PYTHONUNBUFFERED": "1"}
+        return secrets.clean_env({**os.environ, "PYTHONUNBUFFERED": "1"}, self.config)
 

@@ -6,17 +6,25 @@ The question goes out as an event; the answer comes back through the control fil
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from autoresearch_tui.agents.base import Proposal
 from autoresearch_tui.engine import events as ev
+from autoresearch_tui.engine.control import ReviewAnswer
 
 
 async def ask(engine: Any, n: int, commit: str, description: str, diff: str) -> tuple[str, str | None]:
     """Publish the question and wait for this iteration's answer: (decision, edited source or None)."""
     engine.emit(ev.ReviewRequested(iteration=n, commit=commit, description=description, diff=diff))
     while True:
-        answer = await engine.review_answers.get()
+        try:
+            answer = await asyncio.wait_for(engine.review_answers.get(), 0.5)
+        except asyncio.TimeoutError:
+            if engine.stop_requests:  # a stop is never ignored: the waiting proposal is dropped
+                answer = ReviewAnswer("reject", n)
+                break
+            continue
         if answer.iteration in (n, 0):  # 0: whichever review is open
             break
     return answer.decision, answer.source

@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from autoresearch_tui.core import processes
+from autoresearch_tui.core import processes, safefs
 from autoresearch_tui.engine.config import ResearchConfig
 
 
@@ -40,7 +40,7 @@ def spawn_engine(config: ResearchConfig, config_file: Path) -> EngineProcess:
     output.parent.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "autoresearch_tui", "run", str(config.project), "--headless", "--yes",
             "--config", str(config_file)]
-    with open(output, "ab") as out:
+    with open(safefs.open_append(output), "ab") as out:
         popen = processes.popen(argv, cwd=config.project, env={**os.environ, "PYTHONUNBUFFERED": "1"},
                                 mark=f"{processes.session_mark(session, config.tag)}:engine",
                                 stdout=out, stderr=subprocess.STDOUT)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import gc
 import io
-import os
 import re
 from collections.abc import Iterable, Sequence
 from operator import attrgetter, itemgetter
@@ -18,6 +17,7 @@ from pathlib import Path
 from autoresearch_tui.engine.analysis import (
     _best_of, _better, _candidates, _running, baseline_row, best_index, kept_gains, running_best,
 )
+from autoresearch_tui.core import safefs, sanitize
 from autoresearch_tui.core.categories import category_for_text
 from autoresearch_tui.core.durations import format_clock, format_duration
 from autoresearch_tui.engine.results import ResultRow, guess_direction
@@ -447,13 +447,5 @@ def write_summary(path: Path | str, text: str) -> None:
     """Write atomically: a reader sees the old file or the new one, never half of one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    # Never through a symlink (a committed or planted one would redirect the write elsewhere).
+    safefs.write_atomic(path, sanitize.block(text).encode("utf-8"), sync=True)

@@ -289,7 +289,7 @@ class LiveScreen(ReviewFlow, PaneScreen):
 
     def action_stop(self) -> None:
         self.stop_requests += 1
-        self._send(control.Stop())
+        self._send(control.Stop() if self.stop_requests == 1 else control.KillRun())
         if self.stop_requests == 1:
             self.notify("stopping after the current run (s again kills it now)", timeout=5)
         else:
