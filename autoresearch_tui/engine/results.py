@@ -93,6 +93,9 @@ _MIN_WORDS = ("bpb", "bpc", "loss", "rmse", "mse", "mae", "mape", "perplexity", 
               "err", "wer", "cer", "nll", "latency", "time", "seconds", "cost", "distance")
 
 
+_KILLED = re.compile(r"\bkill(ed)?\b|\btimed? ?out\b|\btime limit\b", re.I)
+
+
 class ResultsFormatError(ValueError):
     """The file is not a results table at all; the message is one line for the user."""
 
@@ -313,6 +316,7 @@ def _parse(text: str, metric: str | None, direction: str | None, source: str) ->
     row_type = ResultRow
     memory_seen: dict[str, float | None] = {}
     tab = sep == "\t"
+    minimise = _direction(direction, name) == "min"
     n, c_i, m_i, mem_i, scale, s_i, d_i, extra = (lay.n, lay.commit, lay.metric, lay.memory, lay.mem_scale,
                                                   lay.status, lay.desc, lay.extra)
     for idx in range(start, len(lines)):
@@ -377,8 +381,10 @@ def _parse(text: str, metric: str | None, direction: str | None, source: str) ->
                 skipped.append((idx + 1, "not a results row"))
                 continue
             status = "discard"  # e.g. "run": a run whose change was not kept
-        elif value == 0.0 and status == "crash":
-            value = None  # 0.000000 is how a crash is written, not a result
+        if value == 0.0 and status != "keep" and (status == "crash" or minimise or _KILLED.search(line)):
+            # 0.000000 is how a crash or a killed run is written (the reference convention), not a
+            # result; a maximised metric (accuracy) can really be 0 on a discard, unless killed.
+            value = None
         memory = None
         if mem_i >= 0:
             mtext = fields[mem_i]

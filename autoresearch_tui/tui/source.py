@@ -277,6 +277,7 @@ class ResultsSource:
 def render_state_summary(state, skipped=(), name: str | None = None) -> str:
     """autoresearch-summary.md for what a state holds so far (replay, or mid-session)."""
     from autoresearch_tui.engine.durations import parse_duration
+    from autoresearch_tui.engine.reporting import date_range
     from autoresearch_tui.engine.summary import render_summary
 
     cfg = state.config
@@ -290,7 +291,8 @@ def render_state_summary(state, skipped=(), name: str | None = None) -> str:
         return render_summary(state.rows, metric=state.metric or "metric", direction=state.direction,
                               session=state.started.branch if state.started else name,
                               platform=state.platform.platform if state.platform else None, budget_s=budget,
-                              date_range=None, adjustments=state.platform.adjustments if state.platform else None,
+                              date_range=date_range(state.first_ts, state.last_ts) if state.first_ts else None,
+                              adjustments=state.platform.adjustments if state.platform else None,
                               skipped=skipped)
     except Exception as exc:  # noqa: BLE001 - a summary bug must not hide the table
         return f"# Summary unavailable\n\n{exc}\n"
