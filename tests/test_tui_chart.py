@@ -9,7 +9,7 @@ import time
 from rich.text import Text
 
 from autoresearch_tui.engine.analysis import _running
-from autoresearch_tui.tui.widgets.braille import _BITS, CRASH, EXACT, KEEP, STYLE, _label, _x_axis, draw_chart
+from autoresearch_tui.tui.widgets.braille import _BITS, CRASH, EXACT, GLYPHS, KEEP, STYLE, _label, _x_axis, draw_chart
 
 
 def reference_chart(values, statuses, best, width, height, selected=None) -> list[Text]:
@@ -56,9 +56,11 @@ def reference_chart(values, statuses, best, width, height, selected=None) -> lis
     for i, (v, status) in enumerate(zip(values, statuses)):
         x = xpix(i)
         if status == "crash" or v is None:
-            marks[(ph - 1, x // 2)] = "crash"
+            marks[(ph - 1, x // 2)] = "crash" if status == "crash" else "killed"
         elif status == "keep":
             marks[(ypix(v) // 4, x // 2)] = "keep"
+        elif n <= pw:  # a cell per experiment: a discard is a glyph
+            marks.setdefault((ypix(v) // 4, x // 2), "discard")
         else:
             dot(x, ypix(v))
     out = []
@@ -69,10 +71,8 @@ def reference_chart(values, statuses, best, width, height, selected=None) -> lis
         text.append("┤" if label else "│", STYLE["axis"])
         for col in range(pw):
             mark = marks.get((row, col))
-            if mark == "keep":
-                text.append(KEEP, STYLE["keep"])
-            elif mark == "crash":
-                text.append(CRASH, STYLE["crash"])
+            if mark is not None:
+                text.append(GLYPHS[mark], STYLE[mark])
             elif dots[row][col]:
                 text.append(chr(0x2800 + dots[row][col]), STYLE["best"] if line_cells[row][col] else STYLE["discard"])
             else:

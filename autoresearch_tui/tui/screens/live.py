@@ -172,6 +172,8 @@ class LiveScreen(ReviewFlow, PaneScreen):
 
     def on_log_changed(self, message: LogChanged) -> None:
         self.query_one(LogView).show(message.lines, message.total)
+        if message.lines and message.run is not None and message.run is self.state.run:
+            self.query_one(StatusHeader).saw_log_line(self.state.run, message.lines[-1])
         if message.path is not None:
             self.set_subtitle(2, f"{message.path.name} · {message.total} lines")
         if message.run is not None and message.run is not self.shown_run:

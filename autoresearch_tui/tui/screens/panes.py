@@ -13,7 +13,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Vertical
-from textual.events import DescendantFocus
+from textual.events import DescendantFocus, Resize
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer
@@ -34,6 +34,9 @@ class Pane(Vertical):
         super().__init__(id=f"pane-{number}", **kwargs)
         self.number = number
         self.border_title = f"{number} {title}"
+
+
+NARROW = 100  # below this many columns the panes stack (the focused one large)
 
 
 class PaneScreen(Screen):
@@ -102,7 +105,21 @@ class PaneScreen(Screen):
 
     def on_mount(self) -> None:
         self.query_one(StatusHeader).mode = self.MODE
+        self._enlarge(self.query_one("#pane-4", Pane))
         self.query_one(ResultsTable).focus()
+        self._lay_out(self.size.width)
+
+    def on_resize(self, event: Resize) -> None:
+        self._lay_out(event.size.width)
+
+    def _lay_out(self, width: int) -> None:
+        """Two by two from NARROW columns up; below, stacked so every pane gets the full width."""
+        if width:
+            self.query_one("#panes").set_class(width < NARROW, "-narrow")
+
+    def _enlarge(self, pane: Pane) -> None:
+        for other in self.query(Pane):
+            other.set_class(other is pane, "-big")
 
     # -- views -------------------------------------------------------------------------
     def refresh_views(self) -> None:
@@ -160,9 +177,11 @@ class PaneScreen(Screen):
 
     def on_descendant_focus(self, event: DescendantFocus) -> None:
         grid = self.query_one("#panes")
+        pane = self._pane_of(event.widget)
+        if pane is not None and not pane.has_class("-big"):
+            self._enlarge(pane)  # stacked layout: the focused pane is the large one
         if not grid.has_class("-maximized"):
             return
-        pane = self._pane_of(event.widget)
         if pane is not None and not pane.has_class("-max"):
             for other in self.query(Pane):
                 other.remove_class("-max")

@@ -10,18 +10,21 @@ import textwrap
 from typing import Sequence
 
 from rich.cells import cell_len
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual.geometry import Size
 from textual.reactive import var
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+_MORE = Style(dim=True)
 WIDTH_SAMPLE = 400  # lines measured for the horizontal scroll width (the newest ones)
 
 
 class LinesView(ScrollView, can_focus=True):
     DEFAULT_CSS = """
-    LinesView { background: $surface; overflow: auto auto; scrollbar-size-vertical: 1; scrollbar-size-horizontal: 1; }
+    LinesView { background: $surface; overflow: auto auto; scrollbar-size-vertical: 1; scrollbar-size-horizontal: 0; }
     """
 
     auto_scroll: var[bool] = var(True)
@@ -89,7 +92,10 @@ class LinesView(ScrollView, can_focus=True):
             if len(self._cache) > 512:
                 self._cache.clear()
             self._cache[index] = strip
-        return strip.crop_extend(scroll_x, scroll_x + width, base).apply_offsets(scroll_x, index)
+        shown = strip.crop_extend(scroll_x, scroll_x + width, base)
+        if strip.cell_length > scroll_x + width and width > 1:  # more to the right (→ scrolls)
+            shown = Strip.join([shown.crop(0, width - 1), Strip([Segment("…", base + _MORE)], 1)])
+        return shown.apply_offsets(scroll_x, index)
 
     def notify_style_update(self) -> None:
         super().notify_style_update()

@@ -33,15 +33,26 @@ from textual.strip import Strip
 from autoresearch_tui.engine.results import ResultRow
 from autoresearch_tui.tui.widgets.header import fmt_metric
 
-STATUS = {"keep": ("✓ keep", "green"), "discard": ("· discard", "grey62"), "crash": ("✗ crash", "red")}
-GLYPH = {"keep": "✓", "discard": "·", "crash": "✗"}
+# A discard without a metric is a run that was killed (by the user or the time limit): its own word.
+STATUS = {"keep": ("✓ keep", "green"), "discard": ("○ discard", "grey62"), "crash": ("✗ crash", "red"),
+          "killed": ("⊘ killed", "dark_orange")}
+GLYPH = {"keep": "✓", "discard": "○", "crash": "✗", "killed": "⊘"}
 BEST = "  ★ best"
 DESC_MIN = 12  # narrower than this and the other columns give way
 CACHE_MAX = 1024  # rendered rows kept (a few screens' worth)
 
 _STYLES = {status: Style.parse(colour) for status, (_, colour) in STATUS.items()}
 _BOLD = Style(bold=True)
-_status_key = attrgetter("status", "raw_status")
+
+
+def kind(row: ResultRow) -> str:
+    """keep | discard | crash | killed (a discard that has no metric)."""
+    return "killed" if row.status == "discard" and row.metric is None else row.status
+
+
+def _status_key(row: ResultRow) -> tuple[str, str]:
+    return kind(row), row.raw_status
+
 _metric_of = attrgetter("metric")
 _commit_of = attrgetter("commit")
 
@@ -392,10 +403,11 @@ class ResultsTable(ScrollView, can_focus=True):
 
     def _render_row(self, lay: _Layout, index: int, extra: Style | None = None) -> Strip:
         r = self._rows[index]
-        style = self.rich_style + _STYLES.get(r.status, Style())
+        what = kind(r)
+        style = self.rich_style + _STYLES.get(what, Style())
         if extra is not None:
             style += extra
-        status = GLYPH.get(r.status, r.status[:1]) if lay.glyph else status_word(r.status, r.raw_status)
+        status = GLYPH.get(what, what[:1]) if lay.glyph else status_word(what, r.raw_status)
         desc = _text(r.description)
         segments = []
         if index == self._best and lay.desc > len(BEST):
