@@ -266,12 +266,33 @@ class ResultsSource:
         if session_state is not None:
             state.started, state.platform = session_state.started, session_state.platform
             state.first_ts, state.last_ts, state.ended = session_state.first_ts, session_state.last_ts, session_state.ended
-        repo = self.repo.resolve() if self.repo else find_repo(self.results.resolve().parent)
+        repo = self.repo.resolve() if self.repo else holding_repo(find_repo(self.results.resolve().parent), table.rows)
         summary = self._summary(table, state) if with_summary else None
         return ResultsLoaded(table, state, session_state, repo, summary)
 
     def _summary(self, table, state) -> str:
         return render_state_summary(state, table.skipped, name=self.results.name)
+
+
+def holding_repo(repo: Path | None, rows, probe: int = 8) -> Path | None:
+    """`repo` if it holds any of the first commits of `rows` (a results file next to its project),
+    else None: a file copied into another repository gets no diffs that cannot be there."""
+    import subprocess
+
+    from autoresearch_tui.engine.details import clean_commit
+
+    if repo is None:
+        return None
+    commits = [clean_commit(r.commit)[0] for r in rows[:probe]]
+    commits = [c for c in commits if c and all(ch in "0123456789abcdefABCDEF" for ch in c)]
+    if not commits:
+        return None
+    try:
+        done = subprocess.run(["git", "-C", str(repo), "cat-file", "--batch-check"], capture_output=True, text=True,
+                              input="".join(f"{c}^{{commit}}\n" for c in commits), timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return repo if done.returncode == 0 and any(" commit " in ln for ln in done.stdout.splitlines()) else None
 
 
 def render_state_summary(state, skipped=(), name: str | None = None) -> str:

@@ -59,6 +59,7 @@ class PaneScreen(Screen):
     def __init__(self) -> None:
         super().__init__()
         self.state = SessionState()
+        self.decimals: int | None = 6  # how metric values are written (replay: the file's own precision)
         self._detail_seq = itertools.count(1)
         self._detail_want = 0
 
@@ -125,10 +126,12 @@ class PaneScreen(Screen):
     def refresh_views(self) -> None:
         """Redraw header, chart and table from self.state."""
         s = self.state
-        self.query_one(StatusHeader).show(s, self.status_word())
+        header = self.query_one(StatusHeader)
+        header.decimals = self.decimals
+        header.show(s, self.status_word())
         table = self.query_one(ResultsTable)
         best = _best_index(s)
-        table.set_rows(s.rows, s.metric, best)
+        table.set_rows(s.rows, s.metric, best, self.decimals)
         self.query_one(ChartPane).show(s.rows, s.direction, table.selected_index(), s.noise_band)
         self.set_subtitle(4, f"{len(s.rows)} experiments")
 

@@ -16,8 +16,11 @@ STATE_STYLE = {"running": "bold green", "paused": "bold yellow", "stopping": "bo
                "ended": "bold cyan", "waiting": "yellow", "replay": "bold cyan", "error": "bold red"}
 
 
-def fmt_metric(value: float | None) -> str:
-    return "—" if value is None else f"{value:.6f}"
+def fmt_metric(value: float | None, decimals: int | None = 6) -> str:
+    """Six decimals (results.tsv's own), or the precision a replayed file writes (None: as short as exact)."""
+    if value is None:
+        return "—"
+    return f"{value:.{decimals}f}" if decimals is not None else f"{value:g}"
 
 
 def fmt_clock(seconds: float | None) -> str:
@@ -76,6 +79,7 @@ class StatusHeader(Widget):
         self.status = "waiting"  # running | paused | stopping | ended | waiting | replay | error
         self.title = ""  # replay: the results file
         self.training: Training | None = None  # live: the current run's training progress
+        self.decimals: int | None = 6  # replay: the file's own precision
 
     def saw_log_line(self, run, line: str) -> None:
         """The newest line of the current run's log: a step line starts or advances training."""
@@ -128,7 +132,7 @@ class StatusHeader(Widget):
         parts: list[tuple[int, Text]] = []
         wide = self.size.width >= 110
         best = Text(f"best {s.metric or 'metric'} ", "dim")
-        best.append(fmt_metric(s.best_metric), "bold green")
+        best.append(fmt_metric(s.best_metric, self.decimals), "bold green")
         delta = fmt_delta(s.best_metric, s.baseline_metric)
         if delta:
             shown = delta if wide or "(" not in delta else delta[delta.index("(") :]
