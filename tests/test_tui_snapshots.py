@@ -59,7 +59,7 @@ def check(name: str, text: str) -> None:
 async def test_replay_snapshot() -> None:
     app = replay_app(REAL_RESULTS / "Bervaso__autoresearch-macos.tsv")
     async with app.run_test(size=SIZE) as pilot:
-        assert await wait_for(pilot, lambda: getattr(app.screen, "loaded", False), 10)
+        assert await wait_for(pilot, lambda: getattr(app.screen, "summary", None) is not None, 10)
         await pilot.pause(0.5)
         check("replay-80x24", screen_text(app))
 

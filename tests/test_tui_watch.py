@@ -82,6 +82,9 @@ async def test_watch_a_finished_session_shows_everything(headless_engine):
         assert await wait_for(pilot, lambda: type(app.screen).__name__ == "DocumentScreen", 5)
         assert "AutoResearch Summary" in app.screen.markdown
         await pilot.press("escape")
+        await pilot.press("f")  # the watched loop ended: merging is the natural end of "leave running"
+        assert await wait_for(pilot, lambda: type(app.screen).__name__ == "FinishScreen", 5)
+        await pilot.press("escape")
         await pilot.press("q")
     assert app.return_code == 0
 

@@ -217,6 +217,9 @@ def last_line(path: Path, size: int = TAIL_BYTES) -> str:
     return ""
 
 
+HEAD_BYTES = 32 * 1024  # about 300 rows: several screenfuls
+
+
 class ResultsSource:
     """Reads a results.tsv (and its session's events, if given) in a thread, once.
 
@@ -232,6 +235,9 @@ class ResultsSource:
 
     def start(self, target: MessagePump) -> threading.Thread:
         def work() -> None:
+            head = self.load_head()
+            if head is not None:
+                target.post_message(head)
             loaded = self.load(with_summary=False)
             if target.post_message(loaded) and isinstance(loaded, ResultsLoaded):
                 self.rows_shown.wait(SUMMARY_WAIT_S)
@@ -240,6 +246,31 @@ class ResultsSource:
         thread = threading.Thread(target=work, name="results-source", daemon=True)
         thread.start()
         return thread
+
+    def load_head(self) -> ResultsLoaded | None:
+        """The first HEAD_BYTES of a long file, parsed on their own: the first screenful shows while
+        the rest is read. None for a short file (read whole at once) or a head that does not parse."""
+        from autoresearch_tui.engine.results import ResultsFormatError, parse_results
+        from autoresearch_tui.engine.state import SessionState
+
+        if self.session is not None:
+            return None
+        try:
+            with open(self.results, "rb") as fh:
+                data = fh.read(HEAD_BYTES + 1)
+        except OSError:
+            return None
+        cut = data.rfind(b"\n", 0, HEAD_BYTES)
+        if len(data) <= HEAD_BYTES or cut < 0 or data.startswith((b"\xff\xfe", b"\xfe\xff")):
+            return None
+        try:
+            table = parse_results(data[: cut + 1].decode("utf-8", errors="replace"), source=str(self.results))
+        except (ResultsFormatError, ValueError):
+            return None
+        if not table.rows:
+            return None
+        state = SessionState.from_rows(table.rows, table.metric, table.direction)
+        return ResultsLoaded(table, state, partial=True)
 
     def load(self, with_summary: bool = True) -> ResultsLoaded | LoadFailed:
         from autoresearch_tui.engine.details import find_repo

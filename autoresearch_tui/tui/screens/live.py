@@ -289,6 +289,8 @@ class LiveScreen(ReviewFlow, PaneScreen):
         """Watch: the control keys say why they do nothing instead of doing nothing silently."""
         if not self.read_only or event.character not in READ_ONLY_KEYS:
             return
+        if event.character == "f" and self.state.ended is not None:
+            return  # the finish binding takes it
         event.stop()
         if event.character == "f":
             self.notify("the finish screen opens when the watched session has ended", timeout=4)

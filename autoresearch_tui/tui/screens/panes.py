@@ -123,8 +123,8 @@ class PaneScreen(Screen):
             other.set_class(other is pane, "-big")
 
     # -- views -------------------------------------------------------------------------
-    def refresh_views(self) -> None:
-        """Redraw header, chart and table from self.state."""
+    def refresh_views(self, chart: bool = True) -> None:
+        """Redraw header, table and (unless `chart` is False) chart from self.state."""
         s = self.state
         header = self.query_one(StatusHeader)
         header.decimals = self.decimals
@@ -132,8 +132,14 @@ class PaneScreen(Screen):
         table = self.query_one(ResultsTable)
         best = _best_index(s)
         table.set_rows(s.rows, s.metric, best, self.decimals)
-        self.query_one(ChartPane).show(s.rows, s.direction, table.selected_index(), s.noise_band)
+        if chart:
+            self.refresh_chart()
         self.set_subtitle(4, f"{len(s.rows)} experiments")
+
+    def refresh_chart(self) -> None:
+        s = self.state
+        self.query_one(ChartPane).show(s.rows, s.direction, self.query_one(ResultsTable).selected_index(),
+                                       s.noise_band)
 
     def status_word(self) -> str:
         return "running"

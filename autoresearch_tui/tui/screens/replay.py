@@ -94,6 +94,13 @@ class ReplayScreen(PaneScreen):
 
     # -- data ------------------------------------------------------------------------------
     def on_results_loaded(self, message: ResultsLoaded) -> None:
+        if message.partial:  # the first rows, while the rest of a long file is read
+            self.state, self.decimals = message.state, message.table.decimals
+            header = self.query_one(StatusHeader)
+            header.title = f"{self.results.name} (reading…)"
+            self.refresh_views(chart=False)
+            return
+        self.query_one(StatusHeader).title = self.results.name
         self.state, self.session_state, self.repo = message.state, message.session_state, message.repo
         self.skipped, self.loaded = list(message.table.skipped), True
         self.sections = message.table.sections
@@ -101,7 +108,8 @@ class ReplayScreen(PaneScreen):
         # No repository holding these commits and no session: the diff pane has nothing to show,
         # so the table and the chart get its room.
         self.query_one("#panes").set_class(self.repo is None and self.session is None, "-nodiff")
-        self.refresh_views()
+        self.refresh_views(chart=False)  # the rows first; the chart (O(n) to prepare) a frame later
+        self.call_after_refresh(self.refresh_chart)
         # The summary renders in the source's thread once the frame with the rows is out (a few
         # frames later; in the same interpreter it would slow that frame down), or when `u` asks.
         self.set_timer(SUMMARY_AFTER_S, self.source.rows_shown.set)
