@@ -217,9 +217,6 @@ def last_line(path: Path, size: int = TAIL_BYTES) -> str:
     return ""
 
 
-HEAD_BYTES = 32 * 1024  # about 300 rows: several screenfuls
-
-
 class ResultsSource:
     """Reads a results.tsv (and its session's events, if given) in a thread, once.
 
@@ -248,24 +245,17 @@ class ResultsSource:
         return thread
 
     def load_head(self) -> ResultsLoaded | None:
-        """The first HEAD_BYTES of a long file, parsed on their own: the first screenful shows while
-        the rest is read. None for a short file (read whole at once) or a head that does not parse."""
-        from autoresearch_tui.engine.results import ResultsFormatError, parse_results
+        """The head of a long file, parsed on its own: the first screenful shows while the rest is
+        read. None for a short file (read whole at once) or a head that does not parse."""
+        from autoresearch_tui.engine.results import ResultsFormatError
         from autoresearch_tui.engine.state import SessionState
+        from autoresearch_tui.tui.prepaint import HEAD_BYTES, read_head
 
-        if self.session is not None:
-            return None
         try:
-            with open(self.results, "rb") as fh:
-                data = fh.read(HEAD_BYTES + 1)
-        except OSError:
-            return None
-        cut = data.rfind(b"\n", 0, HEAD_BYTES)
-        if len(data) <= HEAD_BYTES or cut < 0 or data.startswith((b"\xff\xfe", b"\xfe\xff")):
-            return None
-        try:
-            table = parse_results(data[: cut + 1].decode("utf-8", errors="replace"), source=str(self.results))
-        except (ResultsFormatError, ValueError):
+            if self.session is not None or self.results.stat().st_size <= HEAD_BYTES:
+                return None
+            table = read_head(self.results)
+        except (OSError, ResultsFormatError, ValueError):
             return None
         if not table.rows:
             return None
