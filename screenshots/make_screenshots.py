@@ -4,7 +4,8 @@
 
 Drives the app with `App.run_test(size=(160, 45))` and `save_screenshot()`:
   live.svg            a real short session on a copy of sample_projects/spirals (a fake fast
-                      project when the sample or torch is missing), mid-run: four panes
+                      project when the sample or torch is missing, or SHOTS_FAKE=1 on a busy
+                      machine), mid-run: four panes
   live-80x24.svg      the same at the smallest supported size: the panes stacked, the log large
   help-80x24.svg      its `?` help
   workers-80x24.svg   a session with 3 parallel workers (the fake project, on the CPU): the
@@ -94,6 +95,8 @@ def _project(root: Path) -> tuple[Path, dict]:
     try:
         import importlib.util
 
+        if os.environ.get("SHOTS_FAKE"):
+            raise RuntimeError("SHOTS_FAKE is set")
         if importlib.util.find_spec("torch") is None:
             raise RuntimeError("no torch")
         project, values = create_demo_project("spirals", root / "spirals")
