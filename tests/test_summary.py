@@ -300,6 +300,14 @@ def test_a_killed_run_written_as_zero_reads_back_without_a_metric(tmp_path: Path
                    "aaaaaaa\t0.5\t0.0\tkeep\tbaseline\nbbbbbbb\t0.000000\t0.0\tdiscard\tall wrong\n"
                    "ccccccc\t0.000000\t0.0\tdiscard\twider (killed)\n", encoding="utf-8")
     assert [r.metric for r in read_results(acc).rows] == [0.5, 0.0, None]
+    # this tool's own killed run under a maximised metric: written so that it reads back the same
+    from autoresearch_tui.engine.results import ResultRow, append_row, ensure_header
+
+    own = tmp_path / "own.tsv"
+    ensure_header(own, "val_acc")
+    append_row(own, ResultRow("aaaaaaa", 0.8, 1.0, "keep", "baseline"))
+    append_row(own, ResultRow("bbbbbbb", None, 0.0, "discard", "wider MLP"))
+    assert [r.metric for r in read_results(own).rows] == [0.8, None]
 
 
 def _steps(text: str) -> list[str]:

@@ -32,9 +32,15 @@ def _clean(text: str) -> str:
 
 
 def format_row(row: ResultRow) -> str:
-    metric = row.metric if row.metric is not None and math.isfinite(row.metric) else 0.0
+    measured = row.metric is not None and math.isfinite(row.metric)
+    metric = row.metric if measured else 0.0
     memory = row.memory_gb if row.memory_gb is not None else 0.0
-    return f"{row.commit[:7]}\t{metric:.6f}\t{memory:.1f}\t{row.status}\t{_clean(row.description)}\n"
+    description = _clean(row.description)
+    if not measured and row.status == "discard" and not _KILLED.search(description):
+        # 0.000000 is the convention's "no metric"; for a maximised metric it could be a real 0,
+        # so the row says why it has none, and the reader reads it back without a metric.
+        description = f"{description} (killed)"
+    return f"{row.commit[:7]}\t{metric:.6f}\t{memory:.1f}\t{row.status}\t{description}\n"
 
 
 def ensure_header(path: Path, metric: str) -> None:
