@@ -265,3 +265,52 @@ async def test_summary_key_before_the_summary_is_ready(tmp_path, monkeypatch):
         release.set()
         assert await wait_for(pilot, lambda: type(app.screen).__name__ == "DocumentScreen", 5)
         assert "line 3" in app.screen.markdown
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs a pty")
+def test_first_rows_are_painted_before_the_app_starts(tmp_path):
+    """In a real terminal (a pty) the first screenful is on screen before Textual draws anything,
+    on the alternate screen, and quitting leaves it."""
+    import fcntl
+    import os
+    import pty
+    import select
+    import struct
+    import subprocess
+    import sys
+    import termios
+    import time
+
+    path = tmp_path / "results.tsv"
+    path.write_text("commit\tval_bpb\tmemory_gb\tstatus\tdescription\n"
+                    + "".join(f"{i:07x}\t{1 - i / 1000:.6f}\t1.0\tkeep\tstep {i}\n" for i in range(1, 60)),
+                    encoding="utf-8")
+    main, child = pty.openpty()
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    proc = subprocess.Popen([sys.executable, "-m", "autoresearch_tui", "replay", str(path)], stdin=child,
+                            stdout=child, stderr=child, env={**os.environ, "TERM": "xterm-256color"},
+                            start_new_session=True)
+    os.close(child)
+    out = b""
+    deadline = time.monotonic() + 40
+    try:
+        while b"Summary" not in out and time.monotonic() < deadline:  # the app's footer: it is up
+            if select.select([main], [], [], 0.2)[0]:
+                out += os.read(main, 65536)
+        assert b"Summary" in out, out[-2000:]
+        first = out.index(b"0000001")  # the first data row's commit
+        assert out.index(b"\x1b[?1049h") < first < out.index(b"Summary")
+        painted = out[:out.index(b"Summary")]
+        assert b"reading" in painted and b"step 1" in painted
+        os.write(main, b"q")
+        assert proc.wait(20) == 0
+        while select.select([main], [], [], 0.5)[0]:
+            try:
+                out += os.read(main, 65536)
+            except OSError:
+                break
+        assert out.rfind(b"\x1b[?1049l") > out.index(b"Summary")  # back on the normal screen
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(main)
