@@ -106,7 +106,6 @@ class LinesView(ScrollView, can_focus=True):
         self._cache.clear()
 
 
-
 class TextDocument(LinesView):
     """Markdown shown as plain lines: headings bold, **bold** marks dropped, tables as aligned
     columns (wide ones scroll instead of squeezing). Cheap on a summary with 1,000 table rows,
