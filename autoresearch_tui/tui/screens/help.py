@@ -14,11 +14,11 @@ KEYS_LIVE = [
     ("p", "pause after the current run / resume"),
     ("s", "stop after the current run (twice: kill it now)"),
     ("k", "kill the current run (logged as a discard)"),
-    ("i", "instruction for an LLM agent (built-in proposer: vary/hold)"),
-    ("v", "review the waiting proposal: a approve, x reject, e edit"),
+    ("i", "instruction for an LLM agent (built-in: vary/hold)"),
+    ("v", "review the proposal: a approve, x reject, e edit"),
 ]
 KEYS_PANES = [
-    ("1 2 3 4", "focus diff, log, chart or results (narrow: it grows)"),
+    ("1 2 3 4", "focus a pane (on narrow screens it grows)"),
     ("tab shift+tab", "next / previous pane"),
     ("m or z", "maximise / restore the focused pane"),
     ("a", "log auto-scroll on / off (footer: Tail ✓ / ✗)"),
