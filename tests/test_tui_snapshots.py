@@ -68,7 +68,8 @@ async def test_wizard_snapshot(project: Path) -> None:
     config = load_config(project, None, {"tag": "snap"})
     app = wizard_app(config)
     async with app.run_test(size=SIZE) as pilot:
-        assert await wait_for(pilot, lambda: "Adjustments:" in screen_text(app), 15)  # detection done
+        # detection done and the footer drawn (on a busy machine it can come a frame later)
+        assert await wait_for(pilot, lambda: "Adjustments:" in screen_text(app) and "Continue" in screen_text(app), 15)
         await pilot.pause(0.3)
         text = screen_text(app)
         text = re.sub(r"(Platform: ).*", r"\1<platform>", text)
