@@ -80,12 +80,13 @@ async def run_async(cwd: str | Path | None, *args: str) -> tuple[int, str]:
     return proc.returncode or 0, out.decode("utf-8", "replace").strip("\n")
 
 
-def run_in(root: Path, *args: str, check: bool = True, timeout: float | None = None) -> str:
+def run_in(root: Path, *args: str, check: bool = True, timeout: float | None = None, stdin: str | None = None) -> str:
     """stdout of a git command in `root`, as the app's identity and in its own session (a group
     signal to the engine never reaches it). check=False: "" when git fails or cannot start."""
     try:
         out = subprocess.run(["git", *safe_options(_git_dir_of(Path(root))), *args], cwd=root, capture_output=True,
-                             text=True, env={**os.environ, **AUTHOR_ENV}, start_new_session=True, timeout=timeout)
+                             text=True, env={**os.environ, **AUTHOR_ENV}, start_new_session=True, timeout=timeout,
+                             input=stdin)
     except (OSError, subprocess.TimeoutExpired):
         if check:
             raise
@@ -161,6 +162,10 @@ class Git:
         self._git.set_persistent_git_options(c=config)  # GitPython's own commands (cat-file) too
         return self._git.execute(["git", *(a for value in config for a in ("-c", value)), *args],
                                  strip_newline_in_stdout=not exact)
+
+    def use_app_identity(self) -> None:
+        """Commit as the app even where the user has an identity (the demo's own repository)."""
+        self._git.update_environment(**AUTHOR_ENV)
 
     def _has_identity(self) -> bool:
         try:
@@ -367,5 +372,5 @@ def init(path: Path, branch: str = "main") -> Git:
     """A new repository at `path` whose commits are the app's (the demo project)."""
     gitpython.Repo.init(path, initial_branch=branch)
     repo = Git(path)
-    repo._git.update_environment(**AUTHOR_ENV)
+    repo.use_app_identity()
     return repo
