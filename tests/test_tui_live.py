@@ -104,9 +104,8 @@ async def test_log_flood_stays_bounded_and_responsive(engine_session):
         # and shown stays bounded.
         assert log.line_count <= screen.source.buffer.lines.maxlen + 1
         assert len(screen.source.buffer.lines) <= 2000
-        # `\r` progress rewrote lines instead of adding them: half the flood is not lines (the
-        # run prints 100 000 complete flood lines and a handful more).
-        assert log.total <= 100_000 + 10
+        # `\r` progress rewrote lines instead of adding them: half of the 200 000 writes are not lines
+        assert log.total < 150_000
         before = log.auto_scroll
         await pilot.press("a")  # the screen still answers keys (how fast: benchmarks/flood.py)
         assert await wait_for(pilot, lambda: log.auto_scroll != before, 10)
