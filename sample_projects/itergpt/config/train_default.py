@@ -3,7 +3,7 @@
 # again with --key=value.
 
 out_dir = 'out'
-eval_interval = 50
+eval_interval = 100
 eval_iters = 8
 log_interval = 10
 
@@ -17,11 +17,11 @@ n_embd = 32
 dropout = 0.0
 
 learning_rate = 1e-3
-max_iters = 150
+max_iters = 300
 weight_decay = 1e-1
 beta1 = 0.9
 beta2 = 0.99
 grad_clip = 1.0
 warmup_iters = 10
-lr_decay_iters = 150
+lr_decay_iters = 300
 min_lr = 1e-4
