@@ -68,7 +68,7 @@ class Fairness:
         notes = [f"Budget contract: {self.budget_note}"] if self.budget_note else []
         if self.overridden:
             notes.append("Held (set by the train command): " + ", ".join(self.overridden))
-        notes += [inert.message(name).capitalize() for name in self.inert]
+        notes += [inert.message(name)[:1].upper() + inert.message(name)[1:] for name in self.inert]
         if self.not_kept:
             notes.append("Not kept for their compute (iteration-count project, tolerance "
                          f"{contract.COMPUTE_TOLERANCE:g}x the best's CPU time): " + "; ".join(self.not_kept))
