@@ -250,7 +250,7 @@ def test_itergpt_config_file_as_the_editable_file(tmp_path: Path) -> None:
 def test_itergpt_train_script_as_the_editable_file_with_overrides(tmp_path: Path) -> None:
     project = _sample_repo(tmp_path)
     out = cli("run", "--headless", "--yes", "--train", "train.py", "--readonly", "model.py",
-              "--train-command", "python train.py config/train_default.py --learning_rate=2e-3",
+              "--train-command", "python train.py config/train_quick.py --learning_rate=2e-3",
               "--metric", "val_loss:min", "--time-budget", "10s", "--max-iterations", "8", "--tag", "s2",
               cwd=project, timeout=900)
     assert out.returncode == 0, out.stdout + out.stderr
