@@ -234,6 +234,7 @@ def subprocess_ok(cwd: Path, *args: str) -> bool:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)
 @awaits_proposer
 def test_itergpt_config_file_as_the_editable_file(tmp_path: Path) -> None:
     project = _sample_repo(tmp_path)
@@ -246,6 +247,7 @@ def test_itergpt_config_file_as_the_editable_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)
 @awaits_proposer
 def test_itergpt_train_script_as_the_editable_file_with_overrides(tmp_path: Path) -> None:
     project = _sample_repo(tmp_path)
