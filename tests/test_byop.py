@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 from pathlib import Path
 
@@ -244,6 +245,7 @@ def test_itergpt_config_file_as_the_editable_file(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stdout + out.stderr
     _check_session(project, out.stdout)
     assert "trains by iteration count" in out.stdout
+    assert re.search(r"#1 finished in [0-9.]+ s \(CPU [0-9.]+ s\)", out.stdout)
 
 
 @pytest.mark.slow
