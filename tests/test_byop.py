@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -230,7 +231,6 @@ def _check_session(project: Path, out: str) -> list:
 
 
 def subprocess_ok(cwd: Path, *args: str) -> bool:
-    import subprocess
     return subprocess.run(["git", *args], cwd=cwd, capture_output=True).returncode == 0
 
 
