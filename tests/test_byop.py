@@ -6,6 +6,7 @@ import asyncio
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -198,6 +199,25 @@ def _sample_repo(tmp_path: Path) -> Path:
     git(project, "add", "-A")
     git(project, "commit", "-q", "-m", "init")
     return project
+
+
+def _train(project: Path, *flags: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "train.py", "config/train_default.py", *flags], cwd=project,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_itergpt_runs_seeded_by_iteration_count(tmp_path: Path) -> None:
+    project = _sample_repo(tmp_path)
+    first = _train(project, "--max_iters=20", "--eval_interval=10")
+    assert first.returncode == 0, first.stderr
+    assert re.search(r"^step 10: train loss \d+\.\d{4}, val loss \d+\.\d{4}$", first.stdout, re.M)
+    assert "num_steps: 21" in first.stdout and (project / "out" / "ckpt.pt").exists()
+    again = _train(project, "--max_iters=20", "--eval_interval=10")
+    metric = re.compile(r"^val_loss: (\d+\.\d+)$", re.M)
+    assert metric.search(first.stdout).group(1) == metric.search(again.stdout).group(1)  # bit-identical
+    assert git(project, "status", "--porcelain") == ""  # data and checkpoint are ignored
+    bad = _train(project, "--max_iters=2", "--n_head=3")
+    assert bad.returncode != 0 and "assert config.n_embd % config.n_head == 0" in bad.stderr
 
 
 def _proposer_reads_lowercase() -> bool:

@@ -8,6 +8,7 @@ runner.py) and does not keep a candidate that used clearly more than the best.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,20 +55,22 @@ class Contract:
 
 
 def project_source(project: Path) -> str:
-    """The Python source of the project (bounded): what the script can possibly read."""
+    """The Python source of the project (bounded): what the script can possibly read.
+
+    Walks with pruning: a data folder of a million files must not cost a minute."""
     parts: list[str] = []
     size = 0
-    for path in sorted(project.rglob("*.py"))[:MAX_FILES * 4]:
-        if any(part in SKIP_DIRS for part in path.relative_to(project).parts):
-            continue
-        try:
-            text = path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            continue
-        parts.append(text)
-        size += len(text)
-        if len(parts) >= MAX_FILES or size >= MAX_BYTES:
-            break
+    for root, dirs, files in os.walk(project):
+        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith("."))
+        for name in sorted(f for f in files if f.endswith(".py")):
+            try:
+                text = (Path(root) / name).read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                continue
+            parts.append(text)
+            size += len(text)
+            if len(parts) >= MAX_FILES or size >= MAX_BYTES:
+                return "\n".join(parts)
     return "\n".join(parts)
 
 
