@@ -36,7 +36,7 @@ def describe(event: ev.Event) -> str | None:
         what = "baseline" if event.iteration == 0 else f"{event.commit[:7]}"
         if event.worker or event.device:
             what += f" on worker {event.worker}" + (f" ({event.device})" if event.device else "")
-        retry = " (retry after OOM)" if event.attempt > 1 else ""
+        retry = f" (attempt {event.attempt})" if event.attempt > 1 else ""
         return (f"#{event.iteration} running {what}{retry}: budget {format_duration(event.budget_s)}, "
                 f"limit {format_duration(event.limit_s)}, log {event.log}")
     if isinstance(event, ev.RunFinished):
@@ -48,6 +48,9 @@ def describe(event: ev.Event) -> str | None:
         worker = f" [w{event.worker}]" if event.worker else ""
         return (f"#{event.iteration}{worker} {event.status.upper():<7} {_fmt(event.metric)}  {event.description}"
                 f"  [{event.reason}; best {_fmt(event.best_metric)} @ {event.best_commit[:7]}]")
+    if isinstance(event, ev.BestRemeasured):
+        return (f"#{event.iteration} best {event.commit[:7]} re-measured beside the candidate: {_fmt(event.metric)} "
+                f"(mean of its {event.runs} runs {_fmt(event.best_metric)})")
     if isinstance(event, ev.ProgressReport):
         return "\n" + event.markdown.rstrip() + "\n"
     if isinstance(event, ev.Notice):

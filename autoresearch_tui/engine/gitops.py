@@ -139,6 +139,10 @@ class GitRepo:
     def reset_hard(self, commit: str) -> None:
         self.git.reset("--hard", "--quiet", commit)
 
+    def read_tree(self, commit: str) -> None:
+        """Index and working tree as in `commit`; HEAD and the branch do not move."""
+        self.git.read_tree("-u", "--reset", commit)
+
     def restore(self, paths: list[str]) -> None:
         """Put tracked files back as in HEAD."""
         if paths:

@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from autoresearch_tui.agents.base import (
     Attempt, Proposal, ProposalContext, ProposalError, Proposer, SearchExhausted,
@@ -61,6 +62,7 @@ class Engine:
         self.best_metric: float | None = None  # the mean of best_runs
         self.best_runs: list[float] = []  # metric of each run of the best commit
         self.noise = noise.NoiseModel()
+        self.reruns = self.best_reruns = 0  # runs spent confirming: candidates' re-runs, the best's runs beside them
         self.iteration = 0
         self.started = time.time()
         self.platform: hardware.Platform | None = None
@@ -136,9 +138,12 @@ class Engine:
         self.recovered = rec
         self.rows, self.history, self.iteration = list(rec.rows), list(rec.history), rec.iteration
         self.best_commit = rec.best_commit or ""
-        for event in rec.state.results + rec.new_events:
+        self.noise = noise.NoiseModel({c: list(v) for c, v in rec.state.noise.groups.items()})  # rows + BestRemeasured
+        for event in rec.new_events:
             if isinstance(event, ev.ResultRecorded) and event.status != CRASH:
                 self.noise.add(event.commit, event.metric)
+        self.reruns = sum(1 for e in rec.state.results if e.iteration and e.rerun)
+        self.best_reruns = rec.state.remeasured
         self.best_runs = self.noise.runs(self.best_commit) or ([rec.best_metric] if rec.best_metric is not None else [])
         self.best_metric = noise.mean(self.best_runs) if self.best_runs else None
         if started is not None:
@@ -283,7 +288,7 @@ class Engine:
         if record.crash or record.metric is None:
             self._record(n, [record], CRASH, record.crash or "no metric", proposal.description, proposal.meta)
             return
-        records = [record]
+        records, beside = [record], 0
         while True:
             verdict = self._judge([r.metric for r in records])
             if verdict.action != noise.RERUN:
@@ -292,20 +297,59 @@ class Engine:
                 verdict = noise.Verdict(DISCARD, verdict.reason + "; stopped before confirming", None)
                 break
             self.emit(ev.Notice(message=f"#{n}: {verdict.reason}"))
+            if self.config.keep_policy == "confirm":  # interleaved: best, candidate, best, candidate ...
+                beside += 1
+                failed = await self._run_best(n, commit, beside)
+                if failed or self.stop_requests:
+                    verdict = noise.Verdict(DISCARD, f"{failed or 'stopped'} before the candidate's run "
+                                                     f"{len(records) + 1}: not confirmed", None)
+                    break
             again = await self._run(n, commit, attempt=len(records) + 1)
+            self.reruns += 1
             if again.crash or again.metric is None:
+                self._killed(again)
                 verdict = noise.Verdict(DISCARD, f"re-run crashed ({again.crash}): not confirmed", None)
                 break
             records.append(again)
-        if verdict.action == KEEP and self.config.keep_policy == "confirm":
-            # A new best measured on few runs is a lucky draw that later real gains cannot beat
-            # (the winner's curse): measure it as often as a candidate may be.
-            while len(records) < self.config.confirm_runs and not self.stop_requests:
-                again = await self._run(n, commit, attempt=len(records) + 1)
-                if again.crash or again.metric is None:
-                    break
-                records.append(again)
         self._record(n, records, verdict.action, verdict.reason, proposal.description, proposal.meta)
+
+    async def _run_best(self, n: int, commit: str, attempt: int) -> str | None:
+        """keep_policy confirm: run the best once, just before candidate n's next run (both then
+        see the same machine: slow drift cancels); its value joins the best's runs. None, or why
+        it failed."""
+        best = self.best_commit
+        with self._best_tree(n, best, commit):
+            record = await self._run(n, best, attempt)
+        self.best_reruns += 1
+        if record.crash or record.metric is None:
+            self._killed(record)
+            return f"the best's run crashed ({record.crash})"
+        self.noise.add(best, record.metric)
+        if best == self.best_commit:  # (parallel: another worker may have kept meanwhile)
+            self.best_runs.append(record.metric)
+            self.best_metric = noise.mean(self.best_runs)
+        runs = self.noise.runs(best)
+        self.emit(ev.BestRemeasured(iteration=n, commit=best, metric=record.metric, runs=len(runs),
+                                    best_metric=noise.mean(runs)))
+        return None
+
+    @contextmanager
+    def _best_tree(self, n: int, best: str, commit: str) -> Iterator[None]:
+        """The main tree holds the best's files while it runs; HEAD and the branch stay on the
+        candidate, so a kill at any instant leaves it committed and reachable, and resume finds a
+        dirty tree on the branch (reset) and the candidate not evaluated (run again)."""
+        assert self.repo is not None
+        self.repo.read_tree(best)
+        try:
+            yield
+        finally:
+            self.repo.reset_hard(commit)
+
+    def _killed(self, record: RunRecord) -> None:
+        """A re-run killed by the user: the kill is spent; the second stop request ends the session."""
+        if record.outcome.killed:
+            self._killed_out = self._killed_out or self.stop_requests >= 2
+            self._kill.clear()
 
     def _judge(self, values: list[float]) -> noise.Verdict:
         cfg = self.config
@@ -316,9 +360,9 @@ class Engine:
     def _context(self, n: int, feedback: str = "", source: str | None = None,
                  project: Path | None = None) -> ProposalContext:
         cfg = self.config
-        readonly = None
-        if cfg.readonly_script and n == 1:
-            readonly = cfg.path(cfg.readonly_script).read_text(encoding="utf-8", errors="replace")
+        readonly, readonly_files = None, cfg.readonly_files()
+        if readonly_files and n == 1:
+            readonly = "\n\n".join(cfg.path(f).read_text(encoding="utf-8", errors="replace") for f in readonly_files)
         best = next((a for a in reversed(self.history) if a.status == KEEP), None)
         return ProposalContext(
             iteration=n, train_path=cfg.train_script,
@@ -329,7 +373,7 @@ class Engine:
             platform=self.platform.device if self.platform else "cpu",
             notes="\n\n".join(filter(None, [read_notes(cfg.project, cfg.notes_file), *self.notes,
                                              self.fair.agent_note()])),
-            project=str(project or cfg.project), readonly_path=cfg.readonly_script,
+            project=str(project or cfg.project), readonly_path=", ".join(readonly_files),
             agent_log=str(self.session.root / "agents" / f"{n:04d}.log") if self.session else "",
             feedback=feedback, time_budget_s=cfg.time_budget or 0.0,
         )
@@ -511,7 +555,7 @@ class Engine:
         cfg = self.config
         assert self.session is not None
         path = reporting.final(cfg, self.session.root, self.rows, self.platform, self.started, self.spent,
-                               self.noise, self.fair)
+                               self.noise, (self.reruns, self.best_reruns), self.fair)
         end = ev.SessionEnded(reason=reason, iterations=self.iteration, best_commit=self.best_commit or None,
                               best_metric=self.best_metric, summary_path=str(path))
         self.emit(end)

@@ -26,7 +26,8 @@ import asyncio
 import dataclasses
 import os
 import signal
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 from autoresearch_tui.agents.base import Attempt, Proposal
 from autoresearch_tui.engine import events as ev
@@ -299,6 +300,15 @@ class ParallelEngine(Engine):
                          summary=r.summary, peak_memory_mb=r.peak_mb, oom=r.oom, crash_reason=r.crash,
                          attempt=attempt, worker=slot.index, cpu_s=outcome.cpu_s))
         return RunRecord(commit, outcome, r.metric, r.summary, r.peak_mb, r.oom, r.crash)
+
+    @contextmanager
+    def _best_tree(self, n: int, best: str, commit: str) -> Iterator[None]:
+        """The worker's own worktree checks the best out for its run (in _run) and the candidate
+        again after it; the main tree stays at the best. The attempt ref keeps the detached
+        candidate reachable meanwhile."""
+        assert self.repo is not None
+        self.repo.keep_ref(self.config.tag, n, commit)
+        yield
 
     def emit(self, event: ev.Event) -> None:
         slot = CURRENT.get()

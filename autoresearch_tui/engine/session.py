@@ -189,7 +189,7 @@ class ControlInbox:
         for line in self._tail.read():
             try:
                 data = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
             if isinstance(data, dict) and "cmd" in data:
                 out.append(data)

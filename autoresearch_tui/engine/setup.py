@@ -43,6 +43,9 @@ def open_repo(cfg: ResearchConfig) -> tuple[GitRepo, Path]:
                         f"run `git rm --cached {results_rel}` and commit, or pick another results_file")
     session_rel = _rel(repo, cfg.path(cfg.session_dir))
     summary_rel = _rel(repo, cfg.path(SUMMARY_FILE))
+    if summary_rel and repo.git.ls_files("--", summary_rel):
+        raise UserError(f"{SUMMARY_FILE} is tracked by git, and each session rewrites it; run "
+                        f"`git rm --cached {summary_rel}` and commit")
     # The summary's temporary file too: a kill mid-write must not leave the tree dirty.
     summary_tmp = f"/{summary_rel.rsplit('/', 1)[0] + '/' if '/' in summary_rel else ''}.{SUMMARY_FILE}.*" \
         if summary_rel else None
