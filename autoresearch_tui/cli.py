@@ -132,10 +132,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # a full disk under stdout must fail here, not in the interpreter's exit
         return code
     except UserError as exc:
-        print(f"autoresearch-tui: {exc}", file=sys.stderr)
+        print(f"autoresearch-tui: {_inert(exc)}", file=sys.stderr)
         return exit_codes.BAD_INPUT
     except RuntimeFailure as exc:
-        print(f"autoresearch-tui: {exc}", file=sys.stderr)
+        print(f"autoresearch-tui: {_inert(exc)}", file=sys.stderr)
         return exit_codes.RUNTIME_FAILURE
     except KeyboardInterrupt:
         return exit_codes.RUNTIME_FAILURE
@@ -157,6 +157,13 @@ def _internal_error(exc: BaseException) -> int:
 
     print(one_line(exc), file=sys.stderr)
     return exit_codes.RUNTIME_FAILURE
+
+
+def _inert(exc: Exception) -> str:
+    """The message as one line with no escape sequence or key (it may quote agent output)."""
+    from autoresearch_tui.engine.sanitize import line
+
+    return line(str(exc))
 
 
 def _dispatch(args: argparse.Namespace) -> int:

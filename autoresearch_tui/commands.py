@@ -65,6 +65,13 @@ def cmd_run(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
         config = load_for_resume(args.project, overrides)  # resume removes the locks a killed session left
         return run_headless(config, resume=True, rerun_pending=not args.discard_pending)
     config = load(args.project, args.config, overrides)
+    if args.headless and overrides.get("review"):
+        raise UserError("--review needs the live screen to answer the reviews; run without --headless")
+    from autoresearch_tui.engine.lock import holder, refusal
+
+    live = holder(config.project)  # first: a live session's index.lock is not a stale one
+    if live:
+        raise refusal(live)
     _refuse_index_lock(config.project)
     if not args.headless:
         from autoresearch_tui.tui import launch
@@ -102,23 +109,29 @@ def load_for_resume(project: Path, overrides: dict[str, Any]):
 
 def run_headless(config: Any, confirm: bool = False, resume: bool = False, rerun_pending: bool = True) -> int:
     from autoresearch_tui.engine.config import validate
+    from autoresearch_tui.engine.lock import SessionLock
     from autoresearch_tui.engine.parallel import make_engine
     from autoresearch_tui.headless import LinePrinter
 
     printer = LinePrinter()
     engine = make_engine(config, make_proposer(config), listeners=[printer])
     validate(config)
-    print(config.table(platform="[detected at start]"), flush=True)
-    if confirm and not resume and sys.stdin.isatty():
-        answer = input("Start this research session? [Y/n] ").strip().lower()
-        if answer not in ("", "y", "yes"):
-            print("not started")
-            return exit_codes.OK
-    if resume:
-        engine.prepare_resume(rerun_pending)
-    else:
-        engine.prepare()
-    end = asyncio.run(_run_with_signals(engine))
+    lock = SessionLock.acquire(config.project, config.tag, config.session_path())
+    try:
+        print(config.table(platform="[detected at start]"), flush=True)
+        if confirm and not resume and sys.stdin.isatty():
+            answer = input("Start this research session? [Y/n] ").strip().lower()
+            if answer not in ("", "y", "yes"):
+                print("not started")
+                return exit_codes.OK
+        if resume:
+            engine.prepare_resume(rerun_pending)
+        else:
+            engine.prepare()
+        end = asyncio.run(_run_with_signals(engine))
+    finally:
+        if lock is not None:
+            lock.release()
     if end.reason == "bad_metric":
         print(f"autoresearch-tui: the baseline did not print a usable {config.metric}; check --metric "
               f"(see {engine.session.root / 'runs'})", file=sys.stderr)
@@ -279,16 +292,25 @@ def watch_headless(session: Path, poll: float = 0.5, once: bool = False) -> int:
 
 def cmd_replay(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
     from autoresearch_tui.engine.results import ResultsFormatError, read_results
+    from autoresearch_tui.tui import prepaint
 
     if not args.results.is_file():
         raise UserError(f"{args.results} does not exist; give the path of a results.tsv")
     try:  # not a results table at all: one line here, not an empty screen
-        read_results(args.results)
-    except ResultsFormatError as exc:
-        raise UserError(str(exc)) from None
-    from autoresearch_tui.tui import launch
+        head = prepaint.read_head(args.results)
+    except ResultsFormatError:
+        try:  # the header may be further down than the head
+            head = read_results(args.results)
+        except ResultsFormatError as exc:
+            raise UserError(str(exc)) from None
+    painted = prepaint.paint(head, args.results.name)  # the first rows before Textual starts
+    try:
+        from autoresearch_tui.tui import launch
 
-    return launch.replay(args.results, session=args.session, repo=args.repo)
+        return launch.replay(args.results, session=args.session, repo=args.repo)
+    finally:
+        if painted:
+            prepaint.leave()
 
 
 def cmd_wizard(args: argparse.Namespace, overrides: dict[str, Any]) -> int:

@@ -6,7 +6,7 @@ import sys
 import time
 from typing import TextIO
 
-from autoresearch_tui.engine import events as ev
+from autoresearch_tui.engine import events as ev, sanitize
 from autoresearch_tui.engine.durations import format_duration
 
 
@@ -77,7 +77,7 @@ class LinePrinter:
             return
         stamp = time.strftime("%H:%M:%S", time.localtime(event.ts))
         try:
-            self.stream.write(f"[{stamp}] {line}\n")
+            self.stream.write(f"[{stamp}] {sanitize.block(line)}\n")
             self.stream.flush()
         except (OSError, ValueError):
             pass  # the terminal went away (SSH dropped): the loop goes on, the session dir has it all

@@ -47,9 +47,10 @@ def test_keep_discard_history_matches_git(project: Path) -> None:
         full = git(project, "rev-parse", row.commit)
         ancestor = _is_ancestor(project, full, head)
         assert ancestor == (row.status == "keep"), row
-    # Discarded attempts stay reachable: a ref and a patch per discard.
+    # Discarded attempts stay reachable: a ref and a patch per discard; every keep has its ref too.
     refs = git(project, "for-each-ref", "--format=%(refname)", "refs/autoresearch/t1").split()
-    assert refs == ["refs/autoresearch/t1/2", "refs/autoresearch/t1/4"]
+    kept = [f"refs/autoresearch/t1/keep/{n}" for n, row in enumerate(table) if row.status == "keep"]
+    assert refs == ["refs/autoresearch/t1/2", "refs/autoresearch/t1/4", *kept]
     session = SessionDir(project / ".autoresearch" / "t1")
     assert len(list(session.attempts.glob("*.patch"))) == 2
     assert "LR = 0.05" in (session.attempts / f"0002-{table[2].commit}.patch").read_text()

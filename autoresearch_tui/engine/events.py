@@ -11,6 +11,8 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
+from autoresearch_tui.engine import sanitize
+
 
 @dataclass
 class Event:
@@ -18,7 +20,7 @@ class Event:
     ts: float = field(default_factory=time.time, kw_only=True)
 
     def to_json(self) -> str:
-        data = {"kind": self.kind, **asdict(self)}
+        data = sanitize.deep({"kind": self.kind, **asdict(self)})
         return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -261,4 +263,4 @@ def event_from_json(line: str) -> Event | None:
         data = json.loads(line)
     except (ValueError, RecursionError):
         return None  # a truncated last line after a crash, or nesting no event has
-    return event_from_dict(data) if isinstance(data, dict) else None
+    return event_from_dict(sanitize.deep(data)) if isinstance(data, dict) else None

@@ -19,12 +19,13 @@ from autoresearch_tui.agents.base import (
 )
 from autoresearch_tui.agents.prompt import read_notes
 from autoresearch_tui.engine import events as ev
-from autoresearch_tui.engine import hardware, hooks, metrics, noise, reporting, results, review, setup
+from autoresearch_tui.engine import hardware, hooks, metrics, noise, reporting, results, review, sanitize, secrets, setup
 from autoresearch_tui.engine.config import ResearchConfig
 from autoresearch_tui.engine.control import watch_control
 from autoresearch_tui.engine.decide import CRASH, DISCARD, KEEP
 from autoresearch_tui.engine.fairness import Fairness
 from autoresearch_tui.engine.gitops import GitRepo
+from autoresearch_tui.engine.guard import Guard
 from autoresearch_tui.engine.resume import RUN_PID, Recovered, recover
 from autoresearch_tui.engine.runner import RunOutcome, run_process
 from autoresearch_tui.engine.session import SessionDir, write_atomic
@@ -154,6 +155,7 @@ class Engine:
         self.original_branch, self.base_commit = opened.original_branch, opened.base_commit
         self.ws = Workspace(self.config, opened.repo, self.emit, opened.session.root)
         self.fair = Fairness(self.config, self.emit)
+        self.guard = Guard.for_repo(opened.repo, self.config.tag, self.config.branch, opened.session.root, self.emit)
 
     # -- main ------------------------------------------------------------------------------
     async def run(self) -> ev.SessionEnded:
@@ -242,9 +244,11 @@ class Engine:
             n = self.iteration + 1
             self.emit(ev.IterationStarted(iteration=n, parent=self.best_commit))
             untracked_before = self.repo.untracked_files() if getattr(self.proposer, "touches_tree", True) else None
+            self.guard.before(tip=self.best_commit, quiet=self._prefetch is None)
             try:
-                proposal = await self._propose(n, feedback)
+                proposal = sanitize.proposal(await self._propose(n, feedback))
             except ProposalError as exc:
+                self.guard.after("agent", n)
                 reporting.add_spend(self.spent, getattr(exc, "meta", None) or {})
                 self.emit(ev.ProposalFailed(iteration=n, reason=str(exc), meta=getattr(exc, "meta", None) or {}))
                 if isinstance(exc, SearchExhausted):
@@ -254,6 +258,7 @@ class Engine:
                     return self._finish("agent_unavailable")
                 commit, feedback = None, str(exc)
             else:
+                self.guard.after("agent", n)
                 reporting.add_spend(self.spent, proposal.meta)
                 commit, feedback = self.ws.apply(n, proposal, self.best_commit, untracked_before)
                 if commit is not None and cfg.review:
@@ -446,9 +451,11 @@ class Engine:
         self.emit(ev.RunStarted(iteration=n, commit=commit, log=str(log.relative_to(self.session.root)),
                                 budget_s=cfg.time_budget or 0, limit_s=self.fair.limit(), attempt=attempt))
         env = {**self._base_env(), **self.platform.env(cfg.time_budget or 0, batch_scale)}
+        self.guard.before(tip=commit, quiet=self._prefetch is None)
         outcome = await run_process(cfg.command_argv(), cwd=cfg.project, env=env, log_path=log,
                                     limit_s=self.fair.limit(), grace_s=cfg.kill_grace, kill_event=self._kill,
                                     pid_file=self.session.root / RUN_PID)
+        self.guard.after("training run", n)
         r = metrics.read_run(log, cfg.metric or "", cfg.metric_pattern, outcome.exit_code, outcome.timed_out,
                              outcome.killed, self.fair.limit(), outcome.peak_rss_mb)
         self.emit(ev.RunFinished(iteration=n, commit=commit, exit_code=outcome.exit_code,
@@ -477,6 +484,7 @@ class Engine:
         ref = None
         if status == KEEP:
             self.ws.diffs.pop(commit, None)
+            self.guard.keep(n, commit)
         else:
             ref = repo.keep_ref(cfg.tag, n, commit)
             patch = self.session.attempts / f"{n:04d}-{commit[:7]}.patch"
@@ -554,6 +562,7 @@ class Engine:
     def _finish(self, reason: str) -> ev.SessionEnded:
         cfg = self.config
         assert self.session is not None
+        self.guard.close(self.iteration)
         path = reporting.final(cfg, self.session.root, self.rows, self.platform, self.started, self.spent,
                                self.noise, (self.reruns, self.best_reruns), self.fair)
         end = ev.SessionEnded(reason=reason, iterations=self.iteration, best_commit=self.best_commit or None,
@@ -565,5 +574,5 @@ class Engine:
 
     # -- helpers ---------------------------------------------------------------------------
     def _base_env(self) -> dict[str, str]:
-        return {**os.environ, "PYTHONUNBUFFERED": "1"}
+        return secrets.clean_env({**os.environ, "PYTHONUNBUFFERED": "1"}, self.config)
 

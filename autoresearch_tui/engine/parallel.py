@@ -133,6 +133,7 @@ class ParallelEngine(Engine):
         self.executor = make_executor(self.config, self.platform.device)
         self.executor.start()
         self.slots = build_slots(self.config, self.platform, self.executor)
+        self.guard.branch_moves = True  # keeps land while other steps run: the guard leaves the branch be
         where = ", ".join(f"w{s.index} {s.device}" for s in self.slots)
         self.emit(ev.Notice(message=f"{len(self.slots)} workers ({self.executor.name} executor): {where}"))
 
@@ -289,10 +290,12 @@ class ParallelEngine(Engine):
                        cfg.kill_grace, slot.kill, self.session.root / f"run-w{slot.index}.pid", self.ws.links(),
                        slot.index)
         slot.running = True
+        self.guard.before()
         try:
             outcome = await self.executor.run(spec)
         finally:
             slot.running = False
+            self.guard.after("training run", n)
         r = metrics.read_run(log, cfg.metric or "", cfg.metric_pattern, outcome.exit_code, outcome.timed_out,
                              outcome.killed, self.fair.limit(), outcome.peak_rss_mb)
         self.emit(_event(ev.RunFinished, iteration=n, commit=commit, exit_code=outcome.exit_code,

@@ -74,7 +74,7 @@ def final(cfg: ResearchConfig, session_root: Path, rows: Sequence[ResultRow], pl
         extra_metrics_note="\n- ".join(filter(None, [noise_note(cfg, rows, model, confirming), spend_note(spent),
                                                      *(fair.summary_notes() if fair else [])])) or None,
     )
-    path = cfg.path(SUMMARY_FILE)
+    path = cfg.project.resolve() / SUMMARY_FILE  # not cfg.path(): resolving would follow a planted link
     summary.write_summary(path, text)
     write_atomic(session_root / SUMMARY_FILE, text)
     for fmt in ("csv", "latex"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from autoresearch_tui.engine import rotate
 from autoresearch_tui.engine.config import ResearchConfig, validate
 from autoresearch_tui.engine.gitops import GitRepo
 from autoresearch_tui.engine.reporting import SUMMARY_FILE
@@ -64,6 +65,7 @@ def start(cfg: ResearchConfig) -> Opened:
     if repo.branch_exists(cfg.branch):
         raise UserError(f"branch {cfg.branch} already exists; pick another --tag or continue it with --resume")
     original, base = repo.branch, repo.head()
+    rotate.claim(results_path, cfg.path(cfg.session_dir), cfg.tag, resume=False)
     session = SessionDir(root).create()
     session.write_snapshot({**cfg.to_dict(), "project": str(cfg.project)})
     session.write_origin(original, base)
@@ -85,4 +87,5 @@ def reopen(cfg: ResearchConfig) -> Opened:
         repo.check_ready()
         repo.git.branch(cfg.branch, origin[1])
     original, base = origin or ("", "")
+    rotate.claim(results_path, cfg.path(cfg.session_dir), cfg.tag, resume=True)
     return Opened(repo, session.create(), results_path, original, base)

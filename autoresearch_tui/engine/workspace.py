@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from autoresearch_tui.agents.base import Proposal
-from autoresearch_tui.engine import events as ev
+from autoresearch_tui.engine import events as ev, sanitize
 from autoresearch_tui.engine.config import ResearchConfig
 from autoresearch_tui.engine.gitops import GitRepo, file_hash
 from autoresearch_tui.errors import RuntimeFailure
@@ -41,7 +41,7 @@ class Workspace:
         if refused:
             return refused
         cfg.path(cfg.train_script).write_text(proposal.new_source, encoding="utf-8")
-        commit = repo.commit_paths([self.train_rel], f"exp: {proposal.description}")
+        commit = repo.commit_paths([self.train_rel], f"exp: {sanitize.line(proposal.description)}")
         self.diffs[commit] = unified_diff(self.train_rel, old_source, proposal.new_source)
         self.emit(ev.ProposalMade(iteration=n, description=proposal.description, diff=self.diffs[commit],
                                   meta=proposal.meta))
