@@ -558,7 +558,7 @@ class Engine:
         best = self.best_commit
         self.emit(ev.Notice(message=f"{what}; re-running the best commit {best[:7]} to tell the environment's "
                                     "fault from the changes'", level="warning"))
-        record = await self._run(self.iteration, best, attempt=1)
+        record = await self._run(self.slots[0], self.iteration, best, attempt=1)  # as the baseline did
         if record.metric is not None and not record.crash:
             self.emit(ev.Notice(message=f"the best commit {best[:7]} still runs (metric {record.metric:.6f}): "
                                         "the changes were at fault; going on", level="warning"))
