@@ -37,6 +37,8 @@ print(f"val_bpb: {value:.6f}")
 # The same script under the time-budget contract (it reads the budget variable).
 BUDGET_TRAIN = ITER_TRAIN.replace("x = 0\n", "x = 0\nbudget = float(os.environ['AUTORESEARCH_TIME_BUDGET'])\n")
 
+pytestmark = pytest.mark.slow  # engine sessions on sample-like projects
+
 
 def run_engine(project: Path, proposer, **overrides) -> tuple[Engine, ev.SessionEnded, list[ev.Event]]:
     values = {"time_budget": "2s", "metric": "val_bpb:min", "tag": "t1", **overrides}

@@ -201,6 +201,7 @@ def agent_session(tmp_path: Path, name: str, pipeline: str) -> None:
 
 @pytest.mark.xfail(strict=False, reason="a double-forked setsid process escapes until the process module "
                                         "(issue 12 class 8, helper arch) marks and ends every process")
+@pytest.mark.slow  # a minute of processes that try to survive
 def test_no_process_survives_its_run(tmp_path: Path) -> None:
     pids = tmp_path / "pids"
     attack = (f'import sys\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n'

@@ -25,6 +25,8 @@ except ModuleNotFoundError:  # pragma: no cover - 3.10
 
 UNSET = object()
 
+pytestmark = pytest.mark.slow  # the full wizard screen, field by field
+
 
 class WizardApp(App):
     def __init__(self, config: ResearchConfig, demo: bool = False) -> None:
@@ -367,7 +369,10 @@ async def test_demo_starts_with_enter_enter_at_80x24(proj: Path) -> None:
         await pilot.press("enter")
         await settle(pilot, wizard(app))
         await pilot.press("enter")
-        await pilot.pause()
+        for _ in range(300):  # the config is written and committed on a thread: wait, don't time it
+            if isinstance(app.result, ResearchConfig):
+                break
+            await pilot.pause(0.1)
     assert isinstance(app.result, ResearchConfig)
     assert (app.result.time_budget, app.result.metric, app.result.max_iterations) == (30.0, "val_bpb", 5)
     assert load_config(proj).time_budget == 30.0
