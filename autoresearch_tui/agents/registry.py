@@ -19,7 +19,7 @@ from autoresearch_tui.agents.prompt import load_template
 from autoresearch_tui.engine.durations import parse_duration
 
 HTTP_AGENTS = {"openai": OpenAIProposer, "anthropic": AnthropicProposer}
-AGENTS = ("builtin", "command", *PRESETS, *HTTP_AGENTS)
+AGENTS = ("builtin", "optuna", "command", *PRESETS, *HTTP_AGENTS)
 DEFAULT_TIMEOUT = 900.0
 
 
@@ -62,6 +62,14 @@ def make_proposer(config: Any) -> Proposer:
         from autoresearch_tui.agents.builtin import BuiltinProposer
 
         return BuiltinProposer()
+    if name == "optuna":
+        try:
+            import optuna  # noqa: F401 - only to say how to install it
+        except ImportError:
+            raise AgentUnavailable('agent "optuna" needs Optuna: pip install "autoresearch-tui[optuna]"') from None
+        from autoresearch_tui.agents.optuna_search import OptunaProposer
+
+        return OptunaProposer()
     if name not in AGENTS:
         raise AgentUnavailable(f"unknown agent {name!r}; pick one of: {', '.join(AGENTS)}")
     template_path = _get(config, "prompt_template")

@@ -39,7 +39,7 @@ from autoresearch_tui.engine.workspace import merge3
 from autoresearch_tui.errors import RuntimeFailure, UserError
 
 MAX_REPLAYS = 3  # re-runs on top of a best that keeps moving before the candidate is dropped
-TREE_FREE_AGENTS = ("builtin", "openai", "anthropic")  # proposers that never edit files
+TREE_FREE_AGENTS = ("builtin", "optuna", "openai", "anthropic")  # proposers that never edit files
 
 
 def wants_parallel(config: Any) -> bool:
