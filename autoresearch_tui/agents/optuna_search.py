@@ -143,11 +143,14 @@ class OptunaProposer:
     def plan(self, ctx: ProposalContext) -> Proposal:
         optuna = _optuna()
         current = {c.name: c for c in find_constants(ctx.train_source)}
-        trials = [a for a in ctx.history if isinstance(a.meta.get("optuna"), dict)]
-        defaults = next((a.meta["optuna"].get("defaults") for a in trials
-                         if isinstance(a.meta["optuna"].get("defaults"), dict)), None)
-        if defaults is None:
+        trials = [a for a in ctx.history if _is_trial(a)]
+        defaults = next((a.meta["optuna"]["defaults"] for a in trials if isinstance(a.meta.get("optuna"), dict)
+                         and isinstance(a.meta["optuna"].get("defaults"), dict)), None)
+        if defaults is None:  # first trial, or metas lost: undo the kept trials' changes
             defaults = {name: _jsonable(c.value) for name, c in current.items()}
+            for a in reversed(trials):
+                if a.status.strip().lower() == "keep":
+                    defaults.update({name: old for name, old, _ in _changes(a.description) or ()})
         space, rules = self.space(ctx, defaults)
         if not space:
             raise SearchExhausted(f"optuna: no tunable constants in {ctx.train_path} (scope={ctx.scope!r}, "
@@ -184,7 +187,8 @@ class OptunaProposer:
     def _study(self, optuna: Any, ctx: ProposalContext, space: dict[str, Any], defaults: dict[str, Any],
                trials: list[Attempt]) -> Any:
         # A new seed per trial count: the same history gives the same proposal, the next one another.
-        seed = (ctx.seed * 1_000_003 + len(trials)) % 2**32
+        # (the random search's seeds differ from the TPE's, whose first 10 trials are random too)
+        seed = (ctx.seed * 1_000_003 + len(trials) + (0 if self.sampler == "tpe" else 7_777)) % 2**32
         sampler = (optuna.samplers.TPESampler(seed=seed) if self.sampler == "tpe"
                    else optuna.samplers.RandomSampler(seed=seed))
         study = optuna.create_study(direction="minimize" if ctx.direction == "min" else "maximize",
@@ -197,9 +201,9 @@ class OptunaProposer:
             if a.iteration == 0:
                 told.append((_params(defaults), a))
                 continue
-            info = a.meta.get("optuna")
-            if not isinstance(info, dict):
+            if not _is_trial(a):
                 continue
+            info = a.meta.get("optuna") if isinstance(a.meta.get("optuna"), dict) else {}
             values = info.get("values") if isinstance(info.get("values"), dict) else _parse_description(a.description, best)
             if values is None:
                 continue
@@ -236,6 +240,11 @@ class OptunaProposer:
         return out
 
 
+def _is_trial(a: Attempt) -> bool:
+    """A trial of this backend: its meta says so, or (a row recreated from results.tsv) its description."""
+    return isinstance(a.meta.get("optuna"), dict) or (a.iteration > 0 and bool(_DESC_RE.match(a.description.strip())))
+
+
 def _repair(values: dict[str, Any], rules: Any) -> dict[str, Any]:
     """A count that no longer divides the sampled width (`assert a % b == 0`) becomes the
     width's divisor nearest to it."""
@@ -247,21 +256,28 @@ def _repair(values: dict[str, Any], rules: Any) -> dict[str, Any]:
     return values
 
 
-def _parse_description(description: str, best: dict[str, Any]) -> dict[str, Any] | None:
-    """Values of a trial whose meta was lost, from `TPE trial 7: DEPTH 2 -> 4, ...` written over
-    the best values of the time."""
+def _changes(description: str) -> list[tuple[str, Any, Any]] | None:
+    """(name, old, new) of each change in `TPE trial 7: DEPTH 2 -> 4, LEARNING_RATE 0.003 -> 0.0072`."""
     m = _DESC_RE.match(description.strip())
     if not m:
         return None
-    values = dict(best)
+    out = []
     for part in re.split(r",\s*(?=[A-Za-z_][A-Za-z0-9_]* )", m.group(1)):
         name, _, change = part.partition(" ")
-        new = change.split("->")[-1].strip()
+        old, sep, new = change.rpartition(" -> ")
         try:
-            values[name] = _jsonable(_literal(new))
+            out.append((name, _jsonable(_literal(old)), _jsonable(_literal(new))))
         except (ValueError, SyntaxError):
             return None
-    return values
+    return out
+
+
+def _parse_description(description: str, best: dict[str, Any]) -> dict[str, Any] | None:
+    """Values of a trial whose meta was lost: its changes written over the best values of the time."""
+    changes = _changes(description)
+    if changes is None:
+        return None
+    return {**best, **{name: new for name, _, new in changes}}
 
 
 def _literal(text: str) -> Any:
