@@ -109,3 +109,11 @@ def test_headless_optuna_session_on_spirals_and_its_resume(tmp_path: Path) -> No
     # the branch holds the last kept trial (or the baseline)
     kept = [r for r in rows if r.status == "keep"]
     assert git(project, "rev-parse", "--short=7", "HEAD") == kept[-1].commit[:7]
+
+
+def test_a_parallel_worker_gets_another_trial():
+    history = [Attempt(0, "b", "keep", 0.82, "baseline", {})]
+    first = propose(ctx(TRAIN, history))
+    running = Attempt(1, "r", "running", None, first.description, first.meta)
+    second = propose(ctx(TRAIN, history, in_flight=(running,)))
+    assert second.description.startswith("TPE trial 2: ") and second.new_source != first.new_source

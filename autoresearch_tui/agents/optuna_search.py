@@ -156,7 +156,9 @@ class OptunaProposer:
             raise SearchExhausted(f"optuna: no tunable constants in {ctx.train_path} (scope={ctx.scope!r}, "
                                   f"vary={list(ctx.vary)}, hold={list(ctx.hold)})")
         study = self._study(optuna, ctx, space, defaults, trials)
-        number = len(trials) + 1
+        # Parallel workers: trials in flight take their numbers (and their seeds) already.
+        running = [a for a in ctx.in_flight if isinstance(a.meta.get("optuna"), dict)]
+        number = len(trials) + len(running) + 1
         for _ in range(20):
             trial = study.ask(space)
             values = _repair(self._values(trial.params, current), rules)
@@ -188,7 +190,8 @@ class OptunaProposer:
                trials: list[Attempt]) -> Any:
         # A new seed per trial count: the same history gives the same proposal, the next one another.
         # (the random search's seeds differ from the TPE's, whose first 10 trials are random too)
-        seed = (ctx.seed * 1_000_003 + len(trials) + (0 if self.sampler == "tpe" else 7_777)) % 2**32
+        seed = (ctx.seed * 1_000_003 + len(trials) + 101 * len(ctx.in_flight)
+                + (0 if self.sampler == "tpe" else 7_777)) % 2**32
         sampler = (optuna.samplers.TPESampler(seed=seed) if self.sampler == "tpe"
                    else optuna.samplers.RandomSampler(seed=seed))
         study = optuna.create_study(direction="minimize" if ctx.direction == "min" else "maximize",
