@@ -77,10 +77,6 @@ class Move:
     dir: tuple[int, int] | None  # (element index, +1 up / -1 down); None for str/bool
 
 
-def _parts(name: str) -> set[str]:
-    return name_parts(name)
-
-
 def _sig(x: float, digits: int = 3) -> float:
     return float(f"{x:.{digits}g}")
 
@@ -109,12 +105,12 @@ def _dist(base: float, new: float) -> float:
 
 
 def _is_head_count(name: str) -> bool:
-    parts = _parts(name)
+    parts = name_parts(name)
     return bool(parts & {"HEAD", "HEADS"}) and not parts & WIDTH_PARTS
 
 
 def _is_width(name: str) -> bool:
-    return bool(_parts(name) & WIDTH_PARTS) and not _is_head_count(name)
+    return bool(name_parts(name) & WIDTH_PARTS) and not _is_head_count(name)
 
 
 # ---- value moves ----------------------------------------------------------------------
@@ -142,7 +138,7 @@ def _divisors_near(target: int, width: int) -> list[int]:
 def _number_moves(name: str, v: int | float, kind: str,
                   rules: Rules = Rules({}, {})) -> list[tuple[Any, float]]:
     """(new value, distance) in exploration order for one number."""
-    parts = _parts(name)
+    parts = name_parts(name)
     if isinstance(v, int):
         if v > 0 and rules.divides.get(name):  # a head count: among the divisors of the width
             cands = _divisors_near(v, min(rules.divides[name]))
@@ -283,12 +279,12 @@ def _seen_strings(code: str) -> frozenset[str]:
 
 def _gated_off(c: Constant, consts: Sequence[Constant]) -> bool:
     """A final-LR fraction or minimum LR only matters while a warm-down/decay is on."""
-    parts = _parts(c.name)
+    parts = name_parts(c.name)
     if not (parts & {"FINAL", "MIN"} and parts & {"LR", "FRAC"}
             or parts & {"DECAY"} and parts & {"ITERS", "STEPS"}):
         return False
-    gates = [g for g in consts if g.name != c.name and _parts(g.name) & GATE_PARTS
-             and "WEIGHT" not in _parts(g.name) and not _parts(g.name) & {"ITERS", "STEPS"}
+    gates = [g for g in consts if g.name != c.name and name_parts(g.name) & GATE_PARTS
+             and "WEIGHT" not in name_parts(g.name) and not name_parts(g.name) & {"ITERS", "STEPS"}
              and g.kind in ("int", "float", "bool")]
     return bool(gates) and all(not g.value for g in gates)
 
@@ -313,7 +309,7 @@ def _hypothesis(text: str | None) -> tuple[set[str], set[str], int | None]:
 
 def _tier(name: str) -> int:
     """How commonly impactful a constant is: lower runs first."""
-    parts, upper = _parts(name), name.upper()
+    parts, upper = name_parts(name), name.upper()
     schedule = ("WARMUP", "WARMDOWN", "COOLDOWN", "DECAY", "FINAL", "FRAC", "BETA", "MOMENTUM",
                 "SCHEDULE", "CLIP", "MIN")
     if ("LR" in parts or "LEARNING" in parts) and not any(k in upper for k in schedule):
@@ -470,7 +466,7 @@ class BuiltinProposer:
             """How strongly the hypothesis names a constant (0: not at all)."""
             if c.name.upper() in tokens:
                 return 100
-            hits = len((_parts(c.name) - STOP_PARTS) & tokens)
+            hits = len((name_parts(c.name) - STOP_PARTS) & tokens)
             return 2 * hits or int(category_for_name(c.name) in cats)
 
         busy = {name for name, values in running.items() if values}

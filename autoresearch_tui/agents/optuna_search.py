@@ -22,7 +22,6 @@ from autoresearch_tui.agents.builtin import (
     COUNT_PARTS,
     FRACTION_PARTS,
     BuiltinProposer,
-    _is_head_count,
     _is_width,
     _jsonable,
     _rules,
