@@ -16,7 +16,14 @@ import math
 import re
 from typing import Any
 
-from autoresearch_tui.agents.base import Attempt, Proposal, ProposalContext, ProposalError, SearchExhausted
+from autoresearch_tui.agents.base import (
+    AgentUnavailable,
+    Attempt,
+    Proposal,
+    ProposalContext,
+    ProposalError,
+    SearchExhausted,
+)
 from autoresearch_tui.agents.builtin import (
     BETA_PARTS,
     COUNT_PARTS,
@@ -47,7 +54,7 @@ def _optuna() -> Any:
     try:
         import optuna
     except ImportError:
-        raise SearchExhausted('agent "optuna" needs Optuna: pip install "autoresearch-tui[optuna]"') from None
+        raise AgentUnavailable('agent "optuna" needs Optuna: pip install "autoresearch-tui[optuna]"') from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna
 
