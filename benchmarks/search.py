@@ -9,8 +9,9 @@ re-measured with 3 other training seeds (SEED = 1, 2, 3): the number that matter
 best found once can be noise.
 
 Environment: ARBENCH_SEARCH_OUT=FILE keeps every run's trace in FILE (JSON) and reuses the
-traces already there, so a long run can be split or resumed; ARBENCH_SEARCH_METHODS and
-ARBENCH_SEARCH_PROJECTS select (comma-separated) methods and projects.
+traces already there, so a long run can be split or resumed; ARBENCH_SEARCH_METHODS,
+ARBENCH_SEARCH_PROJECTS and ARBENCH_SEARCH_SEEDS select (comma-separated) methods, projects and
+proposer seeds.
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ PROJECTS = {  # name -> (metric, direction, CPU-second budget)
     "tinygpt": ("val_bpb", "min", 20.0),
 }
 METHODS = ("builtin", "tpe", "random")
-SEEDS = (0, 1, 2)
 TRAINING_SEEDS = (1, 2, 3)
 CHECKPOINTS = (6, 12, 24)
 
@@ -139,7 +139,7 @@ def _at(run: dict[str, Any], k: int, baseline: float) -> float:
 
 def run(quick: bool = False) -> Iterator[Figure]:
     n = 6 if quick else 24
-    seeds = SEEDS[:1] if quick else SEEDS
+    seeds = tuple(int(x) for x in os.environ.get("ARBENCH_SEARCH_SEEDS", "0" if quick else "0,1,2").split(","))
     out = os.environ.get("ARBENCH_SEARCH_OUT")
     path = Path(out) if out else None
     data = _load(path)
