@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from autoresearch_tui.engine import safefs, sanitize
+
 @dataclass
 class ResultRow:
     commit: str
@@ -27,8 +29,8 @@ def header(metric: str) -> str:
 
 
 def _clean(text: str) -> str:
-    # A tab or newline in a description would break the row structure.
-    return " ".join(text.replace("\t", " ").split())
+    # A tab or newline in a description would break the row structure; an escape, the terminal.
+    return sanitize.line(text)
 
 
 def format_row(row: ResultRow) -> str:
@@ -50,14 +52,12 @@ def append_row(path: Path, row: ResultRow) -> None:
 def _append(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     data = text.encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    fd = safefs.open_fd(path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
     try:
         # A previous crash mid-write could leave a line without its newline: start fresh.
         size = os.fstat(fd).st_size
         if size:
-            with open(path, "rb") as fh:
-                fh.seek(size - 1)
-                if fh.read(1) != b"\n":
+            if os.pread(fd, 1, size - 1) != b"\n":
                     data = b"\n" + data
         os.write(fd, data)
         os.fsync(fd)
@@ -259,10 +259,20 @@ def parse_results(text: str, metric: str | None = None, direction: str | None = 
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _parse(text, metric, direction, source)
+        return _inert(_parse(text, metric, direction, source), text)
     finally:
         if enabled:
             gc.enable()
+
+
+def _inert(table: ResultsTable, text: str) -> ResultsTable:
+    """A foreign file's escapes and control bytes never reach a screen or a summary."""
+    if sanitize.suspect(text):
+        for row in table.rows:
+            row.commit, row.description = sanitize.line(row.commit), sanitize.line(row.description)
+            row.raw_status = sanitize.line(row.raw_status)
+            row.extra = {sanitize.line(k): sanitize.line(v) for k, v in row.extra.items()}
+    return table
 
 
 def _parse(text: str, metric: str | None, direction: str | None, source: str) -> ResultsTable:

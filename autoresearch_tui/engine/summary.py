@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import gc
 import io
-import os
 import re
 from collections.abc import Iterable, Sequence
 from operator import attrgetter, itemgetter
@@ -20,6 +19,7 @@ from autoresearch_tui.engine.analysis import (
 )
 from autoresearch_tui.engine.categories import category_for_text
 from autoresearch_tui.engine.durations import format_clock, format_duration
+from autoresearch_tui.engine import safefs, sanitize
 from autoresearch_tui.engine.results import ResultRow, guess_direction
 
 # category_for_text costs up to ~80 us a description; on huge files only the most recent
@@ -414,17 +414,38 @@ def _statistics(rows: Sequence[ResultRow], metric: str, direction: str,
     return out
 
 
+def noise_notes(noise_text: str, z: float, policy: str, kept: Sequence[tuple[str, str, list[float]]],
+                sigma: float, direction: str, reruns: int, best_reruns: int, total_runs: int) -> list[str]:
+    """Summary lines on noise: the measured noise, the runs spent confirming, and the keeps within
+    the noise. `kept`: (commit, description, every run of it, re-measures included) per kept
+    commit in order, the baseline first; a keep is within the noise when its gain over the keep
+    before it is at most z standard errors (sigma x sqrt(1/k + 1/m), all runs of both)."""
+    out = [f"Noise: {noise_text} (keep policy: {policy}, z = {z:g})"]
+    if reruns or best_reruns:
+        spent = reruns + best_reruns
+        out.append(f"Runs spent confirming: {spent} of {total_runs} ({spent / max(total_runs, 1):.0%}): "
+                   f"{reruns} re-runs of candidates, {best_reruns} runs of the best beside them")
+    within = []
+    for (_, _, before), (commit, description, runs) in zip(kept, kept[1:]):
+        if not before or not runs:
+            continue
+        gain = sum(before) / len(before) - sum(runs) / len(runs)
+        gain = -gain if direction == "max" else gain
+        se = sigma * (1 / len(runs) + 1 / len(before)) ** 0.5
+        if gain <= z * se:
+            score = f"{gain / se:+.1f}" if se else "n/a"
+            within.append(f"{commit} {description} ({score} standard errors over {len(runs)} vs {len(before)} runs)")
+    if within:
+        out.append(f"Kept changes within the noise (gain at most {z:g} standard errors; may be luck, "
+                   "re-run to confirm): " + "; ".join(within))
+    elif len(kept) > 1:
+        out.append(f"Every kept change beats the keep before it by more than {z:g} standard errors")
+    return out
+
+
 def write_summary(path: Path | str, text: str) -> None:
     """Write atomically: a reader sees the old file or the new one, never half of one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    # Never through a symlink (a committed or planted one would redirect the write elsewhere).
+    safefs.write_atomic(path, sanitize.block(text).encode("utf-8"), sync=True)

@@ -288,7 +288,7 @@ class LiveScreen(ReviewFlow, PaneScreen):
 
     def action_stop(self) -> None:
         self.stop_requests += 1
-        self._send("stop")
+        self._send("stop" if self.stop_requests == 1 else "kill_run")
         if self.stop_requests == 1:
             self.notify("stopping after the current run (s again kills it now)", timeout=5)
         else:

@@ -223,6 +223,8 @@ class WizardScreen(Screen["ResearchConfig | None"]):
 
     def _apply_git(self, tag: str, agent: str, git_problem: str | None, branch_problem: str | None,
                    agent_problem: str | None = None) -> None:
+        if not self.is_attached:
+            return  # a check that finished after the screen closed
         self.git_error = git_problem
         self.branch_error = branch_problem
         self.git_checked_tag = tag
@@ -405,14 +407,14 @@ class WizardScreen(Screen["ResearchConfig | None"]):
 
     @staticmethod
     def _save(config: ResearchConfig) -> bool:
-        """Write autoresearch.toml unless it already says exactly this; True if written."""
-        import tomli_w
-
+        """Write autoresearch.toml (keeping its comments and order) unless it already says exactly this;
+        True if written."""
         path = config.project / CONFIG_FILE
-        text = tomli_w.dumps(config.to_dict())
-        if path.exists() and path.read_text(encoding="utf-8", errors="replace") == text:
+        existing = path.read_text(encoding="utf-8") if path.is_file() else None
+        text = config.toml_text(existing)
+        if text == existing:
             return False  # unchanged: a committed file stays untouched
-        config.save()
+        path.write_text(text, encoding="utf-8")
         return True
 
     def _label(self, key: str) -> str:
