@@ -313,7 +313,7 @@ SKIP_PARTS = frozenset({
     "PATH", "DIR", "FILE", "FILENAME", "URL", "LOG", "LOGS", "LOGGING", "WANDB", "SAVE", "OUT",
     "CHECKPOINT", "CKPT", "RESUME", "INIT", "OUTPUT", "VERBOSE", "DEBUG", "PRINT", "PORT", "HOST",
     "RANK", "WORKERS", "COMPILE", "PROFILE", "NAME", "PROJECT", "RUN", "SEED", "DEVICE", "DTYPE",
-    "BACKEND", "DDP", "AMP", "EXCLUDE", "BUDGET", "TIME", "THREADS",
+    "BACKEND", "DDP", "AMP", "EXCLUDE", "BUDGET", "TIME", "THREADS", "SLEEP", "WAIT", "TIMEOUT",
 })
 # What the metric is measured on and how: changing it changes the measurement, not the model.
 EVAL_PARTS = frozenset({"EVAL", "EVALUATION", "VAL", "VALID", "VALIDATION", "TEST", "SPLIT",
