@@ -292,16 +292,25 @@ def watch_headless(session: Path, poll: float = 0.5, once: bool = False) -> int:
 
 def cmd_replay(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
     from autoresearch_tui.engine.results import ResultsFormatError, read_results
+    from autoresearch_tui.tui import prepaint
 
     if not args.results.is_file():
         raise UserError(f"{args.results} does not exist; give the path of a results.tsv")
     try:  # not a results table at all: one line here, not an empty screen
-        read_results(args.results)
-    except ResultsFormatError as exc:
-        raise UserError(str(exc)) from None
-    from autoresearch_tui.tui import launch
+        head = prepaint.read_head(args.results)
+    except ResultsFormatError:
+        try:  # the header may be further down than the head
+            head = read_results(args.results)
+        except ResultsFormatError as exc:
+            raise UserError(str(exc)) from None
+    painted = prepaint.paint(head, args.results.name)  # the first rows before Textual starts
+    try:
+        from autoresearch_tui.tui import launch
 
-    return launch.replay(args.results, session=args.session, repo=args.repo)
+        return launch.replay(args.results, session=args.session, repo=args.repo)
+    finally:
+        if painted:
+            prepaint.leave()
 
 
 def cmd_wizard(args: argparse.Namespace, overrides: dict[str, Any]) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -370,6 +371,22 @@ async def test_demo_starts_with_enter_enter_at_80x24(proj: Path) -> None:
     assert isinstance(app.result, ResearchConfig)
     assert (app.result.time_budget, app.result.metric, app.result.max_iterations) == (30.0, "val_bpb", 5)
     assert load_config(proj).time_budget == 30.0
+    # the demo's repository keeps no untracked autoresearch.toml: it is committed
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=proj, capture_output=True, text=True).stdout
+    assert status == ""
+    tracked = subprocess.run(["git", "ls-files", "autoresearch.toml"], cwd=proj, capture_output=True, text=True)
+    assert tracked.stdout.strip() == "autoresearch.toml"
+
+
+def test_demo_without_torch_says_how_to_add_it(tmp_path: Path) -> None:
+    # sys.modules["torch"] = None is Python's own "this module is not available" mark
+    code = ("import sys; sys.modules['torch'] = None; from autoresearch_tui.cli import main; "
+            f"sys.exit(main(['demo', '--headless', '--dir', {str(tmp_path / 'd')!r}]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "autoresearch-tui[demo]" in lines[0] and "whl/cpu" in lines[0], done.stderr
+    assert not (tmp_path / "d").exists()
 
 
 async def test_keyboard_only_path_fits_80x24(proj: Path) -> None:

@@ -252,8 +252,7 @@ def _next_steps(rows: Sequence[ResultRow], direction: str, gains, cats: dict[int
     seeds = []
     if "seed" in "\n".join(map(_description_of, map(itemgetter(1), positive))).lower():  # one scan, not one per gain
         seeds = [i for i, r, _ in positive if _SEED.search(r.description)]
-    keeps = statuses.count("keep")
-    decided = keeps + statuses.count("discard")
+    keeps, decided = _keep_rate(statuses)
     if seeds:
         steps.append("Kept seed changes (#" + ", #".join(map(str, seeds)) + ") are noise, not "
                      "improvements: re-test them against a re-run baseline.")
@@ -337,7 +336,7 @@ def _render_summary(rows, metric, direction, session, platform, budget_s, date_r
     if len(gains) > TOP_IMPROVEMENTS:
         where = "All Experiments" if not first_listed else "the full experiments table (see All Experiments)"
         out += [f"{len(gains) - TOP_IMPROVEMENTS} more kept changes are in {where}.", ""]
-    out += ["Metric in parentheses: change vs the previous kept value.", "",
+    out += ["Metric in parentheses: gain over the best before it (keeps that did not beat it are not ranked).", "",
             "## What Didn't Work", ""]
     groups: dict[str, list[list[str]]] = {}
     for i in range(window, len(rows)):
@@ -353,7 +352,8 @@ def _render_summary(rows, metric, direction, session, platform, budget_s, date_r
         if len(items) > len(shown):
             body.append([cat, f"… {len(items) - len(shown)} more", "see All Experiments"])
     out += _table(("Category", "Description", "Outcome"),
-                  body or [[_DASH, "every change was kept", _DASH]])
+                  body or [[_DASH, "every change was kept" if len(rows) > 1 else "no experiment after the baseline yet",
+                          _DASH]])
     if window > 1:
         out += ["", f"(Categories cover the last {len(rows) - window} experiments.)"]
     out += ["", "## Recommended Next Steps", ""]
@@ -381,6 +381,13 @@ def _render_summary(rows, metric, direction, session, platform, budget_s, date_r
     return "\n".join(out) + "\n"
 
 
+def _keep_rate(statuses: list[str]) -> tuple[int, int]:
+    """(keeps, keeps + discards) after the baseline: the baseline is kept by definition."""
+    after = statuses[1:]
+    keeps = after.count("keep")
+    return keeps, keeps + after.count("discard")
+
+
 def _statistics(rows: Sequence[ResultRow], metric: str, direction: str,
                 extra_note: str | None, statuses: list[str] | None = None,
                 metrics: list[float | None] | None = None) -> list[str]:
@@ -396,12 +403,12 @@ def _statistics(rows: Sequence[ResultRow], metric: str, direction: str,
         for word, status in zip(written, statuses):
             if word and word.lower() != status:
                 raw[f"{word} → {status}"] = raw.get(f"{word} → {status}", 0) + 1
-    decided = counts["keep"] + counts["discard"]
-    rate = f"{counts['keep']}/{decided} = {counts['keep'] / decided:.1%}" if decided else "n/a"
+    keeps, decided = _keep_rate(statuses)
+    rate = f"{keeps}/{decided} = {keeps / decided:.1%}" if decided else "n/a"
     out = ["", "## Statistics", ""]
     out += _table(("Status", "Count"), [(k, str(v)) for k, v in counts.items()])
     out += ["", f"- Experiments: {len(rows)} (baseline + {max(len(rows) - 1, 0)} iterations)",
-            f"- Keep rate (keep / (keep + discard)): {rate}",
+            f"- Keep rate (keep / (keep + discard), baseline excluded): {rate}",
             f"- Runs without a metric: {(metrics if metrics is not None else list(map(_metric_of, rows))).count(None)}",
             f"- Metric: `{metric}` ({_direction_words(direction)})"]
     if raw:

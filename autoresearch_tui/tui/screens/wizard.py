@@ -11,6 +11,8 @@ thread worker, never on the UI thread.
 
 from __future__ import annotations
 
+import asyncio
+
 import copy
 import os
 from pathlib import Path
@@ -394,7 +396,11 @@ class WizardScreen(Screen["ResearchConfig | None"]):
             error.update(f"✗ Cannot write {CONFIG_FILE}: {exc}")
             error.set_class(True, "-shown")
             return
-        if written:  # a tracked autoresearch.toml that changed makes the tree dirty: say so now
+        if written and self.demo:  # the demo's own repository: commit it rather than leave it untracked
+            from autoresearch_tui.demo import commit_config
+
+            await asyncio.to_thread(commit_config, config.project)
+        elif written:  # a tracked autoresearch.toml that changed makes the tree dirty: say so now
             self.start_git_check()
             await self._wait_git()
             if self.git_error and CONFIG_FILE in self.git_error:
