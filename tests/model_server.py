@@ -103,13 +103,15 @@ class Conversation:
         kind = self.script.kind_for(self.iteration)
         if kind == "hang":
             return [("hang",)]
+        read = ("read", str(train))  # some CLIs refuse to edit a file the model has not read
         if kind == "shell":
-            return [("shell", self.script.shell_command), change, done]
+            return [("shell", self.script.shell_command), read, change, done]
         if kind == "prepare":
             prepare = self.cwd / "prepare.py"
             first = re.search(r"^[A-Z_]+ = .*$", prepare.read_text(), re.M).group(0)
-            return [("edit", str(prepare), first, first + "  # changed by the agent"), change, done]
-        return [("read", str(train)), change, done]
+            return [("read", str(prepare)), ("edit", str(prepare), first, first + "  # changed by the agent"),
+                    read, change, done]
+        return [read, change, done]
 
     def next(self) -> tuple:
         plan = self.plan()
