@@ -262,6 +262,14 @@ class ModelServer:
     def usage(self, raw: bytes, answer: str) -> tuple[int, int]:
         return max(1, len(raw) // 4), max(1, len(answer) // 4)
 
+    def plain(self, text: str) -> str | None:
+        """The answer to a request without tools: edit blocks for our prompt (aider, the HTTP
+        backends), JSON for a CLI's side requests (titles, routing); None: hang."""
+        if "<<<<<<< SEARCH" not in text or not ITERATION.search(text):
+            return json.dumps(SIDE_JSON)
+        convo = Conversation(self.script, text, 0)
+        return None if self.script.kind_for(convo.iteration) == "hang" else convo.edit_blocks()
+
     # -- Anthropic Messages -----------------------------------------------------------------
     async def anthropic(self, request, body, raw):
         tools = {t.get("name"): t.get("input_schema") or {} for t in body.get("tools") or []}
@@ -269,7 +277,10 @@ class ModelServer:
                     for part in m["content"] if isinstance(part, dict) and part.get("type") == "tool_result")
         blocks: list[dict] = []
         if "Read" not in tools and "Edit" not in tools:
-            blocks = [{"type": "text", "text": json.dumps(SIDE_JSON)}]  # titles, topic checks
+            answer = self.plain(raw.decode("utf-8", "replace"))
+            if answer is None:
+                return await self.hold(request)
+            blocks = [{"type": "text", "text": answer}]
         else:
             convo = Conversation(self.script, raw.decode("utf-8", "replace"), steps)
             action = convo.next()
@@ -368,13 +379,9 @@ class ModelServer:
         text = raw.decode("utf-8", "replace")
         content, calls = None, []
         if not tools:
-            if "<<<<<<< SEARCH" in text and ITERATION.search(text):
-                convo = Conversation(self.script, text, 0)
-                if self.script.kind_for(convo.iteration) == "hang":
-                    return await self.hold(request)
-                content = convo.edit_blocks()  # aider's edit format
-            else:
-                content = json.dumps(SIDE_JSON)
+            content = self.plain(text)
+            if content is None:
+                return await self.hold(request)
         else:
             convo = Conversation(self.script, text, steps)
             action = convo.next()
