@@ -38,7 +38,7 @@ def _config_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tag", help="branch tag: the branch is autoresearch/<tag> (default: date, e.g. nov24)")
     g.add_argument("--results", dest="results_file", help="results file (default results.tsv)")
     g.add_argument("--train-command", help="command that runs training (default: uv run / python <script>)")
-    g.add_argument("--agent", choices=("builtin", "command", "claude", "codex", "gemini", "aider", "opencode",
+    g.add_argument("--agent", choices=("builtin", "command", "claude", "codex", "gemini", "aider", "opencode", "qwen",
                                        "openai", "anthropic"), help="who proposes changes (default builtin)")
     g.add_argument("--agent-cmd", help="command template for --agent command ({prompt_file}, {prompt}, {train_path})")
     g.add_argument("--agent-model", help="model name for the agent")

@@ -27,7 +27,7 @@ from real_clis import PRESET_NAMES, cli_env, install
 
 pytestmark = pytest.mark.real_cli
 TIMEOUT = 180.0  # far above a scripted run (a few seconds): reaching it means the CLI waited on something
-HANG_TIMEOUT = 30.0
+HANG_TIMEOUT = 20.0
 SPIRALS = ROOT / "sample_projects" / "spirals"
 # How each preset answers a model that asks to run `touch` in the project and outside it.
 SHELL = {"claude": "denied", "codex": "sandboxed", "gemini": "denied", "opencode": "denied",

@@ -1,4 +1,4 @@
-"""Coding-agent CLIs (Claude Code, Codex, Gemini CLI, aider, opencode, or any command).
+"""Coding-agent CLIs (Claude Code, Codex, Gemini CLI, aider, opencode, Qwen Code, or any command).
 
 The agent runs once per iteration in the project folder and edits the training script in
 place; we read the file back afterwards. The argv comes from a template split with shlex and

@@ -3,7 +3,9 @@
 The model answers with SEARCH/REPLACE blocks (or a whole file) and a DESCRIPTION line; an
 answer that does not apply is sent back with the error, in the same conversation. The API
 key is read from the environment per request and never written anywhere: not in logs, meta
-or error messages (any echo of it in a server's error text is scrubbed).
+or error messages (any echo of it in a server's error text is scrubbed). Requests go through
+httpx's async client: cancelling a proposal (a prepared one the loop no longer needs, a stop)
+closes its connection, so the server stops generating and billing.
 """
 
 from __future__ import annotations
