@@ -14,7 +14,8 @@ from typing import Any, Sequence
 from autoresearch_tui import __version__, exit_codes
 from autoresearch_tui.errors import RuntimeFailure, UserError
 
-COMMANDS = ("run", "demo", "summary", "watch", "replay", "instruct", "control", "wizard", "doctor")
+COMMANDS = ("run", "demo", "summary", "watch", "replay", "instruct", "control", "wizard", "doctor",
+            "serve")
 
 
 class Parser(argparse.ArgumentParser):
@@ -107,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     watch = sub.add_parser("watch", help="attach read-only to a loop another process runs")
     watch.add_argument("session", nargs="?", type=Path, help="session folder (default: newest under .autoresearch)")
     watch.add_argument("--headless", action="store_true", help="print event lines instead of the screen")
+
+    serve = sub.add_parser("serve", help="serve the read-only watch screen to a browser")
+    serve.add_argument("session", nargs="?", type=Path, help="session or project folder (default: newest under .)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; any other needs the "
+                                                           "access token it prints)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free one)")
 
     replay = sub.add_parser("replay", help="open a past results.tsv in the app")
     replay.add_argument("results", type=Path)

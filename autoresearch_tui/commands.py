@@ -210,6 +210,23 @@ def cmd_watch(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
     return launch.watch(session)
 
 
+def cmd_serve(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
+    import errno
+
+    from autoresearch_tui import serve
+
+    if not 0 <= args.port < 65536:
+        raise UserError(f"--port {args.port}: give a port from 1 to 65535 (0: any free port)")
+    session = find_session(args.session)
+    try:
+        serve.serve(session, args.host, args.port)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise UserError(f"port {args.port} on {args.host} is in use; pick another with --port") from None
+        raise UserError(f"cannot serve on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    return exit_codes.OK
+
+
 def watch_headless(session: Path, poll: float = 0.5, once: bool = False) -> int:
     from autoresearch_tui.engine.events import SessionEnded
     from autoresearch_tui.engine.session import EventTail
