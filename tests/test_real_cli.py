@@ -127,15 +127,16 @@ SESSION = {1: ("edit", Edit("HIDDEN", "64", "widen the MLP to 64")),
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # four spirals runs and three CLI runs; minutes on a busy machine
 @pytest.mark.parametrize("name", PRESET_NAMES)
 def test_headless_session(name, server, homes, tmp_path):
     project = spirals(tmp_path / "spirals")
     server.script = Script(root=str(project), edits={i: e for i, (_, e) in SESSION.items()},
                            kinds={i: k for i, (k, _) in SESSION.items()})
-    env = {**cli_env(name, server, homes / name)}
+    env = cli_env(name, server, homes / name)
     result = cli("run", str(project), "--headless", "--yes", "--time-budget", "20s", "--metric", "val_acc:max",
                  "--max-iterations", "3", "--agent", name, "--device", "cpu", "--tag", name,
-                 env=env, timeout=600)
+                 env=env, timeout=840)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     rows = read_results(project / "results.tsv").rows
     assert [r.description.split(" (")[0] for r in rows[1:]] == [e.description for _, e in SESSION.values()]
