@@ -115,7 +115,8 @@ async def test_preset_timeout_ends_every_process(name, server, homes, tmp_path):
     assert spawned
     with pytest.raises(AgentFailed, match="timed out"):
         await task
-    alive = [p for p in spawned if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    _, alive = psutil.wait_procs(spawned, timeout=5)  # SIGKILLed ones need a moment to be gone
+    alive = [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert not alive, [p.cmdline() for p in alive]
     assert server.wait_for(lambda: server.disconnects > disconnects, 10)
 
