@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
+
 from autoresearch_tui.agents.base import AgentFailed, AgentUnavailable, Proposal, ProposalContext
 from autoresearch_tui.agents.cli_output import read_output
 from autoresearch_tui.agents.edits import describe_diff, parse_description
@@ -142,6 +144,26 @@ async def exited(proc: asyncio.subprocess.Process, timeout: float) -> bool:
 def killpg(pgid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
+
+
+def descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def signal_all(procs: list[psutil.Process], sig: int) -> None:
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            p.send_signal(sig)  # psutil checks the pid was not reused
+
+
+def alive(p: psutil.Process) -> bool:
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 class CommandProposer:
@@ -280,12 +302,19 @@ class CommandProposer:
         return proc.returncode if proc.returncode is not None else -1, "".join(chunks)
 
     async def _kill(self, proc: asyncio.subprocess.Process) -> None:
-        """SIGTERM the whole group, give it kill_grace seconds, then SIGKILL the group."""
+        """SIGTERM the whole group and every descendant (one may have left the group), give
+        them kill_grace seconds, then SIGKILL them; returns once they are gone."""
+        tree = descendants(proc.pid)
         killpg(proc.pid, signal.SIGTERM)
+        signal_all(tree, signal.SIGTERM)
         await exited(proc, self.kill_grace)
         killpg(proc.pid, signal.SIGKILL)  # also children that outlived the leader
+        signal_all(tree, signal.SIGKILL)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(proc.wait(), self.kill_grace)
+        deadline = time.monotonic() + self.kill_grace
+        while any(alive(p) for p in tree) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
 
     async def _result(self, ctx: ProposalContext, cwd: str, code: int, output: str, duration: float,
                       head_before: str | None, dirty_before: set[str]) -> Proposal:
