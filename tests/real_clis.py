@@ -14,6 +14,8 @@ from model_server import ModelServer
 ROOT = Path(__file__).resolve().parents[1]
 CLIS = Path(os.environ.get("AGENT_CLIS_DIR", ROOT / ".cache" / "agent-clis"))
 PRESET_NAMES = ("claude", "codex", "gemini", "opencode", "aider", "qwen")
+# The tests drive the pinned versions: the Gemini CLI family would otherwise update itself.
+NO_UPDATES = {"general": {"enableAutoUpdate": False, "enableAutoUpdateNotification": False}}
 
 
 def install() -> Path:
@@ -43,7 +45,7 @@ def cli_env(name: str, server: ModelServer, home: Path) -> dict[str, str]:
         env.update(CODEX_HOME=str(codex_home), OPENAI_API_KEY="sk-scripted")
     elif name == "gemini":
         # GOOGLE_GEMINI_BASE_URL alone selects a "gateway" auth that 0.61 then rejects.
-        settings(home / ".gemini", {"security": {"auth": {"selectedType": "gemini-api-key"}}})
+        settings(home / ".gemini", {"security": {"auth": {"selectedType": "gemini-api-key"}}, **NO_UPDATES})
         env.update(GEMINI_API_KEY="scripted", GOOGLE_GEMINI_BASE_URL=server.url)
     elif name == "opencode":
         config = {"autoupdate": False, "share": "disabled", "model": "scripted/scripted",
@@ -57,7 +59,7 @@ def cli_env(name: str, server: ModelServer, home: Path) -> dict[str, str]:
         env.update(OPENAI_API_KEY="sk-scripted", OPENAI_API_BASE=f"{server.url}/v1",
                    AIDER_MODEL="openai/scripted", LITELLM_LOCAL_MODEL_COST_MAP="True")
     elif name == "qwen":
-        settings(home / ".qwen", {"security": {"auth": {"selectedType": "openai"}}})
+        settings(home / ".qwen", {"security": {"auth": {"selectedType": "openai"}}, **NO_UPDATES})
         env.update(OPENAI_API_KEY="sk-scripted", OPENAI_BASE_URL=f"{server.url}/v1", OPENAI_MODEL="scripted")
     return env
 
