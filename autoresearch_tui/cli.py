@@ -6,6 +6,7 @@ Heavy imports (Textual, GitPython) happen inside the commands so `--help` stays 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from pathlib import Path
@@ -27,43 +28,18 @@ class Parser(argparse.ArgumentParser):
 
 
 def _config_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per config key, from the schema (the values are read and checked by it too)."""
+    from autoresearch_tui.engine.config import KEYS
+
     g = p.add_argument_group("research config (overrides autoresearch.toml)")
     g.add_argument("--config", type=Path, help="config file (default: PROJECT/autoresearch.toml)")
-    g.add_argument("--train", dest="train_script", help="training script the agent may edit (default train.py)")
-    g.add_argument("--readonly", dest="readonly_script", help="script that must never change (default prepare.py)")
-    g.add_argument("--time-budget", help="training time per run: 90s, 5m, 1h or seconds (required)")
-    g.add_argument("--metric", help="metric and direction, e.g. val_bpb:min or val_acc:max (required)")
-    g.add_argument("--max-iterations", help="experiments after the baseline (default unlimited)")
-    g.add_argument("--scope", choices=("architecture", "hyperparameters", "optimizer", "all"),
-                   help="what may change (default all)")
-    g.add_argument("--tag", help="branch tag: the branch is autoresearch/<tag> (default: date, e.g. nov24)")
-    g.add_argument("--results", dest="results_file", help="results file (default results.tsv)")
-    g.add_argument("--train-command", help="command that runs training (default: uv run / python <script>)")
-    g.add_argument("--agent", choices=("builtin", "command", "claude", "codex", "gemini", "aider", "opencode", "qwen",
-                                       "openai", "anthropic"), help="who proposes changes (default builtin)")
-    g.add_argument("--agent-cmd", help="command template for --agent command ({prompt_file}, {prompt}, {train_path})")
-    g.add_argument("--agent-model", help="model name for the agent")
-    g.add_argument("--agent-base-url", help="base URL of an OpenAI-compatible or Anthropic endpoint")
-    g.add_argument("--agent-key-env", help="NAME of the environment variable that holds the API key")
-    g.add_argument("--max-cost", help="stop cleanly once the agent has spent this many dollars")
-    g.add_argument("--review", action="store_const", const=True, help="approve each proposal before it runs")
-    g.add_argument("--workers", help="experiments in flight at once (default 1; 0: one per GPU)")
-    g.add_argument("--gpus", help="GPUs for the workers, e.g. 0,1,2,3 (one worker each)")
-    g.add_argument("--executor", choices=("local", "ray"), help="where runs execute (default local)")
-    g.add_argument("--ray-address", help="address of an existing Ray cluster (executor ray)")
-    g.add_argument("--strict-replay", action="store_const", const=True,
-                   help="re-run a winner from an older best on top of the new best before keeping it")
-    g.add_argument("--keep-policy", choices=("any", "min_delta", "sigma", "confirm"),
-                   help="how much better a run must be to be kept (default any)")
-    g.add_argument("--baseline-repeats", help="run the baseline this many times to measure the noise")
-    g.add_argument("--pipeline", choices=("on", "off", "auto"),
-                   help="prepare the next proposal while the current run trains (default auto: on for slow agents)")
-    g.add_argument("--seed", help="seed for the proposer (default 0)")
-    g.add_argument("--hypothesis", help="an opening hypothesis the first iterations explore")
-    g.add_argument("--vary", help="experiment plan: constants or categories to vary (comma-separated)")
-    g.add_argument("--hold", help="experiment plan: constants or categories never to change (comma-separated)")
-    g.add_argument("--device", choices=("auto", "cuda", "mps", "cpu"), help="force a device (default auto)")
-    g.add_argument("--time-limit-factor", type=float, help="hard limit = budget x this (default 2)")
+    for spec in KEYS.values():
+        help_text = spec.help.replace("%", "%%")
+        if spec.boolean:
+            g.add_argument(spec.flag, dest=spec.name, action=argparse.BooleanOptionalAction, default=None,
+                           help=help_text)
+        else:
+            g.add_argument(spec.flag, dest=spec.name, metavar=spec.metavar, choices=spec.choices, help=help_text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -139,12 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    keys = ("train_script", "readonly_script", "time_budget", "metric", "max_iterations", "scope", "tag",
-            "results_file", "train_command", "agent", "seed", "hypothesis", "vary", "hold", "device",
-            "time_limit_factor", "agent_cmd", "agent_model", "agent_base_url", "agent_key_env", "max_cost",
-            "review", "pipeline", "workers", "gpus", "executor", "ray_address", "strict_replay", "keep_policy",
-            "baseline_repeats")
-    return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+    from autoresearch_tui.engine.config import KEYS
+
+    return {k: getattr(args, k) for k in KEYS if getattr(args, k, None) is not None}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -155,20 +128,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv = ["wizard", *argv]
     args = build_parser().parse_args(argv)
     try:
-        return _dispatch(args)
+        code = _dispatch(args)
+        sys.stdout.flush()  # a full disk under stdout must fail here, not in the interpreter's exit
+        return code
     except UserError as exc:
-        print(f"autoresearch-tui: {exc}", file=sys.stderr)
+        print(f"autoresearch-tui: {_inert(exc)}", file=sys.stderr)
         return exit_codes.BAD_INPUT
     except RuntimeFailure as exc:
-        print(f"autoresearch-tui: {exc}", file=sys.stderr)
+        print(f"autoresearch-tui: {_inert(exc)}", file=sys.stderr)
         return exit_codes.RUNTIME_FAILURE
     except KeyboardInterrupt:
         return exit_codes.RUNTIME_FAILURE
-    except Exception as exc:  # noqa: BLE001 - one line and a report file instead of a traceback
-        from autoresearch_tui.crash import one_line
-
-        print(one_line(exc), file=sys.stderr)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            return _internal_error(exc)
+        where = f" writing {exc.filename}" if exc.filename else ""
+        # Whatever was left unwritten in stdout's buffer goes nowhere, so the exit adds no traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print(f"autoresearch-tui: no space left on the device{where}; free some space and run again",
+              file=sys.stderr)
         return exit_codes.RUNTIME_FAILURE
+    except Exception as exc:  # noqa: BLE001 - one line and a report file instead of a traceback
+        return _internal_error(exc)
+
+
+def _internal_error(exc: BaseException) -> int:
+    from autoresearch_tui.crash import one_line
+
+    print(one_line(exc), file=sys.stderr)
+    return exit_codes.RUNTIME_FAILURE
+
+
+def _inert(exc: Exception) -> str:
+    """The message as one line with no escape sequence or key (it may quote agent output)."""
+    from autoresearch_tui.engine.sanitize import line
+
+    return line(str(exc))
 
 
 def _dispatch(args: argparse.Namespace) -> int:

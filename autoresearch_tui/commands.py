@@ -36,16 +36,43 @@ def load(project: Path, config_file: Path | None, overrides: dict[str, Any]):
         raise UserError(f"project folder {project} does not exist")
     if not project.is_dir():
         raise UserError(f"{project} is not a folder; give the project folder that holds train.py")
+    _refuse_bare(project)
     return load_config(project, config_file, overrides)
+
+
+def _refuse_bare(project: Path) -> None:
+    from autoresearch_tui.engine.preflight import bare_error
+
+    if problem := bare_error(project):
+        raise UserError(problem)
+
+
+def _refuse_index_lock(project: Path) -> None:
+    """At a fresh start a left-over index.lock would fail the first git write deep in the loop: say it now."""
+    from autoresearch_tui.engine.preflight import index_lock_error
+
+    if problem := index_lock_error(project):
+        raise UserError(problem)
 
 
 # -- run ----------------------------------------------------------------------------------
 
 def cmd_run(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
+    if args.discard_pending and not args.resume:
+        raise UserError("--discard-pending only applies with --resume (it discards the experiment a stopped "
+                        "session left unevaluated); add --resume or drop it")
     if args.resume:
-        config = load_for_resume(args.project, overrides)
+        config = load_for_resume(args.project, overrides)  # resume removes the locks a killed session left
         return run_headless(config, resume=True, rerun_pending=not args.discard_pending)
     config = load(args.project, args.config, overrides)
+    if args.headless and overrides.get("review"):
+        raise UserError("--review needs the live screen to answer the reviews; run without --headless")
+    from autoresearch_tui.engine.lock import holder, refusal
+
+    live = holder(config.project)  # first: a live session's index.lock is not a stale one
+    if live:
+        raise refusal(live)
+    _refuse_index_lock(config.project)
     if not args.headless:
         from autoresearch_tui.tui import launch
 
@@ -59,6 +86,7 @@ def load_for_resume(project: Path, overrides: dict[str, Any]):
 
     if not project.is_dir():
         raise UserError(f"project folder {project} does not exist")
+    _refuse_bare(project)
     root = project.resolve()
     base = ResearchConfig(project=root)
     tag = overrides.get("tag")
@@ -71,28 +99,39 @@ def load_for_resume(project: Path, overrides: dict[str, Any]):
     data = {k: v for k, v in data.items() if k not in ("project", "platform")}
     config = apply_values(ResearchConfig(project=root), data, source=str(session / "config.toml"))
     config.tag = session.name
-    return apply_values(config, {k: v for k, v in overrides.items() if k != "tag"})
+    started = config.metric_spec
+    config = apply_values(config, {k: v for k, v in overrides.items() if k != "tag"})
+    if started and config.metric_spec != started:
+        raise UserError(f"session {session.name} measures {started}, so its results cannot be compared on "
+                        f"{config.metric_spec}; drop --metric, or start a new session with another --tag")
+    return config
 
 
 def run_headless(config: Any, confirm: bool = False, resume: bool = False, rerun_pending: bool = True) -> int:
     from autoresearch_tui.engine.config import validate
+    from autoresearch_tui.engine.lock import SessionLock
     from autoresearch_tui.engine.parallel import make_engine
     from autoresearch_tui.headless import LinePrinter
 
     printer = LinePrinter()
     engine = make_engine(config, make_proposer(config), listeners=[printer])
     validate(config)
-    print(config.table(platform="[detected at start]"), flush=True)
-    if confirm and not resume and sys.stdin.isatty():
-        answer = input("Start this research session? [Y/n] ").strip().lower()
-        if answer not in ("", "y", "yes"):
-            print("not started")
-            return exit_codes.OK
-    if resume:
-        engine.prepare_resume(rerun_pending)
-    else:
-        engine.prepare()
-    end = asyncio.run(_run_with_signals(engine))
+    lock = SessionLock.acquire(config.project, config.tag, config.session_path())
+    try:
+        print(config.table(platform="[detected at start]"), flush=True)
+        if confirm and not resume and sys.stdin.isatty():
+            answer = input("Start this research session? [Y/n] ").strip().lower()
+            if answer not in ("", "y", "yes"):
+                print("not started")
+                return exit_codes.OK
+        if resume:
+            engine.prepare_resume(rerun_pending)
+        else:
+            engine.prepare()
+        end = asyncio.run(_run_with_signals(engine))
+    finally:
+        if lock is not None:
+            lock.release()
     if end.reason == "bad_metric":
         print(f"autoresearch-tui: the baseline did not print a usable {config.metric}; check --metric "
               f"(see {engine.session.root / 'runs'})", file=sys.stderr)
@@ -129,6 +168,8 @@ async def _run_with_signals(engine: Any):
 def cmd_demo(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
     from autoresearch_tui.demo import create_demo_project
 
+    if args.dir is not None and args.dir.exists() and not args.dir.is_dir():
+        raise UserError(f"--dir {args.dir} is a file; give a new folder for the demo project")
     project, values = create_demo_project(args.sample, args.dir)
     if args.time_budget:
         values["time_budget"] = args.time_budget
@@ -148,9 +189,12 @@ def cmd_demo(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
 
 def cmd_summary(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
     from autoresearch_tui.engine import summary
-    from autoresearch_tui.engine.config import parse_metric
+    from autoresearch_tui.engine.config_values import parse_metric
     from autoresearch_tui.engine.results import ResultsFormatError, read_results
 
+    if args.results.is_dir():
+        hint = f" such as {args.results / 'results.tsv'}" if (args.results / "results.tsv").is_file() else ""
+        raise UserError(f"{args.results} is a folder; give the path of a results.tsv file{hint}")
     if not args.results.is_file():
         raise UserError(f"{args.results} does not exist; give the path of a results.tsv")
     metric = direction = None
@@ -248,16 +292,25 @@ def watch_headless(session: Path, poll: float = 0.5, once: bool = False) -> int:
 
 def cmd_replay(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
     from autoresearch_tui.engine.results import ResultsFormatError, read_results
+    from autoresearch_tui.tui import prepaint
 
     if not args.results.is_file():
         raise UserError(f"{args.results} does not exist; give the path of a results.tsv")
     try:  # not a results table at all: one line here, not an empty screen
-        read_results(args.results)
-    except ResultsFormatError as exc:
-        raise UserError(str(exc)) from None
-    from autoresearch_tui.tui import launch
+        head = prepaint.read_head(args.results)
+    except ResultsFormatError:
+        try:  # the header may be further down than the head
+            head = read_results(args.results)
+        except ResultsFormatError as exc:
+            raise UserError(str(exc)) from None
+    painted = prepaint.paint(head, args.results.name)  # the first rows before Textual starts
+    try:
+        from autoresearch_tui.tui import launch
 
-    return launch.replay(args.results, session=args.session, repo=args.repo)
+        return launch.replay(args.results, session=args.session, repo=args.repo)
+    finally:
+        if painted:
+            prepaint.leave()
 
 
 def cmd_wizard(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
@@ -284,14 +337,18 @@ def cmd_doctor(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
     if config.time_budget is None:
         checks.append(Check("time budget", False, "time_budget is not set: pass --time-budget 5m"))
     if args.baseline and config.metric:
-        checks.append(_baseline_check(config, platform, args.baseline_budget))
+        checks.extend(_baseline_checks(config, platform, args.baseline_budget))
     for check in checks:
         mark = "ok  " if check.ok else ("FAIL" if check.fatal else "warn")
         print(f"{mark}  {check.name}: {check.message}", flush=True)
     return exit_codes.OK if all(c.ok or not c.fatal for c in checks) else exit_codes.RUNTIME_FAILURE
 
 
-def _baseline_check(config: Any, platform: Any, budget: str):
+# A baseline is "far over its budget" past 2x the budget plus start-up and evaluation slack.
+OVER_BUDGET_FACTOR, OVER_BUDGET_SLACK_S = 2.0, 5.0
+
+
+def _baseline_checks(config: Any, platform: Any, budget: str) -> list[Any]:
     import os
     import tempfile
 
@@ -310,9 +367,16 @@ def _baseline_check(config: Any, platform: Any, budget: str):
                                       limit_s=seconds * config.time_limit_factor + 60, grace_s=5))
     r = metrics.read_run(log, config.metric, config.metric_pattern, outcome.exit_code, outcome.timed_out,
                          False, seconds * config.time_limit_factor + 60, outcome.peak_rss_mb)
+    checks = []
+    if outcome.timed_out or outcome.duration_s > OVER_BUDGET_FACTOR * seconds + OVER_BUDGET_SLACK_S:
+        checks.append(Check("time budget honoured", False,
+                            f"the baseline ran {outcome.duration_s:.0f} s on a {budget} budget: the script does not "
+                            "stop at the budget (does it train by iteration count?); make it stop after "
+                            "AUTORESEARCH_TIME_BUDGET seconds so runs compare at equal time", fatal=False))
     if r.crash:
-        return Check("short baseline", False, f"{r.crash} (log: {log})")
-    return Check("short baseline", True, f"{config.metric} = {r.metric:.6f} after {outcome.duration_s:.0f} s")
+        return [Check("short baseline", False, f"{r.crash} (log: {log})"), *checks]
+    return [Check("short baseline", True, f"{config.metric} = {r.metric:.6f} after {outcome.duration_s:.0f} s"),
+            *checks]
 
 
 def cmd_control(args: argparse.Namespace, overrides: dict[str, Any]) -> int:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 from pathlib import Path
 from typing import Any
 
 import git
 
+from autoresearch_tui.engine.config import CONFIG_FILE
 from autoresearch_tui.engine.gitops import AUTHOR_ENV
 from autoresearch_tui.errors import UserError
 
@@ -38,7 +40,29 @@ def _fresh_dir(base: Path | None) -> Path:
     raise UserError("could not find a free autoresearch-demo folder name; pass --dir")
 
 
+TORCH_HINT = ("pip install 'autoresearch-tui[demo]' (Linux without a GPU: first "
+              "pip install torch --index-url https://download.pytorch.org/whl/cpu)")
+
+
+def require_torch() -> None:
+    """The sample projects train with PyTorch in this interpreter; say how to add it, up front."""
+    if importlib.util.find_spec("torch") is None:  # finds it without importing it
+        raise UserError(f"the demo's sample projects need PyTorch, which is not installed here; add it with: "
+                        f"{TORCH_HINT}")
+
+
+def commit_config(project: Path) -> None:
+    """The wizard wrote autoresearch.toml into the demo repository: commit it, so the demo leaves no
+    untracked file behind (the repository is the demo's own, made by create_demo_project)."""
+    repo = git.Repo(project)
+    repo.git.update_environment(**AUTHOR_ENV)
+    repo.git.add("--", CONFIG_FILE)
+    if repo.git.diff("--cached", "--name-only"):
+        repo.git.commit("-m", "research config", "--quiet", "--no-verify")
+
+
 def create_demo_project(sample: str, target: Path | None = None) -> tuple[Path, dict[str, Any]]:
+    require_torch()
     source = samples_root() / sample
     if not source.is_dir():
         raise UserError(f"unknown sample project {sample!r}")

@@ -6,7 +6,7 @@ import sys
 import time
 from typing import TextIO
 
-from autoresearch_tui.engine import events as ev
+from autoresearch_tui.engine import events as ev, sanitize
 from autoresearch_tui.engine.durations import format_duration
 
 
@@ -36,7 +36,7 @@ def describe(event: ev.Event) -> str | None:
         what = "baseline" if event.iteration == 0 else f"{event.commit[:7]}"
         if event.worker or event.device:
             what += f" on worker {event.worker}" + (f" ({event.device})" if event.device else "")
-        retry = " (retry after OOM)" if event.attempt > 1 else ""
+        retry = f" (attempt {event.attempt})" if event.attempt > 1 else ""
         return (f"#{event.iteration} running {what}{retry}: budget {format_duration(event.budget_s)}, "
                 f"limit {format_duration(event.limit_s)}, log {event.log}")
     if isinstance(event, ev.RunFinished):
@@ -47,6 +47,9 @@ def describe(event: ev.Event) -> str | None:
         worker = f" [w{event.worker}]" if event.worker else ""
         return (f"#{event.iteration}{worker} {event.status.upper():<7} {_fmt(event.metric)}  {event.description}"
                 f"  [{event.reason}; best {_fmt(event.best_metric)} @ {event.best_commit[:7]}]")
+    if isinstance(event, ev.BestRemeasured):
+        return (f"#{event.iteration} best {event.commit[:7]} re-measured beside the candidate: {_fmt(event.metric)} "
+                f"(mean of its {event.runs} runs {_fmt(event.best_metric)})")
     if isinstance(event, ev.ProgressReport):
         return "\n" + event.markdown.rstrip() + "\n"
     if isinstance(event, ev.Notice):
@@ -73,7 +76,7 @@ class LinePrinter:
             return
         stamp = time.strftime("%H:%M:%S", time.localtime(event.ts))
         try:
-            self.stream.write(f"[{stamp}] {line}\n")
+            self.stream.write(f"[{stamp}] {sanitize.block(line)}\n")
             self.stream.flush()
         except (OSError, ValueError):
             pass  # the terminal went away (SSH dropped): the loop goes on, the session dir has it all

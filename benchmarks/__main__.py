@@ -17,7 +17,7 @@ REGISTRY = {
     "overhead": "loop overhead per iteration with 10 and 1,000 earlier experiments",
     "duty": "duty cycle: fraction of wall time spent training (sequential; pipelined when it exists)",
     "flood": "1,000,000 log lines through the engine into the live screen",
-    "replay": "replay screen and summary of a 100,000-row results.tsv",
+    "replay": "replay screen and summary of a 100,000-row results.tsv; first rows vs VisiData in tmux",
     "startup": "`--help` and the wizard's first frame",
     "noise": "false and true keep rates of the keep policies (simulation and real engine)",
     "workers": "experiments per second with 4 parallel workers vs the sequential loop",

@@ -1,7 +1,13 @@
 """Monte-Carlo of the keep policies (pure: no git, no processes), used to choose the `confirm` rule.
 
 Metric "lower is better", noise sigma = 1, so gains are in sigmas. Decisions go through the real
-`autoresearch_tui.engine.noise.judge`; `two_sample` is the rejected alternative, simulated here only.
+`autoresearch_tui.engine.noise.judge`, driven the way the engine drives it: under `confirm`, every
+re-run of a candidate is preceded by a run of the best (interleaved), and those runs join the best's
+runs. `previous_confirm` is the rule before issue 16 (z x sigma / sqrt(k) against all of the best's
+runs, no interleaving), simulated here only for the comparison.
+
+A session's clock counts runs; `drift` shifts every measurement by up to `drift` sigmas (better and
+better over the session, the direction that makes a no-op look like a win), as machine load does.
 
     python -m benchmarks.noise_sim          # the comparison table in benchmarks/README.md
 """
@@ -11,18 +17,19 @@ from __future__ import annotations
 import math
 import random
 import sys
-from dataclasses import dataclass
+import statistics
+from dataclasses import dataclass, field
 
-from autoresearch_tui.engine.noise import DEFAULT_MAX_RUNS, DEFAULT_MIN_RUNS, DEFAULT_Z, NoiseModel, judge, mean
-
-Z, MAX_RUNS, MIN_RUNS = DEFAULT_Z, DEFAULT_MAX_RUNS, DEFAULT_MIN_RUNS
+from autoresearch_tui.engine.noise import DEFAULT_MAX_RUNS, NoiseModel, judge, mean
 
 
 @dataclass
 class SimResult:
     candidates: int = 0
     keeps: int = 0
-    runs: int = 0
+    runs: int = 0  # candidate runs
+    best_runs: int = 0  # runs of the best made to confirm (interleaved)
+    session_rates: list[float] = field(default_factory=list)  # keep rate of each session
 
     @property
     def keep_rate(self) -> float:
@@ -30,66 +37,80 @@ class SimResult:
 
     @property
     def runs_per_candidate(self) -> float:
-        return self.runs / max(self.candidates, 1)
+        """All runs a candidate cost: its own and the best's re-runs made beside it."""
+        return (self.runs + self.best_runs) / max(self.candidates, 1)
+
+    def stderr(self) -> float:
+        """From the per-session rates: candidates of one session are correlated (a lucky best
+        blocks many later ones), so sessions, not candidates, are the independent units."""
+        rates = self.session_rates
+        return statistics.stdev(rates) / math.sqrt(len(rates)) if len(rates) > 1 else float("nan")
 
 
-def decide(policy: str, runs: list[float], best: list[float], sigma: float | None, z: float = Z,
-           max_runs: int = MAX_RUNS, min_runs: int = MIN_RUNS) -> str:
-    if policy == "two_sample":  # threshold z*sigma*sqrt(1/k + 1/k_best): counts the best's own noise
+def decide(policy: str, runs: list[float], best: list[float], sigma: float | None, **rule) -> str:
+    if policy == "previous_confirm":  # the rule before issue 16
         gain = mean(best) - mean(runs)
         if sigma is None:
-            return "keep" if gain > 0 else "discard"
-        threshold = z * sigma * math.sqrt(1 / len(runs) + 1 / len(best))
-        if gain > threshold:
+            return "keep" if gain > 0 and len(runs) >= 2 else "discard" if gain <= 0 else "rerun"
+        threshold = 2.0 * sigma / math.sqrt(len(runs))
+        if gain > threshold and len(runs) >= 2:
             return "keep"
-        return "discard" if gain <= 0 or len(runs) >= max_runs else "rerun"
-    return judge(policy, runs, best, "min", sigma, z=z, max_runs=max_runs, min_runs=min_runs).action
+        if gain <= 0 or len(runs) >= 3:
+            return "discard"
+        return "rerun"
+    return judge(policy, runs, best, "min", sigma, **rule).action
 
 
-def _candidate(policy: str, true: float, best: list[float], sigma: float | None, rng: random.Random,
-               rule: dict) -> tuple[bool, list[float]]:
-    runs = [true + rng.gauss(0, 1)]
+class Clock:
+    """Measurements of one session: true value + drift at this run + N(0, 1)."""
+
+    def __init__(self, rng: random.Random, drift: float, total_runs: int) -> None:
+        self.rng, self.drift, self.total, self.t = rng, drift, max(total_runs, 1), 0
+
+    def measure(self, true: float) -> float:
+        self.t += 1
+        return true - self.drift * min(self.t / self.total, 1.0) + self.rng.gauss(0, 1)
+
+
+def evaluate(policy: str, true: float, true_best: float, best: list[float], sigma: float | None,
+             clock: Clock, out: SimResult, **rule) -> tuple[bool, list[float]]:
+    """One candidate as the engine evaluates it; appends the best's interleaved runs to `best`."""
+    runs = [clock.measure(true)]
     while (action := decide(policy, runs, best, sigma, **rule)) == "rerun":
-        runs.append(true + rng.gauss(0, 1))
+        if policy == "confirm":
+            best.append(clock.measure(true_best))
+            out.best_runs += 1
+        runs.append(clock.measure(true))
+    out.candidates, out.keeps, out.runs = out.candidates + 1, out.keeps + (action == "keep"), out.runs + len(runs)
     return action == "keep", runs
 
 
-def per_candidate(policy: str, gain: float, *, trials: int = 20000, seed: int = 1, best_runs: int = 0,
-                  **rule) -> SimResult:
-    """Independent candidates, each `gain` sigmas better than a best that is known exactly
-    (best_runs=0) or measured afresh `best_runs` times; sigma known."""
-    rng, out = random.Random(seed), SimResult()
-    for _ in range(trials):
-        best = [0.0] if best_runs == 0 else [rng.gauss(0, 1) for _ in range(best_runs)]
-        kept, runs = _candidate(policy, -gain, best, 1.0, rng, rule)
-        out.candidates, out.keeps, out.runs = out.candidates + 1, out.keeps + kept, out.runs + len(runs)
-    return out
-
-
 def chain(policy: str, gain: float, *, sessions: int = 400, iterations: int = 40, seed: int = 1,
-          baseline_repeats: int = 2, remeasure: int = 0, sigma_known: bool = True, **rule) -> SimResult:
+          baseline_repeats: int = 2, sigma_known: bool = True, drift: float = 0.0, **rule) -> SimResult:
     """What the engine does: a session of `iterations` candidates, each `gain` sigmas better than the
-    current TRUE best; a kept candidate's runs become the best's runs (so a lucky keep makes a lucky
-    best: the winner's curse). remeasure=N runs every new best until it has N runs. sigma_known=False
-    pools sigma from the runs seen so far (baseline repeats and re-runs), as the engine will."""
+    current TRUE best; a kept candidate's runs become the best's runs (a lucky keep makes a lucky
+    best: the winner's curse). sigma_known=False pools sigma from the repeats seen so far, as the
+    engine does."""
     rng, out = random.Random(seed), SimResult()
     for _ in range(sessions):
+        clock = Clock(rng, drift, total_runs=iterations * 3)
         model, true_best = NoiseModel(), 0.0
-        best = [rng.gauss(0, 1) for _ in range(max(baseline_repeats, 1))]
+        best = [clock.measure(0.0) for _ in range(max(baseline_repeats, 1))]
+        best_commit = "base"
         for v in best:
-            model.add("base", v)
+            model.add(best_commit, v)
+        keeps_before = out.keeps
         for i in range(iterations):
             true = true_best - gain
-            kept, runs = _candidate(policy, true, best, 1.0 if sigma_known else model.sigma, rng, rule)
+            before = len(best)
+            kept, runs = evaluate(policy, true, true_best, best, 1.0 if sigma_known else model.sigma, clock, out, **rule)
+            for v in best[before:]:
+                model.add(best_commit, v)
             for v in runs:
                 model.add(str(i), v)
-            out.candidates, out.keeps, out.runs = out.candidates + 1, out.keeps + kept, out.runs + len(runs)
             if kept:
-                true_best, best = true, list(runs)
-                while len(best) < remeasure:
-                    best.append(true + rng.gauss(0, 1))
-                    model.add(str(i), best[-1])
-                    out.runs += 1
+                true_best, best, best_commit = true, list(runs), str(i)
+        out.session_rates.append((out.keeps - keeps_before) / max(iterations, 1))
     return out
 
 
@@ -98,39 +119,29 @@ def compare(policy: str, quick: bool = False, **kw) -> tuple[SimResult, SimResul
     return chain(policy, 0.0, seed=11, **size, **kw), chain(policy, 2.0, seed=12, **size, **kw)
 
 
-_ONE = {"min_runs": 1}  # a clear win keeps on its first run (the rule as first proposed)
-ROWS = [  # (label, policy, per-candidate kwargs, chain kwargs)
-    ("any (reference)", "any", {}, {}),
-    ("sigma, z=2 (one run)", "sigma", {}, {}),
-    ("confirm z=2, keep on 1 run, <= 2 runs", "confirm", {**_ONE, "max_runs": 2}, {**_ONE, "max_runs": 2}),
-    ("confirm z=2, keep on 1 run, <= 3 runs", "confirm", _ONE, _ONE),
-    ("two-sample z=2, keep on 1 run, <= 3 runs", "two_sample", {}, {}),
-    ("**confirm z=2, keep on >= 2 runs, <= 3 runs (chosen)**", "confirm", {}, {}),
-    ("confirm z=2, keep on >= 2 runs, <= 4 runs", "confirm", {"max_runs": 4}, {"max_runs": 4}),
-    ("confirm z=1.8, keep on >= 2 runs, <= 3 runs", "confirm", {"z": 1.8}, {"z": 1.8}),
-    ("chosen, sigma estimated (baseline x2)", "confirm", None, {"sigma_known": False}),
-    ("chosen, sigma estimated (baseline x3)", "confirm", None, {"sigma_known": False, "baseline_repeats": 3}),
-    ("chosen + each new best re-run to 3 runs", "confirm", None, {"remeasure": 3}),
+ROWS = [  # (label, policy, chain kwargs)
+    ("any (reference)", "any", {}),
+    ("sigma, z=2 (one run)", "sigma", {}),
+    ("previous confirm (z=2 x sigma/sqrt(k), <= 3 runs, no interleaving)", "previous_confirm", {}),
+    ("confirm, <= 3 runs", "confirm", {"max_runs": 3}),
+    ("confirm, z=2", "confirm", {"z": 2.0}),
+    (f"**confirm (chosen: z=1.9, <= {DEFAULT_MAX_RUNS} runs, best window 8)**", "confirm", {}),
+    ("chosen, sigma estimated (baseline x2)", "confirm", {"sigma_known": False}),
+    ("chosen, drift 1 sigma over the session", "confirm", {"drift": 1.0}),
+    ("chosen, drift 1 sigma, sigma estimated", "confirm", {"drift": 1.0, "sigma_known": False}),
+    ("previous confirm, drift 1 sigma", "previous_confirm", {"drift": 1.0}),
+    ("any, drift 1 sigma", "any", {"drift": 1.0}),
 ]
 
 
 def table(quick: bool = False) -> str:
-    trials = 4000 if quick else 40000
-    head = ("| rule | false keeps vs exact best | true keeps vs exact best | false keeps vs best of 2 runs "
-            "| chain: false keeps (no-op) | chain: true keeps (2σ each) | runs/candidate (no-op, 2σ) |")
-    lines = [head, "|" + "---|" * 7]
-    for label, policy, pc, ck in ROWS:
-        if pc is not None:
-            f0 = per_candidate(policy, 0.0, trials=trials, seed=1, **pc).keep_rate
-            t0 = per_candidate(policy, 2.0, trials=trials, seed=2, **pc).keep_rate
-            f2 = per_candidate(policy, 0.0, trials=trials, seed=3, best_runs=2, **pc).keep_rate
-            cells = [f"{f0:.1%}", f"{t0:.1%}", f"{f2:.1%}"]
-        else:
-            cells = ["", "", ""]
-        nf, nt = compare(policy, quick, **ck)
-        cells += [f"{nf.keep_rate:.1%}", f"{nt.keep_rate:.1%}",
-                  f"{nf.runs_per_candidate:.2f}, {nt.runs_per_candidate:.2f}"]
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    head = ("| rule | false keeps (no-op candidates) | true keeps (2σ candidates) "
+            "| runs per candidate, no-op / 2σ (incl. the best's re-runs) |")
+    lines = [head, "|---|---|---|---|"]
+    for label, policy, kw in ROWS:
+        nf, nt = compare(policy, quick, **kw)
+        lines.append(f"| {label} | {nf.keep_rate:.1%} ± {nf.stderr():.1%} | {nt.keep_rate:.1%} ± {nt.stderr():.1%} "
+                     f"| {nf.runs_per_candidate:.2f} / {nt.runs_per_candidate:.2f} |")
     return "\n".join(lines)
 
 

@@ -1,9 +1,17 @@
-"""Replay and summary of a 100,000-row results.tsv (--quick: 20,000 rows).
+"""Replay and summary of a 100,000-row results.tsv (--quick: 20,000 rows), and the time until
+data rows are on screen side by side with VisiData in tmux.
 
 In a fresh process: a bare `csv` module pass over the file (the reference, median of 5); the
 summary as the `summary` command makes it (`read_results` then `render_summary`, median of 3);
 and the replay screen under `App.run_test`: from building the app (Textual and the app module
 already imported) until the screen has loaded the file and rendered once with the data.
+
+Side by side (`tmux_rows`): `autoresearch-tui replay FILE` and `vd FILE` each started in a new
+120x40 tmux window; the time from starting the window until its second data row's commit is on
+the screen (`tmux capture-pane` every 5 ms), the two tools alternating, median of 5 (--quick: 3),
+on a 50-row and a 100,000-row file. VisiData is installed into a benchmark-only virtual
+environment (ARBENCH_VISIDATA_VENV, default ~/.cache/autoresearch-bench/visidata) on first use;
+without tmux or when it cannot be installed the figure is skipped with the reason.
 """
 
 from __future__ import annotations
@@ -11,12 +19,15 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import os
 import random
+import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-from benchmarks.common import Figure, child_json, median, tempdir
+from benchmarks.common import ROOT, Figure, child_json, median, tempdir
 
 WORDS = ("increase", "decrease", "halve", "double", "swap", "add", "remove", "tune", "try")
 THINGS = ("MATRIX_LR", "EMBEDDING_LR", "DEPTH", "WARMDOWN_RATIO", "WEIGHT_DECAY", "batch size", "window pattern",
@@ -59,6 +70,91 @@ def run(quick: bool = False):
     yield Figure("replay.first_frame", frame * 1000, "ms", f"< 1500 ms and <= 3x csv = {3 * csv_s * 1000:.0f} ms",
                  frame < 1.5 and frame <= 3 * csv_s, f"{frame / csv_s:.1f}x csv")
     yield Figure("replay.first_empty_frame", r["mounted_s"] * 1000, "ms", "none; the screen before the data", None)
+    yield from tmux_rows(quick)
+
+
+VISIDATA = "visidata==3.4"
+TMUX = ["tmux", "-L", "arbench-replay"]
+
+
+def visidata() -> tuple[Path | None, str]:
+    """The `vd` of the benchmark's own virtual environment (made on first use), or why there is none."""
+    venv = Path(os.environ.get("ARBENCH_VISIDATA_VENV", Path.home() / ".cache" / "autoresearch-bench" / "visidata"))
+    vd = venv / "bin" / "vd"
+    if vd.exists():
+        return vd, ""
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, timeout=120)
+        done = subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", VISIDATA], capture_output=True,
+                              text=True, timeout=600)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return None, f"could not make a virtual environment for VisiData in {venv}: {exc}"
+    if done.returncode != 0 or not vd.exists():
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return None, f"pip could not install {VISIDATA} into {venv}: {last}"
+    return vd, ""
+
+
+def _on_screen(command: list[str], markers: tuple[str, ...], env: dict[str, str],
+               timeout: float = 60.0) -> list[float | None]:
+    """Seconds from starting `command` in a new tmux window until each marker is on its screen."""
+    name = f"w{time.monotonic_ns()}"
+    shell = " ".join(f"'{part}'" for part in command)  # our own paths: no quote inside
+    seen: list[float | None] = [None] * len(markers)
+    t0 = time.perf_counter()
+    subprocess.run([*TMUX, "new-session", "-d", "-x", "120", "-y", "40", "-s", name, shell], check=True, env=env)
+    try:
+        while None in seen and time.perf_counter() - t0 < timeout:
+            screen = subprocess.run([*TMUX, "capture-pane", "-p", "-t", name], capture_output=True, text=True).stdout
+            now = time.perf_counter() - t0
+            seen = [t if t is not None or marker not in screen else now for t, marker in zip(seen, markers)]
+            time.sleep(0.005)
+        return seen
+    finally:
+        subprocess.run([*TMUX, "kill-session", "-t", name], capture_output=True)
+
+
+def tmux_rows(quick: bool):
+    if shutil.which("tmux") is None:
+        yield Figure("replay.tmux_rows", None, "ms", "first rows no later than VisiData's", None,
+                     "skipped: tmux is not installed")
+        return
+    vd, why = visidata()
+    if vd is None:
+        yield Figure("replay.tmux_rows", None, "ms", "first rows no later than VisiData's", None, f"skipped: {why}")
+        return
+    repeats = 3 if quick else 5
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}  # as installed: with .pyc
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "autoresearch_tui")], env=env,
+                   capture_output=True)
+    subprocess.run([*TMUX, "new-session", "-d", "-s", "keep", "sleep 3600"], check=True)  # the server stays up
+    try:
+        with tempdir("replay-tmux") as tmp:
+            for rows in (50, 20_000 if quick else 100_000):
+                path = tmp / f"results-{rows}.tsv"
+                write_results(path, rows)
+                marker = path.read_text(encoding="utf-8").split("\n", 3)[2].split("\t")[0]
+                ours_cmd = [sys.executable, "-m", "autoresearch_tui", "replay", str(path)]
+                _on_screen(ours_cmd, (marker,), env)  # warm the file cache for both
+                ours, ui, theirs = [], [], []
+                for _ in range(repeats):  # alternating: both see the same machine load
+                    rows_s, ui_s = _on_screen(ours_cmd, (marker, "q Quit"), env)  # the footer: the app is up
+                    ours.append(rows_s)
+                    ui.append(ui_s)
+                    theirs.append(_on_screen([str(vd), str(path)], (marker,), env)[0])
+                if None in ours or None in theirs or None in ui:
+                    yield Figure(f"replay.tmux_rows_{rows}", None, "ms", "first rows no later than VisiData's", False,
+                                 "a tool did not show its rows within 60 s")
+                    continue
+                a, b = median(ours) * 1000, median(theirs) * 1000
+                yield Figure(f"replay.visidata_rows_{rows}", b, "ms", f"none; VisiData 3.4, {rows:,} rows", None)
+                yield Figure(f"replay.tmux_rows_{rows}", a, "ms", f"<= VisiData's {b:.0f} ms", a <= b,
+                             f"{a / b:.2f}x VisiData")
+                yield Figure(f"replay.tmux_app_{rows}", median(ui) * 1000, "ms",
+                             "none; until the full screen (footer) replaces the first rows", None)
+    finally:
+        subprocess.run([*TMUX, "kill-server"], capture_output=True)
 
 
 async def _frame(path: Path) -> dict:

@@ -2,16 +2,19 @@
 
     .venv/bin/python screenshots/make_screenshots.py
 
-Drives the app with `App.run_test(size=(120, 36))` and `save_screenshot()`:
+Drives the app with `App.run_test(size=(160, 45))` and `save_screenshot()`:
   live.svg            a real short session on a copy of sample_projects/spirals (a fake fast
-                      project when the sample or torch is missing), mid-run
-  live-80x24.svg      the same at the smallest supported size
+                      project when the sample or torch is missing, or SHOTS_FAKE=1 on a busy
+                      machine), mid-run: four panes
+  live-80x24.svg      the same at the smallest supported size: the panes stacked, the log large
   help-80x24.svg      its `?` help
   workers-80x24.svg   a session with 3 parallel workers (the fake project, on the CPU): the
                       workers strip, the log pane following w1 (`w`)
   replay.svg          replay of a real results.tsv (Bervaso/autoresearch-macos)
-  replay-nocolor.svg  the same with NO_COLOR set
+  replay-80x24.svg    the same at 80x24 (no repository: no diff pane)
+  replay-nocolor.svg  the same as replay.svg with NO_COLOR set
   wizard.svg          the config wizard, when it is installed
+Each picture is checked for local paths (the temporary folder, this checkout, the interpreter).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REAL = Path(os.environ.get("AUTORESEARCH_REAL_RESULTS", Path(__file__).resolve().parents[2] / "shared" / "real-results"))
-SIZE = (120, 36)
+SIZE = (160, 45)
 
 FAKE_TRAIN = '''"""A fake fast training script in the autoresearch format (no torch)."""
 import time
@@ -48,6 +51,17 @@ print(f"val_bpb:          {val:.6f}")
 print(f"training_seconds: 2.5")
 print(f"num_steps:        {step}")
 '''
+
+
+def save(app, name: str, out: Path, root: Path | None) -> None:
+    """save_screenshot, then a check that no local path (the temporary folder, this checkout, the
+    interpreter) is in the picture: the SVG fixes each text run's length, so it cannot be edited."""
+    app.save_screenshot(name, str(out))
+    text = (out / name).read_text(encoding="utf-8")
+    candidates = {str(HERE.parent), sys.prefix} | ({str(root), str(root.resolve())} if root else set())
+    local = [p for p in candidates if p in text]
+    if local:
+        print(f"{name}: WARNING, local path(s) in the picture: {', '.join(local)}", file=sys.stderr)
 
 
 async def wait_for(pilot, predicate, timeout: float) -> bool:
@@ -81,6 +95,8 @@ def _project(root: Path) -> tuple[Path, dict]:
     try:
         import importlib.util
 
+        if os.environ.get("SHOTS_FAKE"):
+            raise RuntimeError("SHOTS_FAKE is set")
         if importlib.util.find_spec("torch") is None:
             raise RuntimeError("no torch")
         project, values = create_demo_project("spirals", root / "spirals")
@@ -108,13 +124,14 @@ async def shoot_live(out: Path) -> None:
                                 and screen.query_one(LogView).line_count >= 2, 240)
             await pilot.pause(1.0)
             print(f"live: {len(screen.state.rows)} rows, mid-run={ok}")
-            app.save_screenshot("live.svg", str(out))
+            save(app, "live.svg", out, root)
             await pilot.resize_terminal(80, 24)
-            await pilot.pause(0.5)
-            app.save_screenshot("live-80x24.svg", str(out))
+            await pilot.press("2")  # the log pane large: full-width lines
+            await pilot.pause(0.8)
+            save(app, "live-80x24.svg", out, root)
             await pilot.press("question_mark")
             await pilot.pause(0.3)
-            app.save_screenshot("help-80x24.svg", str(out))
+            save(app, "help-80x24.svg", out, root)
     finally:
         _stop_engine(engine, session, root)
 
@@ -153,7 +170,7 @@ async def shoot_workers(out: Path) -> None:
             await wait_for(pilot, lambda: any(" on w1 ──" in line for line in screen.query_one(LogView).lines), 10)
             await pilot.pause(1.2)  # the other workers' last lines, the elapsed times
             print(f"workers: {len(screen.state.rows)} rows, 3 in flight={ok}")
-            app.save_screenshot("workers-80x24.svg", str(out))
+            save(app, "workers-80x24.svg", out, root)
     finally:
         _stop_engine(engine, session, root)
 
@@ -165,17 +182,18 @@ async def shoot_replay(out: Path) -> None:
     if not path.exists():
         print(f"replay: {path} not found; skipped", file=sys.stderr)
         return
-    for name, no_color in (("replay.svg", False), ("replay-nocolor.svg", True)):
+    for name, no_color, size in (("replay.svg", False, SIZE), ("replay-80x24.svg", False, (80, 24)),
+                                 ("replay-nocolor.svg", True, SIZE)):
         if no_color:
             os.environ["NO_COLOR"] = "1"
         try:
             app = replay_app(path)
-            async with app.run_test(size=SIZE) as pilot:
-                await wait_for(pilot, lambda: getattr(app.screen, "loaded", False), 10)
+            async with app.run_test(size=size) as pilot:
+                await wait_for(pilot, lambda: getattr(app.screen, "summary", None) is not None, 10)
                 for _ in range(8):  # exp8, the conv-mixer keep
                     await pilot.press("right")
                 await pilot.pause(0.8)
-                app.save_screenshot(name, str(out))
+                save(app, name, out, path.parent)
         finally:
             os.environ.pop("NO_COLOR", None)
         print(f"replay: {name}")
@@ -194,10 +212,11 @@ async def shoot_wizard(out: Path) -> None:
             project, values = create_demo_project("spirals", root / "spirals")
         except Exception:  # noqa: BLE001
             project, values = _fake_project(root)
-        app = wizard_app(load_config(project, None, values), demo=True)
+        # the default train command is this interpreter's path: name it as a user would
+        app = wizard_app(load_config(project, None, {**values, "train_command": "python train.py"}), demo=True)
         async with app.run_test(size=SIZE) as pilot:
             await pilot.pause(2.0)
-            app.save_screenshot("wizard.svg", str(out))
+            save(app, "wizard.svg", out, None)  # its fixed /tmp/autoresearch-demo is meant to be seen
         print("wizard: wizard.svg")
     except ImportError as exc:
         print(f"wizard: not available ({exc})", file=sys.stderr)

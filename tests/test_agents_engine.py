@@ -14,7 +14,7 @@ from autoresearch_tui.engine.loop import Engine
 from autoresearch_tui.engine.results import read_results
 from autoresearch_tui.engine.session import SessionDir
 
-from conftest import ROOT, Scripted, cli, git, make_project
+from conftest import FAKE_TRAIN, ROOT, Scripted, cli, git, make_project
 
 # A coding-agent CLI stand-in: reads the prompt on stdin, edits train.py in place, says what it did.
 AGENT = r'''#!{python}
@@ -93,7 +93,9 @@ def test_http_agent_keys_never_reach_disk(tmp_path: Path) -> None:
     # A malformed answer is sent back with the error and answered properly the second time.
     server.script = [(200, {}, good), (200, {}, "no edit blocks here"), (200, {}, again)]
     canary = "sk-canary-" + os.urandom(8).hex()
-    project = make_project(tmp_path / "p")
+    # The training run must not even see the key (a train.py written by an agent could print it).
+    leak = 'print("key in run:", os.environ.get("CANARY_KEY", "absent"))\nprint("---")'
+    project = make_project(tmp_path / "p", train=FAKE_TRAIN.replace('print("---")', leak))
     try:
         result = cli("run", str(project), "--headless", "--yes", "--time-budget", "1s", "--metric", "val_bpb:min",
                      "--max-iterations", "2", "--agent", "openai", "--agent-base-url", server.url,
@@ -109,6 +111,8 @@ def test_http_agent_keys_never_reach_disk(tmp_path: Path) -> None:
     for path in [*project.rglob("*"), *(project / ".git").rglob("*")]:
         if path.is_file():
             assert canary.encode() not in path.read_bytes(), path
+    run_logs = list((project / ".autoresearch" / load_config(project).tag / "runs").glob("*.log"))
+    assert run_logs and all("key in run: absent" in p.read_text() for p in run_logs)
     rows = read_results(project / "results.tsv").rows
     assert rows[1].description.startswith("raise")
     made = [e for e in SessionDir(project / ".autoresearch" / load_config(project).tag).events()
@@ -145,7 +149,9 @@ def test_review_gate_approve_edit_reject(project: Path) -> None:
     assert "LR = 0.4" in (project / "train.py").read_text()
     decisions = [e.decision for e in seen if isinstance(e, ev.ReviewDecided)]
     assert decisions == ["reject", "approve", "edit"]
-    assert git(project, "for-each-ref", "--format=%(refname)", "refs/autoresearch/t1") == "refs/autoresearch/t1/1"
+    refs = git(project, "for-each-ref", "--format=%(refname)", "refs/autoresearch/t1").split()
+    assert refs == ["refs/autoresearch/t1/1", "refs/autoresearch/t1/keep/0", "refs/autoresearch/t1/keep/1",
+                    "refs/autoresearch/t1/keep/2"]
     assert end.reason == "max_iterations"
 
 

@@ -47,9 +47,10 @@ def test_keep_discard_history_matches_git(project: Path) -> None:
         full = git(project, "rev-parse", row.commit)
         ancestor = _is_ancestor(project, full, head)
         assert ancestor == (row.status == "keep"), row
-    # Discarded attempts stay reachable: a ref and a patch per discard.
+    # Discarded attempts stay reachable: a ref and a patch per discard; every keep has its ref too.
     refs = git(project, "for-each-ref", "--format=%(refname)", "refs/autoresearch/t1").split()
-    assert refs == ["refs/autoresearch/t1/2", "refs/autoresearch/t1/4"]
+    kept = [f"refs/autoresearch/t1/keep/{n}" for n, row in enumerate(table) if row.status == "keep"]
+    assert refs == ["refs/autoresearch/t1/2", "refs/autoresearch/t1/4", *kept]
     session = SessionDir(project / ".autoresearch" / "t1")
     assert len(list(session.attempts.glob("*.patch"))) == 2
     assert "LR = 0.05" in (session.attempts / f"0002-{table[2].commit}.patch").read_text()
@@ -340,30 +341,49 @@ def _queued(tmp_path: Path, values: list[float], monkeypatch) -> Path:
     return make_project(tmp_path / "p", QUEUED)
 
 
-def test_confirm_policy_reruns_grey_zone_and_discards_noise(tmp_path: Path, monkeypatch) -> None:
-    project = _queued(tmp_path, [1.00, 1.02, 0.98, 0.99, 0.995, 1.01], monkeypatch)
+def _order(events: list[ev.Event]) -> list[tuple[int, str]]:
+    return [(e.iteration, e.commit[:7]) for e in events if isinstance(e, ev.RunStarted)]
+
+
+def test_confirm_policy_interleaves_the_best_and_discards_noise(tmp_path: Path, monkeypatch) -> None:
+    # baseline x3, candidate, best, candidate, best, candidate (its mean falls behind: discarded)
+    project = _queued(tmp_path, [1.00, 1.02, 0.98, 0.99, 1.01, 1.005, 0.995, 1.02], monkeypatch)
     engine, end, events = run_engine(project, Scripted([("LR", 0.2)]), max_iterations=1, keep_policy="confirm")
     table = rows(project)
-    assert [r.status for r in table] == ["keep"] * 3 + ["discard"] * 3
+    base, cand = table[0].commit, table[3].commit
+    assert [r.status for r in table] == ["keep"] * 3 + ["discard"] * 3  # the best's runs are not rows
     assert "re-run 2/3: noise estimate" in table[1].description and "re-run 3/3: confirming" in table[5].description
+    assert _order(events)[3:] == [(1, cand), (1, base), (1, cand), (1, base), (1, cand)]
     final = [e for e in events if isinstance(e, ev.ResultRecorded)][-1]
     assert "after 3 runs" in final.reason and final.rerun == 2
-    # Learned as the session goes: pooled over the baseline's runs and the candidate's re-runs.
+    remeasured = [e for e in events if isinstance(e, ev.BestRemeasured)]
+    assert [(e.metric, e.runs) for e in remeasured] == [(1.01, 4), (0.995, 5)]
+    assert engine.best_runs == [1.0, 1.02, 0.98, 1.01, 0.995]
+    # Learned as the session goes: pooled over the best's runs (beside candidates too) and the candidate's.
     import statistics
 
-    pooled = ((statistics.variance([1.0, 1.02, 0.98]) * 2 + statistics.variance([0.99, 0.995, 1.01]) * 2) / 4) ** 0.5
+    pooled = ((statistics.variance(engine.best_runs) * 4 + statistics.variance([0.99, 1.005, 1.02]) * 2) / 6) ** 0.5
     assert abs(engine.noise.sigma - pooled) < 1e-9
     assert git(project, "rev-parse", "HEAD") == git(project, "rev-parse", "main")
+    assert git(project, "status", "--porcelain") == ""
+    summary = (project / "autoresearch-summary.md").read_text()
+    assert "Runs spent confirming: 4 of 8 (50%): 2 re-runs of candidates, 2 runs of the best beside them" in summary
 
 
-def test_confirm_policy_keeps_a_clear_win_after_one_confirmation(tmp_path: Path, monkeypatch) -> None:
-    project = _queued(tmp_path, [1.00, 1.02, 0.98, 0.90, 0.91, 0.92], monkeypatch)
-    engine, end, events = run_engine(project, Scripted([("LR", 0.2)]), max_iterations=1, keep_policy="confirm")
+def test_confirm_policy_keeps_a_clear_win_on_two_runs_and_refines_the_new_best(tmp_path: Path, monkeypatch) -> None:
+    values = [1.00, 1.02, 0.98, 0.90, 1.00, 0.91,  # #1: a clear win, kept on its second run
+              0.905, 0.92, 0.915]  # #2: level with the new best; the best's run beside it refines it
+    project = _queued(tmp_path, values, monkeypatch)
+    engine, end, events = run_engine(project, Scripted([("LR", 0.2), ("LR", 0.3)]), max_iterations=2,
+                                     keep_policy="confirm")
     table = rows(project)
-    # Kept after 2 runs, then measured a third time so the new best is not a lucky draw.
-    assert [r.status for r in table] == ["keep"] * 6
-    assert abs(engine.best_metric - 0.91) < 1e-9 and engine.best_runs == [0.9, 0.91, 0.92]
+    base, first, second = table[0].commit, table[3].commit, table[5].commit
+    assert [r.status for r in table] == ["keep"] * 5 + ["discard"] * 2
+    # No re-runs of a new best on their own: it is measured again only beside the next candidate.
+    assert _order(events)[3:] == [(1, first), (1, base), (1, first), (2, second), (2, first), (2, second)]
+    assert engine.best_runs == [0.9, 0.91, 0.92] and abs(engine.best_metric - 0.91) < 1e-9
     assert "LR = 0.2" in (project / "train.py").read_text()
+    assert git(project, "status", "--porcelain") == ""
 
 
 def test_any_policy_keeps_noise_that_sigma_rejects(tmp_path: Path, monkeypatch) -> None:
@@ -380,8 +400,10 @@ def test_summary_states_noise_and_flags_keeps_within_it(tmp_path: Path, monkeypa
     project = _queued(tmp_path, [1.00, 1.02, 0.98, 0.995], monkeypatch)
     run_engine(project, Scripted([("LR", 0.2)]), max_iterations=1, keep_policy="any", baseline_repeats=3)
     summary = (project / "autoresearch-summary.md").read_text()
-    assert "Noise: noise sigma 0.020000" in summary
-    assert "Kept changes within 2 sigma (may be noise" in summary and "LR -> 0.2" in summary
+    assert "Noise: noise sigma 0.020000" in summary and "keep policy: any, z = 2" in summary
+    # 0.995 on one run vs 1.0 on three: +0.2 standard errors, well within the noise
+    assert "Kept changes within the noise (gain at most 2 standard errors" in summary
+    assert "LR -> 0.2 (+0.2 standard errors over 1 vs 3 runs)" in summary
     top = summary.split("## Top Improvements")[1].split("## What Didn't Work")[0]
     assert "re-run" not in top  # re-runs of the baseline are not improvements
 

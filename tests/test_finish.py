@@ -103,6 +103,9 @@ async def test_shows_summary_kept_commits_and_final_metric(proj: Path) -> None:
         for how in ("squash", "rebase", "merge"):
             assert not screen.query_one(f"#merge-{how}", Button).disabled
         assert not screen.query_one("#fin-warning", Static).has_class("-shown")  # main did not move
+        # the button drawn as the primary one is the one Enter presses
+        primary = [b.id for b in screen.query(Button) if b.variant == "primary"]
+        assert primary == ["merge-squash"] and screen.focused is screen.query_one("#merge-squash", Button)
 
 
 async def test_choosing_squash_merges_the_best_commit(proj: Path) -> None:
@@ -158,8 +161,13 @@ async def test_keep_branch_as_is(proj: Path) -> None:
         await idle(pilot, screen)
         await press(pilot, screen, "merge-keep")
         assert "nothing was merged" in text(screen, "#fin-result")
-        assert screen.query_one("#merge-squash", Button).disabled
-        await pilot.press("escape")
+        # not a dead screen: a merge is still offered, and Enter (on the primary Close) closes
+        assert not screen.query_one("#merge-squash", Button).disabled
+        close = screen.query_one("#fin-close", Button)
+        assert screen.focused is close and close.variant == "primary"
+        while close.has_class("-active"):
+            await pilot.pause(0.05)
+        await pilot.press("enter")
         await pilot.pause()
     assert app.result is None
     assert git(proj, "rev-parse", "main") == base

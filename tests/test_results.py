@@ -224,7 +224,25 @@ def test_second_header_with_other_columns() -> None:
     table = parse_results(text)
     assert [r.commit for r in table.rows] == ["a", "b"]
     assert table.rows[1].metric == 0.9
-    assert [n for n, _ in table.skipped] == [3, 5, 6]
+    assert [n for n, _ in table.skipped] == [3, 5]
+    # the block without the metric column is kept as a section of its own, not dropped
+    assert [(s.first_line, s.columns, s.rows) for s in table.sections] == [
+        (5, ["commit", "accuracy", "status", "description"], [["c", "0.5", "keep", "other metric"]])]
+    assert "shown as a section of their own" in dict(table.skipped)[5]
+
+
+def test_columns_introduced_comma_block_is_a_section_and_precision_is_kept() -> None:
+    text = (HEADER + "aaaaaaa\t178.84\t1.0\tkeep\tbaseline\n" "bbbbbbb\t170.5\t1.0\tkeep\tLR up\n"
+            "ccccccc\t0.000000\t0.0\tcrash\tOOM\n" "\n"
+            "Columns: commit,loss,tokens,status,notes\n"
+            "ddddddd,2.5,100,keep,a note, with a comma\n" "eeeeeee,2.4,200,discard,other\n")
+    table = parse_results(text)
+    assert [r.commit for r in table.rows] == ["aaaaaaa", "bbbbbbb", "ccccccc"]
+    assert table.decimals == 2  # as written (the crash's 0.000000 is the convention, not the style)
+    (section,) = table.sections
+    assert section.first_line == 6 and section.columns == ["commit", "loss", "tokens", "status", "notes"]
+    assert section.rows[0] == ["ddddddd", "2.5", "100", "keep", "a note, with a comma"]
+    assert [n for n, _ in table.skipped] == [5, 6]
     # the same memory text under a header in MB is read in the new unit
     mb = parse_results(HEADER + "a\t1.0\t2048\tkeep\tx\n"
                        "commit\tval_bpb\tpeak_vram_mb\tstatus\tdescription\n" "b\t0.9\t2048\tkeep\ty\n")

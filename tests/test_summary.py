@@ -88,7 +88,8 @@ def test_real_summary_details() -> None:
         ("1", "28c91c1"), ("2", "5980576"), ("3", "56539e4"), ("4", "1594635"), ("5", "6068356")]
     assert "regression: 1.338380 (+0.053008 vs best then)" in text
     assert "| 24 | fe6c00e | — | — | crash |" in text
-    assert "Keep rate (keep / (keep + discard)): 6/24 = 25.0%" in text
+    # The baseline is kept by definition: 5 keeps of 23 decided runs after it.
+    assert "Keep rate (keep / (keep + discard), baseline excluded): 5/23 = 21.7%" in text
     mlx = by_name["trevin-creator"]
     text = _summary(mlx.rows, mlx.metric, mlx.direction, extra_metrics_note=None)
     assert "discard (run)" in text and "higher is better" in text
@@ -255,7 +256,58 @@ def test_kept_gains_rerun_and_baseline_rows() -> None:
     # aaaaaaa counts once at its mean 0.97; ddddddd is not ranked; eeeeeee is vs 0.99
     assert [(i, r.commit, round(d, 6)) for i, r, d in gains] == [
         (6, "eeeeeee", -0.09), (1, "aaaaaaa", -0.03), (4, "ccccccc", -0.02)]
-    assert [r.commit for _, r, _ in kept_gains(rows, "max")] == ["ccccccc", "aaaaaaa", "eeeeeee"]
+    # Maximising, every later keep is worse than the best before it: none is an improvement.
+    assert kept_gains(rows, "max") == []
+
+
+def test_a_kept_regression_is_not_a_top_improvement() -> None:
+    # Another tool kept 0.97 after 0.95 (worse than the best): not an improvement, and the next
+    # keep's gain is measured against the best (0.95), not against the regression.
+    rows = _rows([("base000", 1.00, "keep"), ("aaaaaaa", 0.95, "keep"), ("bbbbbbb", 0.97, "keep"),
+                  ("ccccccc", 0.94, "keep")])
+    gains = kept_gains(rows, "min")
+    assert [(r.commit, round(d, 6)) for _, r, d in gains] == [("aaaaaaa", -0.05), ("ccccccc", -0.01)]
+    top = _summary(rows, "val_bpb", "min").split("## Top Improvements (kept commits)")[1].split("## What")[0]
+    assert "bbbbbbb" not in top
+
+
+def test_keep_rate_and_an_empty_session_leave_out_the_baseline() -> None:
+    rows = _rows([("base000", 1.0, "keep"), ("aaaaaaa", 0.9, "keep"), ("bbbbbbb", 1.1, "discard")])
+    assert "baseline excluded): 1/2 = 50.0%" in _summary(rows, "val_bpb", "min")
+    only = _summary(rows[:1], "val_bpb", "min")
+    assert "every change was kept" not in only and "no experiment after the baseline yet" in only
+    assert "baseline excluded): n/a" in only
+
+
+def test_a_killed_run_written_as_zero_reads_back_without_a_metric(tmp_path: Path) -> None:
+    from autoresearch_tui.engine.results import read_results
+
+    path = tmp_path / "results.tsv"
+    path.write_text("commit\tval_bpb\tmemory_gb\tstatus\tdescription\n"
+                    "aaaaaaa\t1.000000\t1.0\tkeep\tbaseline\n"
+                    "bbbbbbb\t0.000000\t0.0\tdiscard\tDEPTH 12\n"  # killed: how this tool writes it
+                    "ccccccc\t0.000000\t0.0\tcrash\tOOM\n"
+                    "ddddddd\t0.990000\t1.0\tkeep\tLR up\n", encoding="utf-8")
+    table = read_results(path)
+    assert [r.metric for r in table.rows] == [1.0, None, None, 0.99]
+    text = _summary(table.rows, table.metric, table.direction)
+    assert "0.000000" not in text
+    assert "| DEPTH 12 | no metric |" in text.replace("#1 ", "")
+    assert "Runs without a metric: 2" in text
+    # accuracy (maximised): a discard measured at 0.0 is a measurement, unless the row says killed
+    acc = tmp_path / "acc.tsv"
+    acc.write_text("commit\taccuracy\tmemory_gb\tstatus\tdescription\n"
+                   "aaaaaaa\t0.5\t0.0\tkeep\tbaseline\nbbbbbbb\t0.000000\t0.0\tdiscard\tall wrong\n"
+                   "ccccccc\t0.000000\t0.0\tdiscard\twider (killed)\n", encoding="utf-8")
+    assert [r.metric for r in read_results(acc).rows] == [0.5, 0.0, None]
+    # this tool's own killed run under a maximised metric: written so that it reads back the same
+    from autoresearch_tui.engine.results import ResultRow, append_row, ensure_header
+
+    own = tmp_path / "own.tsv"
+    ensure_header(own, "val_acc")
+    append_row(own, ResultRow("aaaaaaa", 0.8, 1.0, "keep", "baseline"))
+    append_row(own, ResultRow("bbbbbbb", None, 0.0, "discard", "wider MLP"))
+    assert [r.metric for r in read_results(own).rows] == [0.8, None]
 
 
 def _steps(text: str) -> list[str]:

@@ -9,7 +9,7 @@ import time
 from rich.text import Text
 
 from autoresearch_tui.engine.analysis import _running
-from autoresearch_tui.tui.widgets.braille import _BITS, CRASH, EXACT, KEEP, STYLE, _label, _x_axis, draw_chart
+from autoresearch_tui.tui.widgets.braille import _BITS, CRASH, EXACT, GLYPHS, KEEP, STYLE, _label, _x_axis, draw_chart
 
 
 def reference_chart(values, statuses, best, width, height, selected=None) -> list[Text]:
@@ -56,9 +56,11 @@ def reference_chart(values, statuses, best, width, height, selected=None) -> lis
     for i, (v, status) in enumerate(zip(values, statuses)):
         x = xpix(i)
         if status == "crash" or v is None:
-            marks[(ph - 1, x // 2)] = "crash"
+            marks[(ph - 1, x // 2)] = "crash" if status == "crash" else "killed"
         elif status == "keep":
             marks[(ypix(v) // 4, x // 2)] = "keep"
+        elif n <= pw:  # a cell per experiment: a discard is a glyph
+            marks.setdefault((ypix(v) // 4, x // 2), "discard")
         else:
             dot(x, ypix(v))
     out = []
@@ -69,10 +71,8 @@ def reference_chart(values, statuses, best, width, height, selected=None) -> lis
         text.append("┤" if label else "│", STYLE["axis"])
         for col in range(pw):
             mark = marks.get((row, col))
-            if mark == "keep":
-                text.append(KEEP, STYLE["keep"])
-            elif mark == "crash":
-                text.append(CRASH, STYLE["crash"])
+            if mark is not None:
+                text.append(GLYPHS[mark], STYLE[mark])
             elif dots[row][col]:
                 text.append(chr(0x2800 + dots[row][col]), STYLE["best"] if line_cells[row][col] else STYLE["discard"])
             else:
@@ -202,3 +202,36 @@ def test_noise_band_edges_are_drawn_around_the_best() -> None:
     assert count(banded) > count(plain)  # the band's dotted edges
     assert any(span.style == STYLE["band"] for t in banded for span in t.spans)
     assert not any(span.style == STYLE["band"] for t in plain for span in t.spans)
+
+
+def test_sparkline_draws_only_what_there_is():
+    from autoresearch_tui.tui.widgets.sparkline import spark
+
+    assert spark([], 40).plain == "no metric yet"
+    one = spark([1.0], 40).plain
+    assert one.startswith("▁ ") and "█" not in one  # one value: one cell, not a full-width bar
+    flat = spark([1.0, 1.0, 1.0], 40).plain
+    assert flat.startswith("▁▁▁ ") and "no improvement" in flat
+    assert spark([0.0, 1.0], 40).plain == "▁█"
+    assert len(spark([float(i) for i in range(500)], 40).plain) == 40  # binned to the width
+
+
+def test_axis_ticks_and_statuses_without_colour(tmp_path):
+    from autoresearch_tui.engine.results import read_results
+    from autoresearch_tui.tui.widgets.braille import prepare
+
+    axis = _x_axis(25, 5, 72, None).plain
+    assert "┬5" in axis and "┬10" in axis and axis.rstrip().endswith("24") and "└0" in axis
+    # a killed run (discard written as 0.000000) and a crash: no metric, distinct glyphs, and the
+    # y axis is not stretched down to 0
+    path = tmp_path / "results.tsv"
+    path.write_text("commit\tval_bpb\tmemory_gb\tstatus\tdescription\n"
+                    "a\t1.000000\t1.0\tkeep\tbase\nb\t0.000000\t0.0\tdiscard\tx (killed)\n"
+                    "c\t0.000000\t0.0\tcrash\ty\nd\t1.010000\t1.0\tdiscard\tz\n", encoding="utf-8")
+    rows = read_results(path).rows
+    values, statuses = [r.metric for r in rows], [r.status for r in rows]
+    best = _running([v if s == "keep" else None for v, s in zip(values, statuses)], "min")
+    data = prepare(values, statuses, best)
+    assert data.lo == 1.0 and data.hi == 1.01
+    drawn = "".join(t.plain for t in draw_chart(values, statuses, best, 40, 8))
+    assert all(glyph in drawn for glyph in (GLYPHS["keep"], GLYPHS["discard"], GLYPHS["crash"], GLYPHS["killed"]))

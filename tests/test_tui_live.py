@@ -142,3 +142,37 @@ async def test_review_approve_reject_edit(engine_session):
         await pilot.press("a")
         assert await wait_for(pilot, lambda: screen.state.ended is not None, 15)
         assert len(screen.state.rows) == 3
+
+
+async def test_keys_before_the_first_report_progress_and_the_builtin_proposer(engine_session):
+    engine, session = engine_session(duration=4.0, time_budget="8s", max_iterations=3)
+    app = live_app(session, engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        assert await wait_for(pilot, lambda: len(screen.state.rows) >= 1 and screen.state.run is not None
+                              and screen.state.run.iteration >= 1, 30)
+        # the header: training progress against the budget once the log prints steps, start-up apart
+        header = screen.query_one("#status")
+        assert await wait_for(pilot, lambda: "start-up" in header.render().plain, 10)
+        assert "/8s" in header.render().plain
+        # `a`: the footer says whether the log follows its end
+        assert screen.check_action("toggle_scroll", ()) and not screen.check_action("toggle_scroll_back", ())
+        await pilot.press("a")
+        assert screen.check_action("toggle_scroll_back", ()) and not screen.check_action("toggle_scroll", ())
+        await pilot.press("a")
+        # `r` before any progress report: the summary so far, with dates and without "every change was kept"
+        await pilot.press("r")
+        assert await wait_for(pilot, lambda: type(app.screen).__name__ == "DocumentScreen", 5)
+        text = app.screen.markdown
+        assert "AutoResearch Summary" in text and "Date:** unknown" not in text
+        assert "every change was kept" not in text
+        await pilot.press("escape")
+        assert await wait_for(pilot, lambda: app.screen is screen, 3)
+        # `i` with the built-in proposer: it cannot read free text, and says what it can do
+        await pilot.press("i")
+        await pilot.pause(0.2)
+        assert app.screen is screen  # no prompt for text it would ignore
+        said = " ".join(n.message for n in app._notifications)
+        assert "cannot read free text" in said and "vary" in said and "hold" in said
+        await pilot.press("s", "s")
+        assert await wait_for(pilot, lambda: screen.state.ended is not None, 20)

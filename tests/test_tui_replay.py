@@ -59,25 +59,50 @@ async def test_real_results_file(path):
 
 
 @pytest.mark.skipif(not REAL, reason="no real results files on this machine")
-async def test_all_panes_fit_80x24():
-    app = replay_app(REAL[0])
+async def test_panes_stack_at_80x24_and_the_focused_one_is_large():
+    app = replay_app(REAL[0])  # no repository holds its commits: no diff pane
     async with app.run_test(size=(80, 24)) as pilot:
         await loaded(pilot, app)
-        for number in range(1, 5):
-            pane = app.screen.query_one(f"#pane-{number}")
-            assert pane.region.width > 10 and pane.region.height > 4, pane
-        for widget in (DiffView, ResultsTable, ChartView):
-            assert app.screen.query_one(widget).region.area > 0
-        await pilot.press("1", "m")
-        assert app.screen.query_one("#pane-1").region.width == 80
-        assert app.screen.query_one("#pane-4").region.area == 0
-        await pilot.press("3")  # another pane while maximised: it takes the screen
+        screen = app.screen
+        assert screen.query_one("#pane-1").region.area == 0
+        for number in range(2, 5):  # full width, stacked
+            assert screen.query_one(f"#pane-{number}").region.width == 80
+        table = screen.query_one("#pane-4")
+        assert table.region.height > 2 * screen.query_one("#pane-3").region.height
+        await pilot.press("3")  # the chart pane grows, the table shrinks to two lines
         await pilot.pause(0.1)
-        assert app.screen.query_one("#pane-3").region.width == 80
-        assert app.screen.query_one("#pane-1").region.area == 0
-        assert app.screen.focused is app.screen.query_one(ChartView)
+        assert screen.query_one(ChartView).region.height >= 6
+        assert screen.query_one("#pane-4").region.height == 4
         await pilot.press("m")
-        assert app.screen.query_one("#pane-4").region.area > 0
+        assert screen.query_one("#pane-3").region.width == 80
+        assert screen.query_one("#pane-4").region.area == 0
+        await pilot.press("4")  # another pane while maximised: it takes the screen
+        await pilot.pause(0.1)
+        assert screen.query_one("#pane-4").region.height > 15
+        assert screen.query_one("#pane-3").region.area == 0
+        await pilot.press("m")
+        assert screen.query_one("#pane-3").region.area > 0
+
+
+async def test_shape_changes_precision_and_rendered_summary(tmp_path):
+    path = tmp_path / "results.tsv"
+    path.write_text("commit\tval_loss\tmemory_gb\tstatus\tdescription\n"
+                    "aaaaaaa\t178.84\t1.0\tkeep\tbaseline\n" "bbbbbbb\t170.5\t1.0\tkeep\tLR up\n" "\n"
+                    "Columns: commit,tokens,status,notes\n" "ccccccc,100,keep,a note, with a comma\n",
+                    encoding="utf-8")
+    app = replay_app(path)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await loaded(pilot, app)
+        screen = app.screen
+        assert await wait_for(pilot, lambda: screen.summary is not None, 10)
+        await pilot.pause(0.2)
+        table = screen.query_one(ResultsTable)
+        assert "178.84 " in table.render_line(1).text and "178.840000" not in table.render_line(1).text
+        doc = "\n".join(screen.query_one("#summary-pane").lines)
+        assert "| Baseline metric |" not in doc and "Baseline metric │ Best metric" in doc  # rendered
+        assert "Rows in another shape (from line 5)" in doc and "a note, with a comma" in doc
+        assert screen.query_one("#pane-1").region.area == 0  # no repository: the table takes the room
+        assert screen.query_one("#pane-4").region.width == 160
 
 
 MESSY = (
@@ -240,3 +265,52 @@ async def test_summary_key_before_the_summary_is_ready(tmp_path, monkeypatch):
         release.set()
         assert await wait_for(pilot, lambda: type(app.screen).__name__ == "DocumentScreen", 5)
         assert "line 3" in app.screen.markdown
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs a pty")
+def test_first_rows_are_painted_before_the_app_starts(tmp_path):
+    """In a real terminal (a pty) the first screenful is on screen before Textual draws anything,
+    on the alternate screen, and quitting leaves it."""
+    import fcntl
+    import os
+    import pty
+    import select
+    import struct
+    import subprocess
+    import sys
+    import termios
+    import time
+
+    path = tmp_path / "results.tsv"
+    path.write_text("commit\tval_bpb\tmemory_gb\tstatus\tdescription\n"
+                    + "".join(f"{i:07x}\t{1 - i / 1000:.6f}\t1.0\tkeep\tstep {i}\n" for i in range(1, 60)),
+                    encoding="utf-8")
+    main, child = pty.openpty()
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    proc = subprocess.Popen([sys.executable, "-m", "autoresearch_tui", "replay", str(path)], stdin=child,
+                            stdout=child, stderr=child, env={**os.environ, "TERM": "xterm-256color"},
+                            start_new_session=True)
+    os.close(child)
+    out = b""
+    deadline = time.monotonic() + 40
+    try:
+        while b"Summary" not in out and time.monotonic() < deadline:  # the app's footer: it is up
+            if select.select([main], [], [], 0.2)[0]:
+                out += os.read(main, 65536)
+        assert b"Summary" in out, out[-2000:]
+        first = out.index(b"0000001")  # the first data row's commit
+        assert out.index(b"\x1b[?1049h") < first < out.index(b"Summary")
+        painted = out[:out.index(b"Summary")]
+        assert b"reading" in painted and b"step 1" in painted
+        os.write(main, b"q")
+        assert proc.wait(20) == 0
+        while select.select([main], [], [], 0.5)[0]:
+            try:
+                out += os.read(main, 65536)
+            except OSError:
+                break
+        assert out.rfind(b"\x1b[?1049l") > out.index(b"Summary")  # back on the normal screen
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(main)

@@ -134,9 +134,9 @@ async def test_columns_fit_the_width(width):
         shown = lines(table)
         assert all(len(line) == inner for line in shown)
         # every row says its status without colour: a glyph at least, the word when there is room
-        assert all(line.split()[1] in ("✓", "·", "✗") for line in shown[1:])
+        assert all(line.split()[1] in ("✓", "○", "✗", "⊘") for line in shown[1:])
         if width >= 60:
-            assert "· discard (run)" in shown[2] and "✓ keep" in shown[1]
+            assert "○ discard (run)" in shown[2] and "✓ keep" in shown[1]
             assert "0000001" in shown[2]  # the commit
         assert "★ best" in shown[1]
         assert "…" in shown[2] or "experiment number 1 with a long description" in shown[2]

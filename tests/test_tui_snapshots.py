@@ -59,7 +59,7 @@ def check(name: str, text: str) -> None:
 async def test_replay_snapshot() -> None:
     app = replay_app(REAL_RESULTS / "Bervaso__autoresearch-macos.tsv")
     async with app.run_test(size=SIZE) as pilot:
-        assert await wait_for(pilot, lambda: getattr(app.screen, "loaded", False), 10)
+        assert await wait_for(pilot, lambda: getattr(app.screen, "summary", None) is not None, 10)
         await pilot.pause(0.5)
         check("replay-80x24", screen_text(app))
 
@@ -68,7 +68,8 @@ async def test_wizard_snapshot(project: Path) -> None:
     config = load_config(project, None, {"tag": "snap"})
     app = wizard_app(config)
     async with app.run_test(size=SIZE) as pilot:
-        assert await wait_for(pilot, lambda: "Adjustments:" in screen_text(app), 15)  # detection done
+        # detection done and the footer drawn (on a busy machine it can come a frame later)
+        assert await wait_for(pilot, lambda: "Adjustments:" in screen_text(app) and "Continue" in screen_text(app), 15)
         await pilot.pause(0.3)
         text = screen_text(app)
         text = re.sub(r"(Platform: ).*", r"\1<platform>", text)
@@ -86,3 +87,68 @@ async def test_watch_of_a_finished_session_snapshot(project: Path) -> None:
                               and app.screen.state.ended is not None, 10)
         await pilot.pause(0.8)
         check("watch-finished-80x24", screen_text(app))
+
+
+# A training script that prints its progress the reference's way: one long `\r`-updated line.
+LONG_TRAIN = '''\
+import math
+LR = 0.1
+WIDTH = 8
+for i in range(3):
+    pct = (i + 1) / 3 * 100
+    print(f"\\rstep {i:05d} ({pct:.1f}%) | loss: {1.0 / (i + 1):.6f} | lrm: 1.00 | dt: 312ms | tok/sec: 1,680,000 | mfu: 39.8% | epoch: 1 | remaining: {2 - i}s    ", end="", flush=True)
+print()
+value = abs(math.log10(LR) - math.log10(0.4)) + 1.0 + abs(WIDTH - 16) / 100
+print("---")
+print(f"val_bpb:          {value:.6f}")
+print("peak_vram_mb:     0.0")
+'''
+SCROLLBAR_GLYPHS = set("▁▂▃▄▅▆▇█▉▊▋▌▍▎▏▔▕")
+
+
+def _panes(text: str, first: str, last: str) -> list[str]:
+    lines = text.splitlines()
+    start = next(i for i, ln in enumerate(lines) if first in ln)
+    end = next(i for i, ln in enumerate(lines) if last in ln)
+    return lines[start + 1:end]
+
+
+@pytest.fixture
+def finished_session(tmp_path: Path) -> Path:
+    from conftest import make_project
+
+    project = make_project(tmp_path / "proj", train=LONG_TRAIN)
+    done = cli("run", str(project), "--headless", "--yes", "--time-budget", "1s", "--metric", "val_bpb:min",
+               "--max-iterations", "2", "--device", "cpu", "--tag", "wide")
+    assert done.returncode == 0, done.stderr
+    return project / ".autoresearch" / "wide"
+
+
+async def test_live_screen_at_80x24_stacks_the_panes_at_full_width(finished_session: Path) -> None:
+    app = watch_app(finished_session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert await wait_for(pilot, lambda: app.screen.state.ended is not None, 10)
+        await pilot.press("2")  # the log pane large; the others keep two lines each
+        await pilot.pause(0.8)
+        text = screen_text(app)
+        head = text.splitlines()[:2]
+        assert "ENDED" in head[0] and "  proj" in head[0] and "…" not in head[1]
+        diff = _panes(text, "1 Diff", "2 Training log")
+        assert any(ln.startswith("│-LR = ") for ln in diff) and any(ln.startswith("│+LR = ") for ln in diff)
+        log = [ln.strip("│") for ln in _panes(text, "2 Training log", "3 Best metric")]
+        assert max(len(ln.rstrip()) for ln in log) >= 70, log  # the progress line, full width
+        for line in diff + log:
+            assert not SCROLLBAR_GLYPHS & set(line), line
+        check("live-80x24", text)
+
+
+async def test_live_screen_at_160x45_shows_four_panes(finished_session: Path) -> None:
+    app = watch_app(finished_session)
+    async with app.run_test(size=(160, 45)) as pilot:
+        assert await wait_for(pilot, lambda: app.screen.state.ended is not None, 10)
+        await pilot.pause(0.8)
+        text = screen_text(app)
+        rows = text.splitlines()
+        assert any("1 Diff" in ln and "2 Training log" in ln for ln in rows)
+        assert any("3 Best metric" in ln and "4 Results" in ln for ln in rows)
+        check("live-160x45", text)

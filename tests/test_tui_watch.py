@@ -20,8 +20,8 @@ pytestmark = pytest.mark.timeout(60)
 def headless_engine(tmp_path):
     procs = []
 
-    def start(duration: float = 0.8, iterations: int = 3):
-        popen, session = spawn_headless(tmp_path, "w1", duration=duration, iterations=iterations)
+    def start(duration: float = 0.8, iterations: int = 3, budget: str = "1s"):
+        popen, session = spawn_headless(tmp_path, "w1", duration=duration, iterations=iterations, budget=budget)
         procs.append((popen, session))
         return popen, session
 
@@ -31,7 +31,7 @@ def headless_engine(tmp_path):
 
 
 async def test_watch_follows_another_process_and_quit_leaves_it(headless_engine):
-    popen, session = headless_engine()
+    popen, session = headless_engine(duration=3.0, budget="5s")  # still running when the watcher quits, even on a busy machine
     # the watcher starts before the session directory exists
     app = watch_app(session)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -42,12 +42,15 @@ async def test_watch_follows_another_process_and_quit_leaves_it(headless_engine)
         # a finished run's last lines (its metric) are shown before the next run's log
         assert await wait_for(pilot, lambda: any(line.startswith("val:") for line in log.lines), 10)
         assert sum(line.startswith("── #") for line in log.lines) >= 2
-        # read-only: the control keys do nothing and are not offered
+        # read-only: the control keys are not offered, and pressed they say why they do nothing
         assert screen.check_action("kill_run", ()) is False
         control = session / "control.jsonl"
         await pilot.press("k", "p", "s")
         await pilot.pause(0.3)
         assert not control.exists() or control.read_text() == ""
+        said = [n.message for n in app._notifications]
+        assert sum("read-only here" in m for m in said) == 3
+        assert any("autoresearch-tui control" in m and "kill-run" in m for m in said)
         await pilot.press("q")
         await pilot.pause(0.2)
     assert app.return_code == 0
@@ -78,6 +81,9 @@ async def test_watch_a_finished_session_shows_everything(headless_engine):
         await pilot.press("u")
         assert await wait_for(pilot, lambda: type(app.screen).__name__ == "DocumentScreen", 5)
         assert "AutoResearch Summary" in app.screen.markdown
+        await pilot.press("escape")
+        await pilot.press("f")  # the watched loop ended: merging is the natural end of "leave running"
+        assert await wait_for(pilot, lambda: type(app.screen).__name__ == "FinishScreen", 5)
         await pilot.press("escape")
         await pilot.press("q")
     assert app.return_code == 0

@@ -89,10 +89,11 @@ async def test_watch_running_parallel_session_strip_and_w(parallel_engine):
         assert "runs in flight" in str(screen.query_one("#status").render())
         # the other runs' last lines arrive about once a second
         assert await wait_for(pilot, lambda: any("step" in t for t in strip.tails.values()), 10)
-        # the four panes keep room at 80x24
+        # the four panes keep room at 80x24: full width, two lines each, the focused one larger
         for number in range(1, 5):
             pane = screen.query_one(f"#pane-{number}")
-            assert pane.region.width >= 38 and pane.region.height >= 7, pane.region
+            assert pane.region.width == 80 and pane.region.height >= 4, pane.region
+        assert screen.query_one("#pane-4").region.height >= 7
         log = screen.query_one(LogView)
         for worker in (0, 1):
             await pilot.press("w")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -198,6 +199,13 @@ async def test_existing_branch_tag_is_refused(proj: Path) -> None:
         assert error(screen, "tag") == ""
         assert "autoresearch/free1" in str(screen.query_one("#help-tag", Static).content)
         assert not start_disabled(screen)
+        session = proj / ".autoresearch" / "taken"  # the tag has a session: say where to go instead
+        session.mkdir(parents=True)
+        (session / "config.toml").write_text('tag = "taken"\n')
+        await type_into(pilot, "tag", "taken")
+        await settle(pilot, screen)
+        message = error(screen, "tag")
+        assert "run --resume --tag taken" in message and "watch" in message
 
 
 async def test_fixing_a_value_clears_its_message(proj: Path) -> None:
@@ -223,9 +231,15 @@ async def test_train_and_readonly_cross_check(proj: Path) -> None:
         assert error(screen, "readonly_script") == ""
 
 
-@pytest.mark.parametrize("problem", ["dirty", "detached", "not a repo"])
+@pytest.mark.parametrize("problem", ["dirty", "detached", "not a repo", "bare", "index.lock"])
 async def test_git_state_problems_disable_start(tmp_path: Path, problem: str) -> None:
-    if problem == "not a repo":
+    if problem == "bare":  # said on the git line, no traceback
+        git(tmp_path, "clone", "-q", "--bare", str(make_project(tmp_path / "src")), str(tmp_path / "b.git"))
+        proj, expected = tmp_path / "b.git", "bare repository"
+    elif problem == "index.lock":
+        proj, expected = make_project(tmp_path / "proj"), "rm "
+        (proj / ".git" / "index.lock").write_text("")
+    elif problem == "not a repo":
         proj = tmp_path / "plain"
         proj.mkdir()
         (proj / "train.py").write_text("print('val: 1')\n")
@@ -357,6 +371,22 @@ async def test_demo_starts_with_enter_enter_at_80x24(proj: Path) -> None:
     assert isinstance(app.result, ResearchConfig)
     assert (app.result.time_budget, app.result.metric, app.result.max_iterations) == (30.0, "val_bpb", 5)
     assert load_config(proj).time_budget == 30.0
+    # the demo's repository keeps no untracked autoresearch.toml: it is committed
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=proj, capture_output=True, text=True).stdout
+    assert status == ""
+    tracked = subprocess.run(["git", "ls-files", "autoresearch.toml"], cwd=proj, capture_output=True, text=True)
+    assert tracked.stdout.strip() == "autoresearch.toml"
+
+
+def test_demo_without_torch_says_how_to_add_it(tmp_path: Path) -> None:
+    # sys.modules["torch"] = None is Python's own "this module is not available" mark
+    code = ("import sys; sys.modules['torch'] = None; from autoresearch_tui.cli import main; "
+            f"sys.exit(main(['demo', '--headless', '--dir', {str(tmp_path / 'd')!r}]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "autoresearch-tui[demo]" in lines[0] and "whl/cpu" in lines[0], done.stderr
+    assert not (tmp_path / "d").exists()
 
 
 async def test_keyboard_only_path_fits_80x24(proj: Path) -> None:
@@ -428,6 +458,23 @@ def test_build_config_and_field_errors(proj: Path) -> None:
     bad = {c.name: c for c in preflight.check_project(config)}
     assert not bad["research branch free"].ok and not bad["clean working tree"].ok
     assert preflight.disk_check(proj, minimum=1 << 60).fatal is False
+
+
+async def test_start_keeps_the_users_comments_in_the_toml(tmp_path: Path) -> None:
+    original = '# night runs\nmetric = "val_bpb:min"  # printed by train.py\ntime_budget = "1m"  # the reference\n'
+    proj = make_project(tmp_path / "proj")
+    (proj / "autoresearch.toml").write_text(original)  # untracked: writing it leaves the tree clean
+    app = WizardApp(load_config(proj))
+    async with app.run_test(size=(100, 40)) as pilot:
+        screen = wizard(app)
+        await type_into(pilot, "time_budget", "2m")
+        await type_into(pilot, "seed", "5")
+        await pilot.press("enter")
+        await settle(pilot, screen)
+        await pilot.press("enter")
+        await settle(pilot, screen)
+    assert isinstance(app.result, ResearchConfig)
+    assert (proj / "autoresearch.toml").read_text() == original.replace('"1m"', '"2m"') + "seed = 5\n"
 
 
 async def test_tracked_toml_unchanged_starts_and_changed_asks_for_a_commit(tmp_path: Path) -> None:

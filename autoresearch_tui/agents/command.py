@@ -26,6 +26,8 @@ from autoresearch_tui.agents.base import AgentFailed, AgentUnavailable, Proposal
 from autoresearch_tui.agents.cli_output import read_output
 from autoresearch_tui.agents.edits import describe_diff, parse_description
 from autoresearch_tui.agents.prompt import build_prompt
+from autoresearch_tui.engine import safefs, secrets
+from autoresearch_tui.engine.guard import SAFE  # no planted hook or fsmonitor runs
 
 # Placeholders: {prompt_file} (a temp file holding the prompt), {prompt} (the prompt as one
 # argv element), {train_path}, {readonly_path}. Without {prompt}/{prompt_file} the prompt goes
@@ -97,7 +99,7 @@ def missing_program_message(program: str, name: str) -> str:
 async def git(cwd: str, *args: str) -> tuple[int, str]:
     try:
         proc = await asyncio.create_subprocess_exec(
-            "git", *args, cwd=cwd or None, stdin=asyncio.subprocess.DEVNULL,
+            "git", *SAFE, *args, cwd=cwd or None, stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
     except OSError:
         return 127, ""
@@ -127,7 +129,8 @@ def open_log(path: str):
     if not path:
         return None
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return open(path, "a", encoding="utf-8", errors="replace")
+    fd = safefs.open_append(Path(path))  # never through a planted link
+    return secrets.ScrubbingWriter(open(fd, "a", encoding="utf-8", errors="replace"))
 
 
 async def exited(proc: asyncio.subprocess.Process, timeout: float) -> bool:

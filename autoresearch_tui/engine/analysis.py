@@ -7,14 +7,12 @@ with no keeps falls back to every row with a metric.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from operator import attrgetter, eq, itemgetter, sub
+from operator import attrgetter, itemgetter
 
 from autoresearch_tui.engine.results import ResultRow
 
 _status_of = attrgetter("status")
 _metric_of = attrgetter("metric")
-_raw_of = attrgetter("raw_status")
-_commit_of = attrgetter("commit")
 
 
 
@@ -80,27 +78,23 @@ def baseline_row(rows: Sequence[ResultRow]) -> ResultRow | None:
 
 def kept_gains(rows: Sequence[ResultRow], direction: str = "min", *, _statuses: list[str] | None = None,
                _metrics: list[float | None] | None = None) -> list[tuple[int, ResultRow, float]]:
-    """(iteration, row, signed change vs the previous kept value), best gain first.
+    """(iteration, row, signed gain over the best before it), best gain first.
 
-    The reference analysis' method: each keep builds on the last kept state. The first keep
+    Only keeps that beat the running best are ranked: a keep that was worse than the best (a
+    file written by another tool, or a noisy re-measure) is not an improvement. The first keep
     (the baseline) and later rows marked `baseline` are not ranked; they restart the chain.
+    Re-runs of one commit (noise estimate, confirmation) count once, at their mean.
     """
-    # Re-runs of one commit (noise estimate, confirmation) count once, at their mean.
     statuses = list(map(_status_of, rows)) if _statuses is None else _statuses
     keep = [i for i, s in enumerate(statuses) if s == "keep"]
     kept = [rows[i] for i in keep]
     values = list(map(_metric_of, kept)) if _metrics is None else [_metrics[i] for i in keep]
-    commits = list(map(_commit_of, kept))
-    if None not in values and not any(map(_raw_of, kept)) and not any(map(eq, commits[1:], commits)):
-        # The usual file (no re-runs, no rows marked `baseline`): the whole chain at C speed.
-        out = list(zip(keep[1:], kept[1:], map(sub, values[1:], values)))
-    else:
-        out = _chained_gains(keep, kept, values)
+    out = _chained_gains(keep, kept, values, direction)
     out.sort(key=_gain, reverse=direction == "max")  # stable: equal gains keep their order
     return out
 
 
-def _chained_gains(keep: list[int], kept: list[ResultRow], values: list[float | None]
+def _chained_gains(keep: list[int], kept: list[ResultRow], values: list[float | None], direction: str
                    ) -> list[tuple[int, ResultRow, float]]:
     out: list[tuple[int, ResultRow, float]] = []
     groups: list[list] = []  # [iteration, row, sum of its values, number of values]
@@ -112,12 +106,14 @@ def _chained_gains(keep: list[int], kept: list[ResultRow], values: list[float | 
             groups[-1][3] += 1
         else:
             groups.append([i, r, m, 1])
-    prev: float | None = None
+    best: float | None = None
     for i, r, total, count in groups:
         value = total / count
-        if prev is not None and r.raw_status.lower() != "baseline":
-            out.append((i, r, value - prev))
-        prev = value
+        if best is None or r.raw_status.lower() == "baseline":
+            best = value
+        elif _better(value, best, direction):
+            out.append((i, r, value - best))
+            best = value
     return out
 
 

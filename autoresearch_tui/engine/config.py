@@ -1,4 +1,11 @@
-"""The research config (Phase 0 of the spec): load from autoresearch.toml, override, validate, save."""
+"""The research config (Phase 0 of the spec): one schema, loaded from autoresearch.toml, overridden
+by flags, validated, saved.
+
+Each key is declared once, below, as a `ResearchConfig` field: its default, how a TOML or
+command-line value is read and checked (`parse`), its help, its flag and, for the wizard's
+fields, their label. The CLI flags, the wizard, the TOML validation and the README's reference
+table (`python -m autoresearch_tui.engine.config --readme-table [README.md]`) all come from it.
+"""
 
 from __future__ import annotations
 
@@ -10,22 +17,27 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 try:  # Python 3.11+
     import tomllib
 except ModuleNotFoundError:  # pragma: no cover - 3.10
     import tomli as tomllib
 
-import tomli_w
+import tomlkit
 
 from autoresearch_tui.engine.categories import SCOPES
-from autoresearch_tui.engine.durations import exact_duration, format_duration, parse_duration
+from autoresearch_tui.engine.config_values import (
+    DIRECTIONS, agent_name, boolean, branch_tag, check_tag, choice, command_line, duration, files, gpu_ids,
+    metric_and_direction, names, number, optional_text, prices, regex, text, whole)
+from autoresearch_tui.engine.durations import exact_duration, format_duration
+from autoresearch_tui.engine.noise import POLICIES
 from autoresearch_tui.errors import UserError
 
 CONFIG_FILE = "autoresearch.toml"
-DIRECTIONS = ("min", "max")
 DEVICES = ("auto", "cuda", "mps", "cpu")
+MAX_WORKERS = 256  # each worker is a git worktree and a process tree
+DEFAULT_READONLY = "prepare.py"
 
 
 def default_tag(today: _dt.date | None = None) -> str:
@@ -34,64 +46,180 @@ def default_tag(today: _dt.date | None = None) -> str:
     return f"{today.strftime('%b').lower()}{today.day}"
 
 
+# -- the schema --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Key:
+    """One config key: how it is read, its help, its flag; `wizard` = (label, help, placeholder)."""
+
+    name: str
+    parse: Callable[[Any], Any]
+    help: str
+    flag: str
+    metavar: str | None
+    choices: tuple[str, ...] | None
+    example: str  # the README's "example" column, as TOML
+    wizard: tuple[str, str, str] | None
+    dump: Callable[[Any], Any] | None  # the value as written to TOML, when not itself
+
+    @property
+    def boolean(self) -> bool:
+        return self.parse is boolean
+
+
+def key(default: Any, parse: Callable[[Any], Any], help: str, *, flag: str | None = None,
+        metavar: str | None = None, choices: tuple[str, ...] | None = None, example: str = "",
+        wizard: tuple[str, str, str] | None = None, dump: Callable[[Any], Any] | None = None,
+        factory: Callable[[], Any] | None = None) -> Any:
+    """A ResearchConfig field carrying its Key (the name is filled in by `KEYS`)."""
+    spec = dict(parse=parse, help=help, flag=flag, metavar=metavar, choices=choices, example=example,
+                wizard=wizard, dump=dump)
+    if factory is not None:
+        return field(default_factory=factory, metadata={"key": spec})
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"key": spec})
+    return field(default=default, metadata={"key": spec})
+
+
 @dataclass
 class ResearchConfig:
-    # The spec's eight parameters.
-    train_script: str = "train.py"
-    readonly_script: str = "prepare.py"
-    time_budget: float | None = None  # seconds; the spec says ask, do not assume
-    metric: str | None = None
-    direction: str | None = None
-    max_iterations: int | None = None  # None = unlimited
-    scope: str = "all"
-    tag: str = field(default_factory=default_tag)
-    results_file: str = "results.tsv"
-    # How to run and propose.
-    train_command: str | list[str] | None = None  # None: `uv run <script>` with uv.lock, else python
-    shell: bool = False  # only when the user asks: run train_command through the shell
-    agent: str = "builtin"  # builtin | command | claude | codex | gemini | aider | opencode | openai | anthropic
-    agent_cmd: str | None = None  # command template for `command` (or to override a preset)
-    agent_timeout: float = 900.0
-    agent_model: str | None = None
-    agent_base_url: str | None = None
-    agent_key_env: str | None = None  # the NAME of the variable holding the key; keys never reach disk
-    agent_max_retries: int = 3
-    agent_prices: dict | None = None  # {input = $/1M tokens, output = $/1M tokens}
-    max_cost: float | None = None  # stop cleanly once the agent has spent this many dollars
-    prompt_template: str | None = None
-    notes_file: str = "program.md"
-    history_keep_last: int = 15
-    review: bool = False  # each proposal waits for approve / edit / reject before it runs
-    seed: int = 0
-    hypothesis: str | None = None
-    vary: list[str] = field(default_factory=list)
-    hold: list[str] = field(default_factory=list)
-    device: str = "auto"
-    # Limits and details.
-    time_limit_factor: float = 2.0  # hard wall-clock limit = budget x factor (the 10-minute rule)
-    time_limit: float | None = None  # absolute override, seconds
-    kill_grace: float = 10.0
-    metric_pattern: str | None = None
-    session_dir: str = ".autoresearch"
-    progress_every: int = 10
-    pipeline: str = "auto"  # on | off | auto (on for agents slower than the built-in one)
-    strict_pipeline: bool = False  # a prepared candidate is asked again after a keep instead of 3-way applied
-    keep_policy: str = "any"  # any | min_delta | sigma | confirm (see engine/noise.py)
-    min_delta: float = 0.0
-    noise_z: float = 2.0
-    confirm_runs: int = 3  # confirm: at most this many runs of a candidate
-    baseline_repeats: int = 1  # run the baseline k times to estimate the noise
-    workers: int = 1  # experiments in flight at once (0: one per GPU)
-    gpus: list[str] | None = None  # which GPUs the workers use, e.g. ["0", "1"]
-    executor: str = "local"  # local | ray
-    ray_address: str | None = None
-    strict_replay: bool = False  # a winner from an older best is re-run on the new best before it is kept
-    circuit_breaker: int = 3  # pause after this many crashes in a row with the same reason (0: never)
-    on_new_best: str | None = None  # hook commands (the user's own shell commands)
-    on_finish: str | None = None
-    bell: bool = False  # the live screen rings the terminal bell on a new best
-    # Not saved: where the project is.
-    project: Path = field(default_factory=Path.cwd, metadata={"save": False})
+    # The spec's eight parameters, then how to run and propose, then limits and details.
+    # The wizard shows the keys that have `wizard=`, in this order.
+    train_script: str = key(
+        "train.py", text, "the only file the agent may edit", flag="--train", metavar="PATH",
+        example='"train.py"',
+        wizard=("Training script", "The only file the agent edits (default train.py).", "train.py"))
+    readonly_script: list[str] | None = key(
+        None, files, "files that must never change (their hashes are checked every iteration); "
+        "default: prepare.py when it exists, else none; everything but the training script is reverted anyway",
+        flag="--readonly", metavar="PATH[,PATH]", example='["prepare.py", "data.py"]',
+        wizard=("Read-only script", "Never edited: data, evaluation (default prepare.py).", "none"))
+    time_budget: float | None = key(
+        None, duration, "required: training time per run, e.g. 90s, 5m, 1h, 1h30m or seconds",
+        metavar="DURATION", example='"5m"', dump=exact_duration,
+        wizard=("Time budget / run", "Training time per run: 90s, 5m, 1h. No default.", "e.g. 5m"))
+    metric: str | None = key(
+        None, metric_and_direction,
+        "required: the metric as the script prints it and its direction, NAME:min or NAME:max",
+        metavar="NAME:min|max", example='"val_bpb:min"',
+        wizard=("Metric", "NAME:min or NAME:max as printed, e.g. val_bpb:min", "e.g. val_bpb:min"))
+    direction: str | None = key(
+        None, choice(DIRECTIONS),
+        "the metric's direction; `metric = \"NAME:min\"` sets it too, so this key is rarely needed",
+        choices=DIRECTIONS, example='"min"')
+    max_iterations: int | None = key(
+        None, whole(0, none_word="unlimited"), "experiments after the baseline (0: the baseline only); "
+        "default unlimited", metavar="N", example="100",
+        wizard=("Max iterations", "Experiments after the baseline, or unlimited.", "unlimited"))
+    scope: str = key(
+        "all", choice(SCOPES), "what the agent may change", choices=SCOPES, example='"all"',
+        wizard=("Modification scope", "What the agent may change (default all).", ""))
+    tag: str = key(
+        "", branch_tag, "the research branch is `autoresearch/<tag>`; default: today's date, e.g. nov24",
+        factory=default_tag, example='"nov24"',
+        wizard=("Branch tag", "Branch autoresearch/<tag> (default: today, e.g. mar8).", "e.g. mar8"))
+    results_file: str = key(
+        "results.tsv", text, "where each experiment is logged (inside the repository, untracked)",
+        flag="--results", metavar="PATH", example='"results.tsv"',
+        wizard=("Results file", "Where each experiment is logged (default results.tsv).", "results.tsv"))
+    agent: str = key(
+        "builtin", agent_name, "who proposes changes: builtin, command, claude, codex, gemini, aider, "
+        "opencode, openai, anthropic (see Agents)", metavar="NAME", example='"builtin"',
+        wizard=("Agent", "Who proposes changes (agent_cmd, agent_model: in the toml).", ""))
+    train_command: str | list[str] | None = key(
+        None, command_line, "how a run starts; default: `uv run <script>` with a uv.lock, else this Python",
+        metavar="COMMAND", example='"uv run train.py"',
+        wizard=("Training command", "How a run starts (default: uv run / python SCRIPT).", "default"))
+    seed: int = key(
+        0, whole(0), "seed of the proposer's choices (the built-in proposer is deterministic for a seed)",
+        metavar="N", example="0", wizard=("Seed", "Seed for the proposer's choices (default 0).", "0"))
+    hypothesis: str | None = key(
+        None, optional_text, "an opening hypothesis the first iterations explore", metavar="TEXT",
+        example='"higher learning rates help"',
+        wizard=("Hypothesis", "Optional: a first direction, e.g. try a deeper model.", "optional"))
+    shell: bool = key(False, boolean, "run train_command through /bin/sh (only if you need it)",
+                      example="false")
+    vary: list[str] = key([], names, "experiment plan: constants or categories to vary", metavar="NAMES",
+                          example='["optimizer"]')
+    hold: list[str] = key([], names, "experiment plan: constants or categories never to change",
+                          metavar="NAMES", example='["DEPTH", "SEQ_LEN"]')
+    device: str = key("auto", choice(DEVICES), "force a device", choices=DEVICES, example='"auto"')
+    agent_cmd: str | None = key(
+        None, optional_text, "command template of the `command` agent ({prompt_file}, {prompt}, {train_path}, "
+        "{readonly_path})", metavar="TEMPLATE", example='"my-agent --prompt-file {prompt_file}"')
+    agent_timeout: float = key(900.0, duration, "an agent step longer than this is killed", metavar="DURATION",
+                               example='"15m"', dump=exact_duration)
+    agent_model: str | None = key(None, optional_text, "model name for the agent", metavar="NAME",
+                                  example='"gpt-4.1"')
+    agent_base_url: str | None = key(None, optional_text, "base URL of an OpenAI-compatible or Anthropic "
+                                     "endpoint", metavar="URL", example='"https://api.openai.com/v1"')
+    agent_key_env: str | None = key(None, optional_text, "NAME of the environment variable holding the API "
+                                    "key (the key itself is never written anywhere)", metavar="NAME",
+                                    example='"OPENAI_API_KEY"')
+    agent_max_retries: int = key(3, whole(0), "a malformed answer is sent back this many times",
+                                 metavar="N", example="3")
+    agent_prices: dict | None = key(None, prices, "$ per million tokens, for the cost shown and max_cost",
+                                    metavar="input=N,output=N", example="{input = 3.0, output = 15.0}")
+    max_cost: float | None = key(None, number(0, above=True), "stop cleanly once the agent has spent this "
+                                 "many dollars", metavar="DOLLARS", example="20")
+    prompt_template: str | None = key(None, optional_text, "your prompt template ($name placeholders); "
+                                      "default agents/prompt_template.md", metavar="PATH",
+                                      example='"my_prompt.md"')
+    notes_file: str = key("program.md", text, "your research notes, added to every prompt", metavar="PATH",
+                          example='"program.md"')
+    history_keep_last: int = key(15, whole(0), "results the prompt shows besides every keep", metavar="N",
+                                 example="15")
+    review: bool = key(False, boolean, "each proposal waits for approve / edit / reject before it runs",
+                       example="false")
+    pipeline: str = key("auto", lambda v: choice(("on", "off", "auto"))(
+        {True: "on", False: "off"}[v] if isinstance(v, bool) else v),
+        "prepare the next proposal while the current run trains (auto: on for agents slower than builtin)",
+        choices=("on", "off", "auto"), example='"auto"')
+    strict_pipeline: bool = key(False, boolean, "ask a prepared candidate again after a keep instead of "
+                                "merging it onto the new best", example="false")
+    time_limit_factor: float = key(2.0, number(1, 100), "hard wall-clock limit = budget x this",
+                                   metavar="X", example="2.0")
+    time_limit: float | None = key(None, duration, "absolute hard limit per run instead of the factor",
+                                   metavar="DURATION", example='"12m"', dump=exact_duration)
+    kill_grace: float = key(10.0, duration, "SIGTERM -> SIGKILL grace of a run over its limit",
+                            metavar="DURATION", example='"10s"', dump=exact_duration)
+    metric_pattern: str | None = key(None, regex, "a custom regular expression for the metric "
+                                     "(`<number>`, `<metric>`); the last match wins", metavar="REGEX",
+                                     example="'^val_bpb:\\s*(<number>)'")
+    session_dir: str = key(".autoresearch", text, "where session folders go (inside the repository)",
+                           metavar="PATH", example='".autoresearch"')
+    progress_every: int = key(10, whole(0), "a progress report every N experiments", metavar="N",
+                              example="10")
+    keep_policy: str = key("any", choice(POLICIES), "how much better a run must be to be kept (see Noise)",
+                           choices=POLICIES, example='"any"')
+    min_delta: float = key(0.0, number(0), "min_delta policy: the margin a candidate must win by",
+                           metavar="X", example="0.0")
+    noise_z: float | None = key(None, number(0), "sigma and confirm policies: the margin; default the "
+                                "policy's own (2 noise sigmas for sigma, 1.9 standard errors for confirm)",
+                                metavar="Z", example="2.0")
+    confirm_runs: int = key(6, whole(1), "confirm policy: at most this many runs of a candidate", metavar="N",
+                            example="6")
+    baseline_repeats: int = key(1, whole(1), "run the baseline this many times to measure the noise",
+                                metavar="N", example="1")
+    workers: int = key(1, whole(0, maximum=MAX_WORKERS), "experiments in flight at once (0: one per GPU)", metavar="N",
+                       example="1")
+    gpus: list[str] | None = key(None, gpu_ids, "GPUs the workers use, one worker each", metavar="IDS",
+                                 example='["0", "1"]')
+    executor: str = key("local", choice(("local", "ray")), "where runs execute", choices=("local", "ray"),
+                        example='"local"')
+    ray_address: str | None = key(None, optional_text, "address of an existing Ray cluster (executor ray)",
+                                  metavar="ADDRESS", example='"ray://head:10001"')
+    strict_replay: bool = key(False, boolean, "re-run a winner from an older best on top of the new best "
+                              "before keeping it", example="false")
+    circuit_breaker: int = key(3, whole(0), "pause after this many crashes in a row with the same reason "
+                               "(0: never)", metavar="N", example="3")
+    on_new_best: str | None = key(None, optional_text, "hook: your shell command on a new best",
+                                  metavar="COMMAND", example="\"notify-send 'new best'\"")
+    on_finish: str | None = key(None, optional_text, "hook: your shell command when the session ends",
+                                metavar="COMMAND", example='"curl -d done ntfy.example/me"')
+    bell: bool = key(False, boolean, "the live screen rings the terminal bell on a new best", example="false")
+    # Not a key: where the project is.
+    project: Path = field(default_factory=Path.cwd)
 
     # -- derived -------------------------------------------------------------------------
     @property
@@ -114,6 +242,12 @@ class ResearchConfig:
     def session_path(self) -> Path:
         return self.path(self.session_dir) / self.tag
 
+    def readonly_files(self) -> list[str]:
+        """The protected files: as configured, else prepare.py when the project has one."""
+        if self.readonly_script is not None:
+            return list(self.readonly_script)
+        return [DEFAULT_READONLY] if (self.project / DEFAULT_READONLY).is_file() else []
+
     def command_argv(self) -> list[str]:
         """argv of the training command; the shell only when the user configured one."""
         cmd = self.train_command
@@ -127,31 +261,60 @@ class ResearchConfig:
 
     # -- saving --------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        """Every set key, as TOML values (the session's snapshot)."""
         out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            if f.metadata.get("save", True) is False:
+        for spec in KEYS.values():
+            value = self.value_of(spec.name)
+            if value is None or (spec.name == "direction" and self.metric):
                 continue
-            value = getattr(self, f.name)
-            if value is None:
-                continue
-            if f.name in ("time_budget", "time_limit", "kill_grace", "agent_timeout"):
-                value = exact_duration(value)
-            out[f.name] = value
-        if self.metric:
-            out["metric"] = self.metric_spec
-            out.pop("direction", None)
+            out[spec.name] = spec.dump(value) if spec.dump else value
         return out
 
-    def save(self, path: Path | None = None) -> Path:
+    def value_of(self, name: str) -> Any:
+        return self.metric_spec or None if name == "metric" else getattr(self, name)
+
+    def toml_text(self, existing: str | None = None) -> str:
+        """autoresearch.toml for this config, edited into `existing` so its comments and order stay:
+        keys already there are updated (removed when unset), new keys are added when not default."""
+        doc = tomlkit.parse(existing) if existing else tomlkit.document()
+        table = doc["autoresearch"] if isinstance(doc.get("autoresearch"), dict) else doc
+        defaults = ResearchConfig(project=self.project)
+        wanted = self.to_dict()
+        for name in KEYS:
+            value = _inline(wanted[name]) if name in wanted else None
+            if name in table:
+                if name not in wanted and not (name == "direction" and self.metric):
+                    del table[name]
+                elif name in wanted and not self._reads_as(name, table[name]):
+                    table[name] = value
+            elif name in wanted and self.value_of(name) != defaults.value_of(name):
+                table[name] = value
+        return tomlkit.dumps(doc)
+
+    def _reads_as(self, name: str, item: Any) -> bool:
+        """Does this TOML item already say this key's current value (whatever its spelling)?"""
+        raw = item.unwrap() if hasattr(item, "unwrap") else item
+        try:
+            value = KEYS[name].parse(raw)
+        except ValueError:
+            return False
+        return value == ((self.metric, self.direction) if name == "metric" else getattr(self, name))
+
+    def save(self, path: Path | None = None, full: bool = False) -> Path:
+        """autoresearch.toml edited in place; `full`: every key, for a file only the tool reads."""
         path = path or self.project / CONFIG_FILE
-        path.write_text(tomli_w.dumps(self.to_dict()), encoding="utf-8")
+        if full:
+            path.write_text(tomlkit.dumps(self.to_dict()), encoding="utf-8")
+            return path
+        existing = path.read_text(encoding="utf-8") if path.is_file() else None
+        path.write_text(self.toml_text(existing), encoding="utf-8")
         return path
 
     def table(self, platform: str = "[detected — see Phase 1]") -> str:
         """The spec's Research Config table, exactly as Phase 0 prints it."""
         rows = [
             ("Training script", self.train_script),
-            ("Read-only script", self.readonly_script),
+            ("Read-only script", ", ".join(self.readonly_files()) or "none"),
             ("Time budget / run", format_duration(self.time_budget)),
             ("Metric", f"{self.metric} ({self.direction})"),
             ("Max iterations", str(self.max_iterations) if self.max_iterations is not None else "unlimited"),
@@ -165,196 +328,74 @@ class ResearchConfig:
         return "\n".join(lines)
 
 
+def _inline(value: Any) -> Any:
+    """A table value stays on its key's line ({input = 3.0, output = 15.0}), as a user writes it."""
+    if not isinstance(value, dict):
+        return value
+    table = tomlkit.inline_table()
+    table.update(value)
+    return table
+
+
+def _keys() -> dict[str, Key]:
+    out: dict[str, Key] = {}
+    for f in dataclasses.fields(ResearchConfig):
+        spec = f.metadata.get("key")
+        if spec is not None:
+            flag = spec["flag"] or "--" + f.name.replace("_", "-")
+            out[f.name] = Key(name=f.name, **{**spec, "flag": flag})
+    return out
+
+
+KEYS: dict[str, Key] = _keys()
+
+
 # -- parsing -------------------------------------------------------------------------------
 
-def parse_metric(spec: str) -> tuple[str, str]:
-    """`val_bpb:min` -> ("val_bpb", "min")."""
-    name, sep, direction = str(spec).strip().partition(":")
-    name, direction = name.strip(), direction.strip().lower()
-    if not sep or not name:
-        raise ValueError(f"{spec!r} needs a direction: write NAME:min or NAME:max, e.g. val_bpb:min")
-    if direction in ("minimize", "minimise", "lower"):
-        direction = "min"
-    if direction in ("maximize", "maximise", "higher"):
-        direction = "max"
-    if direction not in DIRECTIONS:
-        raise ValueError(f"{spec!r} has an unknown direction {direction!r}: use min or max")
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.\-]*", name):
-        raise ValueError(f"{name!r} is not a metric name (letters, digits, _ . -)")
-    return name, direction
-
-
-_TAG_BAD = re.compile(r"(^[-./])|(\.\.)|([\x00-\x20~^:?*\[\\])|(@\{)|(\.lock$)|([./]$)")
-
-
-def check_tag(tag: str) -> str:
-    if not tag or _TAG_BAD.search(tag):
-        raise ValueError(
-            f"{tag!r} is not a valid branch name part: use letters, digits, '-' or '_' (e.g. nov24)"
-        )
-    return tag
-
-
-def _int(value: Any, key: str, allow_none: bool = False) -> int | None:
-    if allow_none and (value is None or str(value).strip().lower() in ("", "unlimited", "none")):
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise ValueError(f"must be a whole number, got {value!r}")
-    try:
-        number = int(str(value).strip())
-    except ValueError:
-        raise ValueError(f"must be a whole number, got {value!r}") from None
-    if number < 0:
-        raise ValueError(f"must not be negative, got {number}")
-    return number
-
-
-_FIXES = {
-    "time_budget": "such as 90s, 5m, 1h or 300 (seconds)",
-    "max_iterations": "a whole number (0: the baseline only), or 'unlimited'",
-    "scope": "one of " + ", ".join(SCOPES),
-}
-
-
 def apply_values(config: ResearchConfig, values: dict[str, Any], source: str = "") -> ResearchConfig:
-    """Set fields from TOML/CLI values, converting types; errors name the key and the fix."""
-    known = {f.name: f for f in dataclasses.fields(config) if f.metadata.get("save", True)}
-    for key, value in values.items():
+    """Set keys from TOML/CLI values, read and checked by the schema; errors name the key and the fix."""
+    import difflib
+
+    for name, value in values.items():
         if value is None:
             continue
         where = f"{source}: " if source else ""
-        if key not in known:
-            close = [k for k in known if k.startswith(key[:4])]
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise UserError(f"{where}unknown key {key!r}{hint}")
+        spec = KEYS.get(name)
+        if spec is None:
+            close = difflib.get_close_matches(name, list(KEYS), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else "; see the configuration reference in the README"
+            raise UserError(f"{where}unknown key {name!r}{hint}")
         try:
-            _set(config, key, value)
+            parsed = spec.parse(value)
         except ValueError as exc:
-            fix = _FIXES.get(key)
-            raise UserError(f"{where}{key}: {exc}" + (f"; expected {fix}" if fix and fix not in str(exc) else "")) from None
+            raise UserError(f"{where}{name}: {exc}") from None
+        if name == "metric":
+            config.metric, config.direction = parsed
+        else:
+            setattr(config, name, parsed)
     return config
 
 
-def _set(config: ResearchConfig, key: str, value: Any) -> None:
-    if key == "time_budget":
-        config.time_budget = parse_duration(value)
-    elif key == "metric":
-        config.metric, config.direction = parse_metric(value)
-    elif key == "direction":
-        if str(value).lower() not in DIRECTIONS:
-            raise ValueError(f"{value!r} is not min or max")
-        config.direction = str(value).lower()
-    elif key == "max_iterations":
-        config.max_iterations = _int(value, key, allow_none=True)
-    elif key == "keep_policy":
-        from autoresearch_tui.engine.noise import POLICIES
-
-        if str(value) not in POLICIES:
-            raise ValueError(f"{value!r} is not one of {', '.join(POLICIES)}")
-        config.keep_policy = str(value)
-    elif key in ("min_delta", "noise_z"):
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise ValueError(f"must be a number, got {value!r}")
-        try:
-            number = float(value)
-        except ValueError:
-            raise ValueError(f"must be a number, got {value!r}") from None
-        if number < 0:
-            raise ValueError("must not be negative")
-        setattr(config, key, number)
-    elif key in ("confirm_runs", "baseline_repeats"):
-        number = _int(value, key)
-        if not number:
-            raise ValueError("must be at least 1")
-        setattr(config, key, number)
-    elif key in ("seed", "progress_every", "circuit_breaker", "agent_max_retries", "history_keep_last"):
-        config.__setattr__(key, _int(value, key))
-    elif key == "scope":
-        if str(value) not in SCOPES:
-            raise ValueError(f"{value!r} is not a scope")
-        config.scope = str(value)
-    elif key == "tag":
-        config.tag = check_tag(str(value))
-    elif key in ("time_limit", "kill_grace", "agent_timeout"):
-        setattr(config, key, parse_duration(value))
-    elif key == "time_limit_factor":
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 1:
-            raise ValueError(f"must be a number >= 1, got {value!r}")
-        config.time_limit_factor = float(value)
-    elif key in ("vary", "hold"):
-        items = value.split(",") if isinstance(value, str) else value
-        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
-            raise ValueError(f"must be a list of constant names or categories, got {value!r}")
-        setattr(config, key, [i.strip() for i in items if i.strip()])
-    elif key == "pipeline":
-        value = {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else str(value)
-        if value not in ("on", "off", "auto"):
-            raise ValueError(f"{value!r} is not on, off or auto")
-        config.pipeline = value
-    elif key == "max_cost":
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise ValueError(f"must be a number of dollars, got {value!r}")
-        try:
-            config.max_cost = float(value)
-        except ValueError:
-            raise ValueError(f"must be a number of dollars, got {value!r}") from None
-        if config.max_cost <= 0:
-            raise ValueError("must be greater than zero")
-    elif key == "agent_prices":
-        if not isinstance(value, dict):
-            raise ValueError("must be a table like {input = 3.0, output = 15.0} ($ per 1M tokens)")
-        config.agent_prices = dict(value)
-    elif key == "workers":
-        config.workers = _int(value, key)
-    elif key == "gpus":
-        items = value.split(",") if isinstance(value, str) else value
-        if not isinstance(items, list) or not all(isinstance(i, (str, int)) and not isinstance(i, bool) for i in items):
-            raise ValueError(f"must be a list of GPU ids such as 0,1,2,3, got {value!r}")
-        config.gpus = [str(i).strip() for i in items if str(i).strip()] or None
-    elif key == "executor":
-        if str(value) not in ("local", "ray"):
-            raise ValueError(f"{value!r} is not local or ray")
-        config.executor = str(value)
-    elif key in ("shell", "strict_pipeline", "review", "strict_replay", "bell"):
-        if not isinstance(value, bool):
-            raise ValueError(f"must be true or false, got {value!r}")
-        setattr(config, key, value)
-    elif key == "train_command":
-        if not isinstance(value, (str, list)) or (isinstance(value, list) and not all(isinstance(i, str) for i in value)):
-            raise ValueError(f"must be a string or a list of strings, got {value!r}")
-        config.train_command = value
-    elif key == "agent":
-        from autoresearch_tui.agents.registry import AGENTS
-
-        if str(value) not in AGENTS:
-            raise ValueError(f"{value!r} is not one of {', '.join(AGENTS)}")
-        config.agent = str(value)
-    elif key == "device":
-        if str(value) not in DEVICES:
-            raise ValueError(f"{value!r} is not one of {', '.join(DEVICES)}")
-        config.device = str(value)
-    else:
-        if not isinstance(value, str):
-            raise ValueError(f"must be a string, got {value!r}")
-        setattr(config, key, value)
-
-
 def load_toml(path: Path) -> tuple[dict[str, Any], str]:
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; give the config file itself (e.g. {path / CONFIG_FILE})")
     try:
-        text = path.read_text(encoding="utf-8")
+        text_ = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise UserError(f"{path}: not a text file; write it as UTF-8 TOML") from None
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror}") from None
     try:
-        data = tomllib.loads(text)
+        data = tomllib.loads(text_)
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path}: invalid TOML: {exc}; fix that line") from None
-    return data, text
+    return data, text_
 
 
-def _line_of(text: str, key: str) -> int | None:
-    for number, line in enumerate(text.splitlines(), 1):
-        if re.match(rf"\s*{re.escape(key)}\s*=", line):
-            return number
+def _line_of(text_: str, name: str) -> int | None:
+    for n, line in enumerate(text_.splitlines(), 1):
+        if re.match(rf"\s*{re.escape(name)}\s*=", line):
+            return n
     return None
 
 
@@ -365,32 +406,50 @@ def load_config(project: Path, config_file: Path | None = None, overrides: dict[
     if config_file is not None and not config_file.exists():
         raise UserError(f"config file {config_file} does not exist")
     if path.exists():
-        data, text = load_toml(path)
+        data, text_ = load_toml(path)
         data = data.get("autoresearch", data)  # accept an [autoresearch] table too
-        for key, value in data.items():
-            line = _line_of(text, key)
-            apply_values(config, {key: value}, source=f"{path.name} line {line}" if line else path.name)
+        for name, value in data.items():
+            line = _line_of(text_, name)
+            apply_values(config, {name: value}, source=f"{path.name} line {line}" if line else path.name)
     apply_values(config, overrides or {}, source="")
     return config
 
 
+# -- before a run --------------------------------------------------------------------------
+
 def validate(config: ResearchConfig) -> None:
-    """Everything needed before a run; one clear message naming the field and the fix."""
+    """Everything needed before a run; one clear message naming the key and the fix."""
     if config.time_budget is None:
         raise UserError("time_budget is not set: pass --time-budget 5m (or set time_budget in autoresearch.toml)")
     if not config.metric or not config.direction:
         raise UserError("metric is not set: pass --metric val_bpb:min (name and min or max)")
     if not config.project.is_dir():
         raise UserError(f"project folder {config.project} does not exist")
-    train, readonly = config.path(config.train_script), config.path(config.readonly_script)
+    root = config.project.resolve()
+    train = config.path(config.train_script)
+    if problem := project_path_problem(root, config.train_script):
+        raise UserError(f"train_script: {problem}; pass --train PATH")
     if not train.is_file():
         raise UserError(f"train_script: {train} does not exist; pass --train PATH")
-    if train == readonly:
-        raise UserError("train_script and readonly_script are the same file; the read-only script must be another file")
-    if not _inside(train, config.project.resolve()):
-        raise UserError(f"train_script: {train} is outside the project {config.project}; it must be in the repository")
-    if config.readonly_script and not readonly.is_file():
-        raise UserError(f"readonly_script: {readonly} does not exist; pass --readonly PATH")
+    for name in config.readonly_files():
+        if config.path(name) == train:
+            raise UserError("train_script and readonly_script are the same file; the read-only script must be "
+                            "another file")
+        if problem := project_path_problem(root, name):
+            raise UserError(f"readonly_script: {problem}; pass --readonly PATH or --readonly '' for none")
+        if not config.path(name).is_file():
+            raise UserError(f"readonly_script: {config.path(name)} does not exist; pass --readonly PATH "
+                            "(or --readonly '' to protect nothing extra)")
+    session = str(Path(config.session_dir) / config.tag)  # the session's own folder too: a planted link
+    for name, flag, relative in (("results_file", "--results", config.results_file),
+                                 ("session_dir", "--session-dir", session)):
+        if problem := project_path_problem(root, relative, written=True):
+            raise UserError(f"{name}: {problem}; pass {flag} with a path inside the project")
+    from autoresearch_tui.engine.reporting import SUMMARY_FILE
+
+    if problem := project_path_problem(root, SUMMARY_FILE, written=True):
+        raise UserError(f"{SUMMARY_FILE}: {problem}; remove it (git rm {SUMMARY_FILE}) so the summary can be "
+                        "written there")
     if config.scope not in SCOPES:
         raise UserError(f"scope: {config.scope!r} is not one of {', '.join(SCOPES)}")
     check_tag(config.tag)
@@ -403,9 +462,71 @@ def validate(config: ResearchConfig) -> None:
         raise UserError(f"train_command: {exe!r} was not found on PATH; install it or set train_command")
 
 
-def _inside(path: Path, root: Path) -> bool:
+def project_path_problem(root: Path, relative: str, written: bool = False) -> str | None:
+    """A path the tool reads or writes must stay in the work tree, out of .git, and (written) not be
+    a symlink anywhere below the project: a planted link would send the writes elsewhere."""
+    if not relative.strip():
+        return "is empty"
+    path = root / relative
+    if written:
+        probe = root
+        for part in Path(relative).parts:
+            probe = probe / part
+            if probe.is_symlink():
+                return f"{probe} is a symbolic link; the tool does not write through links"
+    resolved = path.resolve()
     try:
-        path.relative_to(root)
-        return True
+        inside = resolved.relative_to(root)
     except ValueError:
-        return False
+        return f"{resolved} is outside the project {root}"
+    if ".git" in inside.parts:
+        return f"{relative} is inside .git, which belongs to git"
+    if written and resolved == root:
+        return f"{relative} is the project folder itself"
+    return None
+
+
+# -- the README's reference table ------------------------------------------------------------
+
+def readme_table() -> str:
+    """The configuration reference, one row per key: the README holds this verbatim."""
+    rows = ["| key | flag | default | example | what it is |", "|---|---|---|---|---|"]
+    defaults = ResearchConfig(project=Path("."))
+    for spec in KEYS.values():
+        if spec.name == "tag":
+            default = "today, e.g. `nov24`"
+        else:
+            value = defaults.to_dict().get(spec.name)
+            default = f"`{tomlkit.item(value).as_string()}`" if value not in (None, [], {}) else "—"
+        rows.append(f"| `{spec.name}` | `{spec.flag}` | {default} | `{spec.example}` | "
+                    f"{spec.help.replace('|', '&#124;')} |")
+    return "\n".join(rows)
+
+
+README_START, README_END = "<!-- config-table:start -->", "<!-- config-table:end -->"
+
+
+def replace_readme_table(readme: str) -> str:
+    head, start, rest = readme.partition(README_START)
+    _, end, tail = rest.partition(README_END)
+    if not start or not end:
+        raise ValueError(f"the README has no {README_START} ... {README_END} block")
+    return f"{head}{README_START}\n{readme_table()}\n{README_END}{tail}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] != "--readme-table":
+        print("usage: python -m autoresearch_tui.engine.config --readme-table [README.md]", file=sys.stderr)
+        return 2
+    if len(args) == 1:
+        print(readme_table())
+        return 0
+    readme = Path(args[1])
+    readme.write_text(replace_readme_table(readme.read_text(encoding="utf-8")), encoding="utf-8")
+    print(f"updated the config table in {readme}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

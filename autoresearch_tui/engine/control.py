@@ -17,7 +17,9 @@ async def watch_control(session: SessionDir, engine: Any) -> None:
         for cmd in inbox.read():
             name = cmd.get("cmd")
             if name == "stop":
-                engine.request_stop()
+                # Stop means "after the current run", however often it is sent; killing is kill_run.
+                if not engine.stop_requests:
+                    engine.request_stop()
             elif name == "kill_run":
                 engine.kill_run(cmd.get("worker"))
             elif name == "pause":

@@ -11,6 +11,8 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
+from autoresearch_tui.engine import sanitize
+
 
 @dataclass
 class Event:
@@ -18,7 +20,7 @@ class Event:
     ts: float = field(default_factory=time.time, kw_only=True)
 
     def to_json(self) -> str:
-        data = {"kind": self.kind, **asdict(self)}
+        data = sanitize.deep({"kind": self.kind, **asdict(self)})
         return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -157,6 +159,21 @@ class ResultRecorded(Event):
 
 
 @dataclass
+class BestRemeasured(Event):
+    """keep_policy confirm: the best commit ran once more, just before candidate `iteration`'s
+    next run, so both see the same machine. Not an experiment, so no results.tsv row: its value
+    joins the best's runs (and the noise estimate)."""
+
+    kind: ClassVar[str] = "best_rerun"
+    iteration: int  # the candidate it was measured beside
+    commit: str  # the best commit
+    metric: float
+    runs: int  # the best's runs so far, this one included
+    best_metric: float  # the mean of them
+    worker: int = 0
+
+
+@dataclass
 class ProgressReport(Event):
     kind: ClassVar[str] = "progress"
     iteration: int
@@ -217,6 +234,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RunStarted,
         RunFinished,
         ResultRecorded,
+        BestRemeasured,
         ProgressReport,
         Notice,
         LoopPaused,
@@ -242,6 +260,6 @@ def event_from_dict(data: dict[str, Any]) -> Event | None:
 def event_from_json(line: str) -> Event | None:
     try:
         data = json.loads(line)
-    except ValueError:
-        return None  # a truncated last line after a crash
-    return event_from_dict(data) if isinstance(data, dict) else None
+    except (ValueError, RecursionError):
+        return None  # a truncated last line after a crash, or nesting no event has
+    return event_from_dict(sanitize.deep(data)) if isinstance(data, dict) else None

@@ -95,7 +95,9 @@ class GitRepo:
         return self.repo.active_branch.name
 
     def head(self) -> str:
-        return self.repo.head.commit.hexsha
+        # rev-parse, not GitPython's object database: its persistent `cat-file` helper shares the
+        # engine's process group and dies with a group SIGTERM (BrokenPipeError on the next use).
+        return self.git.rev_parse("HEAD").strip()
 
     def branch_exists(self, name: str) -> bool:
         return name in {h.name for h in self.repo.heads}
@@ -139,6 +141,10 @@ class GitRepo:
     def reset_hard(self, commit: str) -> None:
         self.git.reset("--hard", "--quiet", commit)
 
+    def read_tree(self, commit: str) -> None:
+        """Index and working tree as in `commit`; HEAD and the branch do not move."""
+        self.git.read_tree("-u", "--reset", commit)
+
     def restore(self, paths: list[str]) -> None:
         """Put tracked files back as in HEAD."""
         if paths:
@@ -147,7 +153,7 @@ class GitRepo:
     def keep_ref(self, tag: str, iteration: int, commit: str) -> str:
         """A ref that keeps a discarded experiment reachable after the reset."""
         ref = f"refs/autoresearch/{tag}/{iteration}"
-        git.Reference.create(self.repo, ref, commit, force=True)  # writes the ref file: no process
+        self.git.update_ref(ref, commit)
         return ref
 
     def diff(self, base: str, target: str | None = None, path: str | None = None) -> str:

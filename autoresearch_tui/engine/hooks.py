@@ -10,13 +10,15 @@ import os
 import subprocess
 from pathlib import Path
 
+from autoresearch_tui.engine import sanitize, secrets
+
 
 def fire(command: str | None, cwd: Path, values: dict[str, str]) -> None:
     if not command:
         return
     try:
         subprocess.Popen(
-            command, shell=True, cwd=str(cwd), env={**os.environ, **values},
+            command, shell=True, cwd=str(cwd), env=secrets.clean_env({**os.environ, **values}),
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
@@ -27,4 +29,4 @@ def fire(command: str | None, cwd: Path, values: dict[str, str]) -> None:
 def new_best_env(row, tag: str) -> dict[str, str]:
     """What an on_new_best command learns about the new best, as environment variables."""
     return {"AUTORESEARCH_COMMIT": row.commit, "AUTORESEARCH_METRIC": f"{row.metric}",
-            "AUTORESEARCH_DESCRIPTION": row.description, "AUTORESEARCH_TAG": tag}
+            "AUTORESEARCH_DESCRIPTION": sanitize.line(row.description), "AUTORESEARCH_TAG": tag}

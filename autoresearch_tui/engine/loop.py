@@ -9,20 +9,22 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from autoresearch_tui.agents.base import (
     Attempt, Proposal, ProposalContext, ProposalError, Proposer, SearchExhausted,
 )
 from autoresearch_tui.agents.prompt import read_notes
 from autoresearch_tui.engine import events as ev
-from autoresearch_tui.engine import hardware, hooks, metrics, noise, reporting, results, review, setup
+from autoresearch_tui.engine import hardware, hooks, metrics, noise, reporting, results, review, sanitize, secrets, setup
 from autoresearch_tui.engine.config import ResearchConfig
 from autoresearch_tui.engine.control import watch_control
 from autoresearch_tui.engine.decide import CRASH, DISCARD, KEEP
 from autoresearch_tui.engine.gitops import GitRepo
+from autoresearch_tui.engine.guard import Guard
 from autoresearch_tui.engine.resume import RUN_PID, Recovered, recover
 from autoresearch_tui.engine.runner import RunOutcome, run_process
 from autoresearch_tui.engine.session import SessionDir, write_atomic
@@ -60,6 +62,7 @@ class Engine:
         self.best_metric: float | None = None  # the mean of best_runs
         self.best_runs: list[float] = []  # metric of each run of the best commit
         self.noise = noise.NoiseModel()
+        self.reruns = self.best_reruns = 0  # runs spent confirming: candidates' re-runs, the best's runs beside them
         self.iteration = 0
         self.started = time.time()
         self.platform: hardware.Platform | None = None
@@ -134,9 +137,12 @@ class Engine:
         self.recovered = rec
         self.rows, self.history, self.iteration = list(rec.rows), list(rec.history), rec.iteration
         self.best_commit = rec.best_commit or ""
-        for event in rec.state.results + rec.new_events:
+        self.noise = noise.NoiseModel({c: list(v) for c, v in rec.state.noise.groups.items()})  # rows + BestRemeasured
+        for event in rec.new_events:
             if isinstance(event, ev.ResultRecorded) and event.status != CRASH:
                 self.noise.add(event.commit, event.metric)
+        self.reruns = sum(1 for e in rec.state.results if e.iteration and e.rerun)
+        self.best_reruns = rec.state.remeasured
         self.best_runs = self.noise.runs(self.best_commit) or ([rec.best_metric] if rec.best_metric is not None else [])
         self.best_metric = noise.mean(self.best_runs) if self.best_runs else None
         if started is not None:
@@ -146,6 +152,7 @@ class Engine:
         self.repo, self.session, self.results_path = opened.repo, opened.session, opened.results_path
         self.original_branch, self.base_commit = opened.original_branch, opened.base_commit
         self.ws = Workspace(self.config, opened.repo, self.emit, opened.session.root)
+        self.guard = Guard.for_repo(opened.repo, self.config.tag, self.config.branch, opened.session.root, self.emit)
 
     # -- main ------------------------------------------------------------------------------
     async def run(self) -> ev.SessionEnded:
@@ -233,9 +240,11 @@ class Engine:
             n = self.iteration + 1
             self.emit(ev.IterationStarted(iteration=n, parent=self.best_commit))
             untracked_before = self.repo.untracked_files() if getattr(self.proposer, "touches_tree", True) else None
+            self.guard.before(tip=self.best_commit, quiet=self._prefetch is None)
             try:
-                proposal = await self._propose(n, feedback)
+                proposal = sanitize.proposal(await self._propose(n, feedback))
             except ProposalError as exc:
+                self.guard.after("agent", n)
                 reporting.add_spend(self.spent, getattr(exc, "meta", None) or {})
                 self.emit(ev.ProposalFailed(iteration=n, reason=str(exc), meta=getattr(exc, "meta", None) or {}))
                 if isinstance(exc, SearchExhausted):
@@ -245,6 +254,7 @@ class Engine:
                     return self._finish("agent_unavailable")
                 commit, feedback = None, str(exc)
             else:
+                self.guard.after("agent", n)
                 reporting.add_spend(self.spent, proposal.meta)
                 commit, feedback = self.ws.apply(n, proposal, self.best_commit, untracked_before)
                 if commit is not None and cfg.review:
@@ -277,7 +287,7 @@ class Engine:
         if record.crash or record.metric is None:
             self._record(n, [record], CRASH, record.crash or "no metric", proposal.description, proposal.meta)
             return
-        records = [record]
+        records, beside = [record], 0
         while True:
             verdict = self._judge([r.metric for r in records])
             if verdict.action != noise.RERUN:
@@ -286,20 +296,59 @@ class Engine:
                 verdict = noise.Verdict(DISCARD, verdict.reason + "; stopped before confirming", None)
                 break
             self.emit(ev.Notice(message=f"#{n}: {verdict.reason}"))
+            if self.config.keep_policy == "confirm":  # interleaved: best, candidate, best, candidate ...
+                beside += 1
+                failed = await self._run_best(n, commit, beside)
+                if failed or self.stop_requests:
+                    verdict = noise.Verdict(DISCARD, f"{failed or 'stopped'} before the candidate's run "
+                                                     f"{len(records) + 1}: not confirmed", None)
+                    break
             again = await self._run(n, commit, attempt=len(records) + 1)
+            self.reruns += 1
             if again.crash or again.metric is None:
+                self._killed(again)
                 verdict = noise.Verdict(DISCARD, f"re-run crashed ({again.crash}): not confirmed", None)
                 break
             records.append(again)
-        if verdict.action == KEEP and self.config.keep_policy == "confirm":
-            # A new best measured on few runs is a lucky draw that later real gains cannot beat
-            # (the winner's curse): measure it as often as a candidate may be.
-            while len(records) < self.config.confirm_runs and not self.stop_requests:
-                again = await self._run(n, commit, attempt=len(records) + 1)
-                if again.crash or again.metric is None:
-                    break
-                records.append(again)
         self._record(n, records, verdict.action, verdict.reason, proposal.description, proposal.meta)
+
+    async def _run_best(self, n: int, commit: str, attempt: int) -> str | None:
+        """keep_policy confirm: run the best once, just before candidate n's next run (both then
+        see the same machine: slow drift cancels); its value joins the best's runs. None, or why
+        it failed."""
+        best = self.best_commit
+        with self._best_tree(n, best, commit):
+            record = await self._run(n, best, attempt)
+        self.best_reruns += 1
+        if record.crash or record.metric is None:
+            self._killed(record)
+            return f"the best's run crashed ({record.crash})"
+        self.noise.add(best, record.metric)
+        if best == self.best_commit:  # (parallel: another worker may have kept meanwhile)
+            self.best_runs.append(record.metric)
+            self.best_metric = noise.mean(self.best_runs)
+        runs = self.noise.runs(best)
+        self.emit(ev.BestRemeasured(iteration=n, commit=best, metric=record.metric, runs=len(runs),
+                                    best_metric=noise.mean(runs)))
+        return None
+
+    @contextmanager
+    def _best_tree(self, n: int, best: str, commit: str) -> Iterator[None]:
+        """The main tree holds the best's files while it runs; HEAD and the branch stay on the
+        candidate, so a kill at any instant leaves it committed and reachable, and resume finds a
+        dirty tree on the branch (reset) and the candidate not evaluated (run again)."""
+        assert self.repo is not None
+        self.repo.read_tree(best)
+        try:
+            yield
+        finally:
+            self.repo.reset_hard(commit)
+
+    def _killed(self, record: RunRecord) -> None:
+        """A re-run killed by the user: the kill is spent; the second stop request ends the session."""
+        if record.outcome.killed:
+            self._killed_out = self._killed_out or self.stop_requests >= 2
+            self._kill.clear()
 
     def _judge(self, values: list[float]) -> noise.Verdict:
         cfg = self.config
@@ -310,9 +359,9 @@ class Engine:
     def _context(self, n: int, feedback: str = "", source: str | None = None,
                  project: Path | None = None) -> ProposalContext:
         cfg = self.config
-        readonly = None
-        if cfg.readonly_script and n == 1:
-            readonly = cfg.path(cfg.readonly_script).read_text(encoding="utf-8", errors="replace")
+        readonly, readonly_files = None, cfg.readonly_files()
+        if readonly_files and n == 1:
+            readonly = "\n\n".join(cfg.path(f).read_text(encoding="utf-8", errors="replace") for f in readonly_files)
         best = next((a for a in reversed(self.history) if a.status == KEEP), None)
         return ProposalContext(
             iteration=n, train_path=cfg.train_script,
@@ -322,7 +371,7 @@ class Engine:
             vary=tuple(cfg.vary), hold=tuple(cfg.hold),
             platform=self.platform.device if self.platform else "cpu",
             notes="\n\n".join(filter(None, [read_notes(cfg.project, cfg.notes_file), *self.notes])),
-            project=str(project or cfg.project), readonly_path=cfg.readonly_script,
+            project=str(project or cfg.project), readonly_path=", ".join(readonly_files),
             agent_log=str(self.session.root / "agents" / f"{n:04d}.log") if self.session else "",
             feedback=feedback, time_budget_s=cfg.time_budget or 0.0,
         )
@@ -395,9 +444,11 @@ class Engine:
         self.emit(ev.RunStarted(iteration=n, commit=commit, log=str(log.relative_to(self.session.root)),
                                 budget_s=cfg.time_budget or 0, limit_s=cfg.limit_s, attempt=attempt))
         env = {**self._base_env(), **self.platform.env(cfg.time_budget or 0, batch_scale)}
+        self.guard.before(tip=commit, quiet=self._prefetch is None)
         outcome = await run_process(cfg.command_argv(), cwd=cfg.project, env=env, log_path=log,
                                     limit_s=cfg.limit_s, grace_s=cfg.kill_grace, kill_event=self._kill,
                                     pid_file=self.session.root / RUN_PID)
+        self.guard.after("training run", n)
         r = metrics.read_run(log, cfg.metric or "", cfg.metric_pattern, outcome.exit_code, outcome.timed_out,
                              outcome.killed, cfg.limit_s, outcome.peak_rss_mb)
         self.emit(ev.RunFinished(iteration=n, commit=commit, exit_code=outcome.exit_code,
@@ -425,6 +476,7 @@ class Engine:
         ref = None
         if status == KEEP:
             self.ws.diffs.pop(commit, None)
+            self.guard.keep(n, commit)
         else:
             ref = repo.keep_ref(cfg.tag, n, commit)
             patch = self.session.attempts / f"{n:04d}-{commit[:7]}.patch"
@@ -482,8 +534,9 @@ class Engine:
     def _finish(self, reason: str) -> ev.SessionEnded:
         cfg = self.config
         assert self.session is not None
+        self.guard.close(self.iteration)
         path = reporting.final(cfg, self.session.root, self.rows, self.platform, self.started, self.spent,
-                               self.noise)
+                               self.noise, (self.reruns, self.best_reruns))
         end = ev.SessionEnded(reason=reason, iterations=self.iteration, best_commit=self.best_commit or None,
                               best_metric=self.best_metric, summary_path=str(path))
         self.emit(end)
@@ -493,5 +546,5 @@ class Engine:
 
     # -- helpers ---------------------------------------------------------------------------
     def _base_env(self) -> dict[str, str]:
-        return {**os.environ, "PYTHONUNBUFFERED": "1"}
+        return secrets.clean_env({**os.environ, "PYTHONUNBUFFERED": "1"}, self.config)
 

@@ -26,7 +26,8 @@ import asyncio
 import dataclasses
 import os
 import signal
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 from autoresearch_tui.agents.base import Attempt, Proposal
 from autoresearch_tui.engine import events as ev
@@ -132,6 +133,7 @@ class ParallelEngine(Engine):
         self.executor = make_executor(self.config, self.platform.device)
         self.executor.start()
         self.slots = build_slots(self.config, self.platform, self.executor)
+        self.guard.branch_moves = True  # keeps land while other steps run: the guard leaves the branch be
         where = ", ".join(f"w{s.index} {s.device}" for s in self.slots)
         self.emit(ev.Notice(message=f"{len(self.slots)} workers ({self.executor.name} executor): {where}"))
 
@@ -279,10 +281,12 @@ class ParallelEngine(Engine):
                        cfg.kill_grace, slot.kill, self.session.root / f"run-w{slot.index}.pid", self.ws.links(),
                        slot.index)
         slot.running = True
+        self.guard.before()
         try:
             outcome = await self.executor.run(spec)
         finally:
             slot.running = False
+            self.guard.after("training run", n)
         r = metrics.read_run(log, cfg.metric or "", cfg.metric_pattern, outcome.exit_code, outcome.timed_out,
                              outcome.killed, cfg.limit_s, outcome.peak_rss_mb)
         self.emit(_event(ev.RunFinished, iteration=n, commit=commit, exit_code=outcome.exit_code,
@@ -290,6 +294,15 @@ class ParallelEngine(Engine):
                          summary=r.summary, peak_memory_mb=r.peak_mb, oom=r.oom, crash_reason=r.crash,
                          attempt=attempt, worker=slot.index))
         return RunRecord(commit, outcome, r.metric, r.summary, r.peak_mb, r.oom, r.crash)
+
+    @contextmanager
+    def _best_tree(self, n: int, best: str, commit: str) -> Iterator[None]:
+        """The worker's own worktree checks the best out for its run (in _run) and the candidate
+        again after it; the main tree stays at the best. The attempt ref keeps the detached
+        candidate reachable meanwhile."""
+        assert self.repo is not None
+        self.repo.keep_ref(self.config.tag, n, commit)
+        yield
 
     def emit(self, event: ev.Event) -> None:
         slot = CURRENT.get()

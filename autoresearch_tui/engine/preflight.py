@@ -17,27 +17,23 @@ import shutil
 from pathlib import Path
 from typing import Any, Mapping, NamedTuple
 
-from autoresearch_tui.engine.config import ResearchConfig, apply_values, check_tag, parse_metric, validate
-from autoresearch_tui.engine.durations import exact_duration, parse_duration
+from autoresearch_tui.engine.config import KEYS, ResearchConfig, apply_values, project_path_problem, validate
+from autoresearch_tui.engine.config_values import check_tag
+from autoresearch_tui.engine.durations import exact_duration
 from autoresearch_tui.engine.gitops import GitRepo
 from autoresearch_tui.errors import UserError
 
 MIN_FREE_BYTES = 1 << 30  # below 1 GB free: warn (run logs of a long night add up)
 
-# The wizard's fields, in the order it shows them; every one is a ResearchConfig field.
-FIELDS = ("train_script", "readonly_script", "time_budget", "metric", "max_iterations", "scope", "tag",
-          "results_file", "agent", "train_command", "seed", "hypothesis")
+# The wizard's fields: the schema's keys that have a wizard label, in the schema's order.
+FIELDS = tuple(name for name, spec in KEYS.items() if spec.wizard)
 REQUIRED = ("train_script", "time_budget", "metric", "tag", "results_file")
 
 
 def agent_names() -> tuple[str, ...]:
     """The agents the engine knows (the registry), builtin first."""
-    try:
-        from autoresearch_tui.agents.registry import AGENTS
-    except ImportError:  # pragma: no cover - an older tree without the registry
-        from autoresearch_tui.engine import config as _config
+    from autoresearch_tui.agents.registry import AGENTS
 
-        AGENTS = getattr(_config, "AGENTS", ("builtin",))
     return tuple(AGENTS)
 
 
@@ -45,10 +41,8 @@ def agent_error(config: ResearchConfig) -> str | None:
     """Can the configured agent work (its command on PATH, its API key set)? May use the network."""
     if config.agent == "builtin":
         return None
-    try:
-        from autoresearch_tui.agents.registry import check_backend
-    except ImportError:  # pragma: no cover
-        return None
+    from autoresearch_tui.agents.registry import check_backend
+
     try:
         return check_backend(config)
     except Exception as exc:  # noqa: BLE001 - a check must not crash its caller
@@ -84,7 +78,7 @@ def field_values(config: ResearchConfig) -> dict[str, str]:
     budget = "" if config.time_budget is None else duration_text(config.time_budget)
     return {
         "train_script": config.train_script,
-        "readonly_script": config.readonly_script or "",
+        "readonly_script": ", ".join(config.readonly_files()),
         "time_budget": budget,
         "metric": config.metric_spec,
         "max_iterations": str(config.max_iterations) if config.max_iterations is not None else "unlimited",
@@ -118,6 +112,8 @@ def build_config(base: ResearchConfig, values: Mapping[str, str]) -> ResearchCon
             elif not unchanged:
                 config.train_command, config.shell = value, False
             continue  # unchanged: keep base's command (list or string) and its shell flag
+        if key == "readonly_script" and value == field_values(base)["readonly_script"]:
+            continue  # unchanged: keep base's (possibly default) value
         if key == "hypothesis":
             config.hypothesis = value or None
         elif key == "time_budget" and not value:
@@ -125,7 +121,7 @@ def build_config(base: ResearchConfig, values: Mapping[str, str]) -> ResearchCon
         elif key == "metric" and not value:
             config.metric = config.direction = None
         elif key == "readonly_script" and not value:
-            config.readonly_script = ""
+            config.readonly_script = []
         else:
             apply_values(config, {key: value or ("unlimited" if key == "max_iterations" else value)})
     return config
@@ -146,37 +142,26 @@ def field_error(key: str, value: str, values: Mapping[str, str], project: Path) 
         if key == "train_script":
             return script_error(project, value, "training script")
         if key == "readonly_script":
-            if not value:
-                return None
             train = str(values.get("train_script", "")).strip()
-            if train and (project / train).resolve() == (project / value).resolve():
-                return "the read-only script must be another file than the training script"
-            return script_error(project, value, "read-only script")
-        if key == "time_budget":
-            parse_duration(value)
-        elif key == "metric":
-            parse_metric(value)
-        elif key == "tag":
-            check_tag(value)
-        elif key in ("max_iterations", "seed"):
-            apply_values(ResearchConfig(project=project), {key: value or "unlimited"})
-        elif key == "agent":
+            for name in KEYS[key].parse(value):
+                if train and (project / train).resolve() == (project / name).resolve():
+                    return "the read-only script must be another file than the training script"
+                if problem := script_error(project, name, "read-only script"):
+                    return problem
+            return None
+        if key == "results_file":
+            return _results_error(project, value, values)
+        if key == "train_command":
+            return command_error(project, value) if value else None
+        if key == "agent":
             if value not in agent_names():
                 return f"{value!r} is not available; use one of {', '.join(agent_names())}"
-        elif key == "results_file":
-            return _results_error(project, value, values)
-        elif key == "train_command":
-            return command_error(project, value) if value else None
+            return None
+        if value or key not in ("hypothesis", "max_iterations"):
+            KEYS[key].parse(value)
     except ValueError as exc:
-        return _with_fix(key, str(exc))
-    except UserError as exc:
-        return _with_fix(key, str(exc).split(": ", 1)[-1])
+        return str(exc)  # the schema's readers say what to write
     return None
-
-
-def _with_fix(key: str, message: str) -> str:
-    fix = {"time_budget": "write e.g. 90s, 5m, 1h or 300 (seconds)"}.get(key)
-    return f"{message}; {fix}" if fix and fix not in message else message
 
 
 def script_error(project: Path, value: str, what: str) -> str | None:
@@ -185,10 +170,8 @@ def script_error(project: Path, value: str, what: str) -> str | None:
         return f"{value} does not exist in {project}"
     if not path.is_file():
         return f"{value} is not a file"
-    try:
-        path.relative_to(Path(project).resolve())
-    except ValueError:
-        return f"the {what} must be inside the project folder"
+    if project_path_problem(Path(project).resolve(), value):
+        return f"the {what} must be inside the project folder and outside .git"
     return None
 
 
@@ -202,7 +185,7 @@ def _results_error(project: Path, value: str, values: Mapping[str, str]) -> str 
             return "the results file must not be one of the scripts"
     if not path.parent.exists():
         return f"folder {path.parent} does not exist"
-    return None
+    return project_path_problem(project.resolve(), value, written=True)
 
 
 def command_error(project: Path, command: str | list[str]) -> str | None:
@@ -222,31 +205,88 @@ def command_error(project: Path, command: str | list[str]) -> str | None:
 # -- git (these run git: call them from a thread in a UI) -----------------------------------
 
 def git_error(project: Path) -> str | None:
-    """Not a repository / no commits / detached HEAD / uncommitted changes, with the fix."""
+    """Not a repository / bare / index locked / no commits / detached HEAD / uncommitted changes, with the fix."""
+    problem = repository_error(project)
+    if problem:
+        return problem
     try:
         GitRepo(project).check_ready()
     except UserError as exc:
         return str(exc)
+    except Exception as exc:  # noqa: BLE001 - git itself failed: say so, the screen stays up
+        return f"git cannot read this repository: {exc}".splitlines()[0]
     return None
 
 
+def git_dir(project: Path) -> Path | None:
+    """The repository's git folder (also for a worktree's `.git` file), without running git."""
+    for folder in (Path(project).resolve(), *Path(project).resolve().parents):
+        dot = folder / ".git"
+        if dot.is_dir():
+            return dot
+        if dot.is_file():
+            line = dot.read_text(encoding="utf-8", errors="replace").strip()
+            if line.startswith("gitdir:"):
+                return (folder / line.removeprefix("gitdir:").strip()).resolve()
+        if (folder / "HEAD").is_file() and (folder / "objects").is_dir() and (folder / "refs").is_dir():
+            return folder  # a bare repository
+    return None
+
+
+def repository_error(project: Path) -> str | None:
+    """What GitPython would stumble on, said with the fix: a bare repository, a left-over index.lock."""
+    return bare_error(project) or index_lock_error(project)
+
+
+def bare_error(project: Path) -> str | None:
+    folder = git_dir(project)
+    if folder is None or folder.name == ".git" or (folder / "commondir").exists():
+        return None  # not a repository (GitRepo says so with the fix), or one with a work tree
+    return (f"{folder} is a bare repository (no working tree to train in); clone it "
+            f"(git clone {folder} my-project) and run there")
+
+
+def index_lock_error(project: Path) -> str | None:
+    folder = git_dir(project)
+    lock = folder / "index.lock" if folder is not None else None
+    if lock is None or not lock.exists():
+        return None
+    return (f"{lock} exists: another git command is running in this repository, or one was killed and "
+            f"left it; if no git command is running, remove it (rm {lock}) and start again")
+
+
 def branch_error(project: Path, tag: str, session_dir: str = ".autoresearch") -> str | None:
-    """autoresearch/<tag> must not exist yet (nor its session folder)."""
+    """autoresearch/<tag> must not exist yet (nor its session folder); an existing session is pointed to."""
     try:
         check_tag(tag)
     except ValueError as exc:
         return str(exc)
+    session = Path(project) / session_dir / tag
+    if (session / "config.toml").exists() or (session / "events.jsonl").exists():
+        return existing_session(session, tag)
     try:
         repo = GitRepo(project)
-    except UserError:
-        return None  # reported by git_error
+    except Exception:  # noqa: BLE001 - reported by git_error
+        return None
     branch = f"autoresearch/{tag}"
     if repo.branch_exists(branch):
-        return f"branch {branch} already exists; pick another tag"
-    session = Path(project) / session_dir / tag
+        return f"branch {branch} already exists (with no session folder); pick another tag"
     if session.exists() and any(session.iterdir()):
         return f"session folder {session_dir}/{tag} already exists; pick another tag"
     return None
+
+
+def existing_session(session: Path, tag: str) -> str:
+    """Where to go for a tag that already has a session: its finish screen, watch, or --resume."""
+    events = session / "events.jsonl"
+    ended = events.exists() and b'"kind": "session_end"' in events.read_bytes()[-65536:]
+    watch = f"autoresearch-tui watch {session}"
+    resume = f"autoresearch-tui run --resume --tag {tag}"
+    if ended:
+        return (f"session {tag} has finished: open its finish screen with `{watch}`, continue it with "
+                f"`{resume}`, or pick another tag")
+    return (f"session {tag} already exists: if it is running, watch it with `{watch}`; if it stopped, "
+            f"continue it with `{resume}`; or pick another tag")
 
 
 # -- the whole project ---------------------------------------------------------------------
@@ -255,11 +295,14 @@ def check_project(config: ResearchConfig) -> list[Check]:
     """Everything a session needs, as (name, ok, message[, fatal]) rows; changes nothing."""
     checks: list[Check] = []
     project = config.project
-    try:
-        repo: Any = GitRepo(project)
-    except UserError as exc:
-        repo = None
-        checks.append(Check("git repository", False, str(exc)))
+    repo: Any = None
+    if problem := repository_error(project):
+        checks.append(Check("git repository", False, problem))
+    else:
+        try:
+            repo = GitRepo(project)
+        except UserError as exc:
+            checks.append(Check("git repository", False, str(exc)))
     if repo is not None:
         has_commits = repo.repo.head.is_valid()
         checks.append(Check("git repository", has_commits, str(repo.root) if has_commits
@@ -283,10 +326,10 @@ def check_project(config: ResearchConfig) -> list[Check]:
                                 else f"{config.results_file} is not tracked by git"))
     train_problem = script_error(project, config.train_script, "training script")
     checks.append(Check("training script", train_problem is None, train_problem or config.train_script))
-    if config.readonly_script:
-        ro_problem = field_error("readonly_script", config.readonly_script,
-                                 {"train_script": config.train_script}, project)
-        checks.append(Check("read-only script", ro_problem is None, ro_problem or config.readonly_script))
+    checks.append(readonly_check(config))
+    for key in ("results_file", "session_dir"):
+        if problem := project_path_problem(project.resolve(), getattr(config, key), written=True):
+            checks.append(Check(key.replace("_", " "), False, f"{problem}; give a path inside the project"))
     argv = config.command_argv()
     cmd_problem = command_error(project, argv)
     checks.append(Check("training command", cmd_problem is None, cmd_problem or shlex.join(argv)))
@@ -294,6 +337,23 @@ def check_project(config: ResearchConfig) -> list[Check]:
     checks.append(Check("agent", problem is None, problem or f"{config.agent} is ready"))
     checks.append(disk_check(project))
     return checks
+
+
+def readonly_check(config: ResearchConfig) -> Check:
+    """Which files are protected, and the flag that changes it; a missing default is not a failure."""
+    protected = config.readonly_files()
+    others = f"every file but {config.train_script} is reverted after each agent step anyway"
+    if config.readonly_script is None and not protected:
+        return Check("read-only script", True, f"none besides the defaults (no prepare.py here); {others}; "
+                     "protect files whose hash must never change with --readonly a.py,b.py", fatal=False)
+    problem = field_error("readonly_script", ", ".join(protected), {"train_script": config.train_script},
+                          config.project)
+    if problem:
+        return Check("read-only script", False, f"{problem}; pass --readonly PATH[,PATH] (or --readonly '' "
+                     "for none)")
+    names = ", ".join(protected) or "none"
+    return Check("read-only script", True, f"{names} (hash-checked every iteration); {others}; "
+                 "change with --readonly a.py,b.py")
 
 
 def disk_check(project: Path, minimum: int = MIN_FREE_BYTES) -> Check:
@@ -319,11 +379,15 @@ def _rel(path: Path, root: Path) -> str | None:
 def check_can_start(config: ResearchConfig) -> None:
     """Raise UserError with the fix when the loop could not start on this project."""
     validate(config)
+    if problem := repository_error(config.project):
+        raise UserError(problem)
     repo = GitRepo(config.project)
     repo.check_ready()
+    session = config.session_path()
+    if (session / "config.toml").exists() or (session / "events.jsonl").exists():
+        raise UserError(existing_session(session, config.tag))
     if repo.branch_exists(config.branch):
         raise UserError(f"branch {config.branch} already exists; pick another --tag")
-    session = config.session_path()
     if session.exists() and any(session.iterdir()):
         raise UserError(f"session folder {session} already exists; pick another --tag")
 
@@ -336,4 +400,4 @@ def launch_config_path(config: ResearchConfig) -> Path:
 def write_launch_config(config: ResearchConfig) -> Path:
     path = launch_config_path(config)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return config.save(path)
+    return config.save(path, full=True)

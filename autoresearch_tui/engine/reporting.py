@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from autoresearch_tui.agents.base import Attempt
-from autoresearch_tui.engine import analysis, summary
+from autoresearch_tui.engine import summary
 from autoresearch_tui.engine.config import ResearchConfig
 from autoresearch_tui.engine.hardware import Platform
-from autoresearch_tui.engine.noise import NoiseModel
+from autoresearch_tui.engine.noise import NoiseModel, default_z
 from autoresearch_tui.engine.results import ResultRow
 from autoresearch_tui.engine.session import write_atomic
 
@@ -45,29 +45,34 @@ def spend_note(spent: dict[str, float]) -> str | None:
     return f"Agent spend: {spent['tokens_in']:,.0f} tokens in, {spent['tokens_out']:,.0f} tokens out{cost}"
 
 
-def noise_note(cfg: ResearchConfig, rows: Sequence[ResultRow], model: NoiseModel | None) -> str | None:
-    """The noise estimate, and the kept changes whose gain is within it (maybe luck)."""
+def noise_note(cfg: ResearchConfig, rows: Sequence[ResultRow], model: NoiseModel | None,
+               confirming: tuple[int, int] = (0, 0)) -> str | None:
+    """The noise estimate, the runs spent confirming (candidates' re-runs, the best's runs beside
+    them) and the kept changes whose gain is within the noise (maybe luck)."""
     if model is None or model.sigma is None:
         return None
-    band = cfg.noise_z * model.sigma
-    within = [f"{r.commit} {r.description}" for _, r, gain in analysis.kept_gains(rows, cfg.direction or "min")
-              if abs(gain) <= band]
-    text = f"Noise: {model.describe()}; {cfg.noise_z:g} sigma = {band:.6f} (keep policy: {cfg.keep_policy})"
-    if within:
-        text += f". Kept changes within {cfg.noise_z:g} sigma (may be noise; re-run to confirm): " + "; ".join(within)
-    return text
+    runs = {commit[:7]: values for commit, values in model.groups.items()}
+    kept: list[tuple[str, str, list[float]]] = []
+    for r in rows:
+        if r.status == "keep" and (not kept or kept[-1][0] != r.commit):
+            kept.append((r.commit, r.description, runs.get(r.commit, [])))
+    z = default_z(cfg.keep_policy) if cfg.noise_z is None else cfg.noise_z
+    lines = summary.noise_notes(model.describe(), z, cfg.keep_policy, kept, model.sigma, cfg.direction or "min",
+                                confirming[0], confirming[1], len(rows) + confirming[1])
+    return "\n- ".join(lines)
 
 
 def final(cfg: ResearchConfig, session_root: Path, rows: Sequence[ResultRow], platform: Platform | None,
-          started: float, spent: dict[str, Any], model: NoiseModel | None = None) -> Path:
+          started: float, spent: dict[str, Any], model: NoiseModel | None = None,
+          confirming: tuple[int, int] = (0, 0)) -> Path:
     """autoresearch-summary.md in the project (and a copy in the session), plus the paper tables."""
     text = summary.render_summary(
         rows, metric=cfg.metric, direction=cfg.direction, session=cfg.branch,
         platform=platform.describe() if platform else None, budget_s=cfg.time_budget,
         date_range=date_range(started, time.time()), adjustments=platform.adjustments if platform else None,
-        extra_metrics_note="\n- ".join(filter(None, [noise_note(cfg, rows, model), spend_note(spent)])) or None,
+        extra_metrics_note="\n- ".join(filter(None, [noise_note(cfg, rows, model, confirming), spend_note(spent)])) or None,
     )
-    path = cfg.path(SUMMARY_FILE)
+    path = cfg.project.resolve() / SUMMARY_FILE  # not cfg.path(): resolving would follow a planted link
     summary.write_summary(path, text)
     write_atomic(session_root / SUMMARY_FILE, text)
     for fmt in ("csv", "latex"):

@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from autoresearch_tui.engine import safefs, sanitize
+
 @dataclass
 class ResultRow:
     commit: str
@@ -27,14 +29,20 @@ def header(metric: str) -> str:
 
 
 def _clean(text: str) -> str:
-    # A tab or newline in a description would break the row structure.
-    return " ".join(text.replace("\t", " ").split())
+    # A tab or newline in a description would break the row structure; an escape, the terminal.
+    return sanitize.line(text)
 
 
 def format_row(row: ResultRow) -> str:
-    metric = row.metric if row.metric is not None and math.isfinite(row.metric) else 0.0
+    measured = row.metric is not None and math.isfinite(row.metric)
+    metric = row.metric if measured else 0.0
     memory = row.memory_gb if row.memory_gb is not None else 0.0
-    return f"{row.commit[:7]}\t{metric:.6f}\t{memory:.1f}\t{row.status}\t{_clean(row.description)}\n"
+    description = _clean(row.description)
+    if not measured and row.status == "discard" and not _KILLED.search(description):
+        # 0.000000 is the convention's "no metric"; for a maximised metric it could be a real 0,
+        # so the row says why it has none, and the reader reads it back without a metric.
+        description = f"{description} (killed)"
+    return f"{row.commit[:7]}\t{metric:.6f}\t{memory:.1f}\t{row.status}\t{description}\n"
 
 
 def ensure_header(path: Path, metric: str) -> None:
@@ -50,14 +58,12 @@ def append_row(path: Path, row: ResultRow) -> None:
 def _append(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     data = text.encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    fd = safefs.open_fd(path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
     try:
         # A previous crash mid-write could leave a line without its newline: start fresh.
         size = os.fstat(fd).st_size
         if size:
-            with open(path, "rb") as fh:
-                fh.seek(size - 1)
-                if fh.read(1) != b"\n":
+            if os.pread(fd, 1, size - 1) != b"\n":
                     data = b"\n" + data
         os.write(fd, data)
         os.fsync(fd)
@@ -93,6 +99,9 @@ _MIN_WORDS = ("bpb", "bpc", "loss", "rmse", "mse", "mae", "mape", "perplexity", 
               "err", "wer", "cer", "nll", "latency", "time", "seconds", "cost", "distance")
 
 
+_KILLED = re.compile(r"\bkill(ed)?\b|\btimed? ?out\b|\btime limit\b", re.I)
+
+
 class ResultsFormatError(ValueError):
     """The file is not a results table at all; the message is one line for the user."""
 
@@ -104,6 +113,18 @@ class ResultsTable:
     direction: str  # "min" or "max"
     skipped: list[tuple[int, str]] = field(default_factory=list)  # (line number, reason)
     columns: list[str] = field(default_factory=list)
+    decimals: int | None = None  # the metric's precision as written (178.84: 2); None: not fixed-point
+    sections: list["Section"] = field(default_factory=list)  # later blocks in another shape
+
+
+@dataclass
+class Section:
+    """Rows further down the file in another shape (another header without the metric column, or a
+    comma-separated block introduced by a `Columns:` line): shown as they are, as a table of their own."""
+
+    first_line: int
+    columns: list[str]
+    rows: list[list[str]] = field(default_factory=list)
 
 
 def guess_direction(name: str) -> str:
@@ -259,10 +280,20 @@ def parse_results(text: str, metric: str | None = None, direction: str | None = 
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _parse(text, metric, direction, source)
+        return _inert(_parse(text, metric, direction, source), text)
     finally:
         if enabled:
             gc.enable()
+
+
+def _inert(table: ResultsTable, text: str) -> ResultsTable:
+    """A foreign file's escapes and control bytes never reach a screen or a summary."""
+    if sanitize.suspect(text):
+        for row in table.rows:
+            row.commit, row.description = sanitize.line(row.commit), sanitize.line(row.description)
+            row.raw_status = sanitize.line(row.raw_status)
+            row.extra = {sanitize.line(k): sanitize.line(v) for k, v in row.extra.items()}
+    return table
 
 
 def _parse(text: str, metric: str | None, direction: str | None, source: str) -> ResultsTable:
@@ -303,6 +334,9 @@ def _parse(text: str, metric: str | None, direction: str | None, source: str) ->
                if len(f) >= len(columns) and not _is_header(f)]
     lay = _layout(columns, metric, samples, source)
     name = columns[lay.metric].strip() if lay.metric >= 0 else (metric or "")
+    decimals = _decimals([f[lay.metric] for f in samples if lay.metric >= 0])
+    sections: list[Section] = []
+    section: Section | None = None  # the block being collected, if any
     rows: list[ResultRow] = []
     blocked = ""  # set when a later header lacks the metric column
     last = len(lines) - 1 if unterminated else -1  # the one line that may be cut short
@@ -313,6 +347,7 @@ def _parse(text: str, metric: str | None, direction: str | None, source: str) ->
     row_type = ResultRow
     memory_seen: dict[str, float | None] = {}
     tab = sep == "\t"
+    minimise = _direction(direction, name) == "min"
     n, c_i, m_i, mem_i, scale, s_i, d_i, extra = (lay.n, lay.commit, lay.metric, lay.memory, lay.mem_scale,
                                                   lay.status, lay.desc, lay.extra)
     for idx in range(start, len(lines)):
@@ -323,6 +358,18 @@ def _parse(text: str, metric: str | None, direction: str | None, source: str) ->
             lineno = idx + 1
             if not line or line.isspace():
                 skipped.append((lineno, "blank line"))
+                section = None
+                continue
+            if section is not None and not _is_header(fields):
+                cells = _section_cells(line, section)
+                if cells is not None:
+                    section.rows.append(cells)
+                    continue
+                section = None
+            found_columns = _COLUMNS.match(line)
+            if found_columns is not None:
+                section = Section(lineno, [c.strip() for c in next(csv.reader([found_columns.group(1)]))])
+                sections.append(section)
                 continue
             partial = idx == last
             is_header = _is_header(fields)
@@ -354,6 +401,8 @@ def _parse(text: str, metric: str | None, direction: str | None, source: str) ->
             except ResultsFormatError:
                 blocked = f"after a header without the `{name}` column (line {lineno})"
                 skipped.append((lineno, "header without the metric column"))
+                section = Section(lineno, cols)
+                sections.append(section)
             n, c_i, m_i, mem_i, scale, s_i, d_i, extra = (lay.n, lay.commit, lay.metric, lay.memory,
                                                           lay.mem_scale, lay.status, lay.desc, lay.extra)
             memory_seen.clear()  # the memory column may now be in other units
@@ -377,8 +426,10 @@ def _parse(text: str, metric: str | None, direction: str | None, source: str) ->
                 skipped.append((idx + 1, "not a results row"))
                 continue
             status = "discard"  # e.g. "run": a run whose change was not kept
-        elif value == 0.0 and status == "crash":
-            value = None  # 0.000000 is how a crash is written, not a result
+        if value == 0.0 and status != "keep" and (status == "crash" or minimise or _KILLED.search(line)):
+            # 0.000000 is how a crash or a killed run is written (the reference convention), not a
+            # result; a maximised metric (accuracy) can really be 0 on a discard, unless killed.
+            value = None
         memory = None
         if mem_i >= 0:
             mtext = fields[mem_i]
@@ -398,7 +449,52 @@ def _parse(text: str, metric: str | None, direction: str | None, source: str) ->
             raw if raw != status else "", idx + 1,
             {col: fields[i].strip() for i, col in extra} if extra else {},
         ))
-    return ResultsTable(rows, name, _direction(direction, name), skipped, columns)
+    _section_notes(sections, skipped)
+    return ResultsTable(rows, name, _direction(direction, name), skipped, columns, decimals, sections)
+
+
+def _decimals(texts: list[str]) -> int | None:
+    """Digits after the point as the file writes its metric (the most any sample has)."""
+    most = None
+    for text in texts:
+        text = text.strip()
+        if not _num(text):  # not a number, or the 0.000000 of a crash (the convention, not the file's style)
+            continue
+        if "e" in text.lower():
+            return None
+        digits = len(text.partition(".")[2])
+        most = digits if most is None else max(most, digits)
+    return most
+
+
+_COLUMNS = re.compile(r"^\s*columns?\s*:\s*(.+)$", re.I)
+
+
+def _section_notes(sections: list[Section], skipped: list[tuple[int, str]]) -> None:
+    """Lines shown in a section are not "skipped": drop their notes, say where they went."""
+    if not sections:
+        return
+    shown: set[int] = set()
+    for sec in sections:
+        shown.update(range(sec.first_line, sec.first_line + len(sec.rows) + 1))
+    skipped[:] = [(n, why) for n, why in skipped if n not in shown]
+    for sec in sections:
+        skipped.append((sec.first_line, f"{len(sec.rows)} row(s) in another shape ({', '.join(sec.columns)}): "
+                                        "shown as a section of their own"))
+    skipped.sort()
+
+
+def _section_cells(line: str, section: Section) -> list[str] | None:
+    """The line's cells if it reads as a row of the section (its column count, give or take a
+    description with separators in it); None ends the section."""
+    n = len(section.columns)
+    for sep in ("\t", ","):
+        cells = _splitter(sep, n)(line)
+        if len(cells) == n:
+            return [c.strip() for c in cells]
+        if len(cells) > n > 1:
+            return [c.strip() for c in cells[: n - 1]] + [sep.join(cells[n - 1:]).strip()]
+    return None
 
 
 def read_results(path: Path | str, metric: str | None = None,

@@ -6,6 +6,7 @@ The question goes out as an event; the answer comes back through the control fil
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from autoresearch_tui.agents.base import Proposal
@@ -16,7 +17,13 @@ async def ask(engine: Any, n: int, commit: str, description: str, diff: str) -> 
     """Publish the question and wait for this iteration's answer: (decision, edited source or None)."""
     engine.emit(ev.ReviewRequested(iteration=n, commit=commit, description=description, diff=diff))
     while True:
-        answer = await engine.review_answers.get()
+        try:
+            answer = await asyncio.wait_for(engine.review_answers.get(), 0.5)
+        except asyncio.TimeoutError:
+            if engine.stop_requests:  # a stop is never ignored: the waiting proposal is dropped
+                answer = {"cmd": "review_reject"}
+                break
+            continue
         if answer.get("iteration", n) == n:
             break
     decision = str(answer.get("cmd", "reject")).removeprefix("review_")

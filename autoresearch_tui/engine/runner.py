@@ -16,6 +16,8 @@ from typing import Callable
 
 import psutil
 
+from autoresearch_tui.engine import safefs, secrets
+
 CHUNK = 1 << 16
 LOG_CAP_BYTES = 64 << 20  # keep the head and the tail of a run that prints without end
 TAIL_KEEP = 8 << 20
@@ -74,12 +76,14 @@ class LogWriter:
     def __init__(self, path: Path, cap: int = LOG_CAP_BYTES, tail_keep: int = TAIL_KEEP) -> None:
         self.path = path
         self.cap, self.tail_keep = cap, tail_keep
-        self.fh = open(path, "wb")
+        self.fh = os.fdopen(safefs.open_fd(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "wb")
+        self.scrubber = secrets.StreamScrubber()  # a run that prints a key never writes it
         self.written = 0
         self.dropped = 0
         self.tail = bytearray()
 
     def write(self, data: bytes) -> None:
+        data = self.scrubber.feed(data)
         if self.written < self.cap:
             room = self.cap - self.written
             head, data = data[:room], data[room:]
@@ -94,6 +98,10 @@ class LogWriter:
                 self.dropped += cut
 
     def close(self) -> None:
+        rest = self.scrubber.flush()
+        if rest:
+            self.scrubber = secrets.StreamScrubber()
+            self.write(rest)
         if self.tail or self.dropped:
             note = f"\n[autoresearch-tui: log capped, {self.dropped} bytes cut here; the tail follows]\n"
             self.fh.write(note.encode() + bytes(self.tail))

@@ -20,6 +20,7 @@ from typing import Any, Iterator
 
 import tomli_w
 
+from autoresearch_tui.engine import safefs
 from autoresearch_tui.engine.events import Event, event_from_json
 
 EVENTS = "events.jsonl"
@@ -30,7 +31,7 @@ CONTROL = "control.jsonl"
 def append_line(path: Path, line: str, sync: bool = True) -> None:
     """One write of a whole line; a crash can at worst leave a truncated last line."""
     data = (line.rstrip("\n") + "\n").encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    fd = safefs.open_append(path)
     try:
         os.write(fd, data)
         if sync:
@@ -40,9 +41,7 @@ def append_line(path: Path, line: str, sync: bool = True) -> None:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    safefs.write_atomic(path, text.encode("utf-8"))
 
 
 @dataclass
@@ -189,7 +188,7 @@ class ControlInbox:
         for line in self._tail.read():
             try:
                 data = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
             if isinstance(data, dict) and "cmd" in data:
                 out.append(data)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from autoresearch_tui.engine import rotate
 from autoresearch_tui.engine.config import ResearchConfig, validate
 from autoresearch_tui.engine.gitops import GitRepo
 from autoresearch_tui.engine.reporting import SUMMARY_FILE
@@ -43,6 +44,9 @@ def open_repo(cfg: ResearchConfig) -> tuple[GitRepo, Path]:
                         f"run `git rm --cached {results_rel}` and commit, or pick another results_file")
     session_rel = _rel(repo, cfg.path(cfg.session_dir))
     summary_rel = _rel(repo, cfg.path(SUMMARY_FILE))
+    if summary_rel and repo.git.ls_files("--", summary_rel):
+        raise UserError(f"{SUMMARY_FILE} is tracked by git, and each session rewrites it; run "
+                        f"`git rm --cached {summary_rel}` and commit")
     # The summary's temporary file too: a kill mid-write must not leave the tree dirty.
     summary_tmp = f"/{summary_rel.rsplit('/', 1)[0] + '/' if '/' in summary_rel else ''}.{SUMMARY_FILE}.*" \
         if summary_rel else None
@@ -61,6 +65,7 @@ def start(cfg: ResearchConfig) -> Opened:
     if repo.branch_exists(cfg.branch):
         raise UserError(f"branch {cfg.branch} already exists; pick another --tag or continue it with --resume")
     original, base = repo.branch, repo.head()
+    rotate.claim(results_path, cfg.path(cfg.session_dir), cfg.tag, resume=False)
     session = SessionDir(root).create()
     session.write_snapshot({**cfg.to_dict(), "project": str(cfg.project)})
     session.write_origin(original, base)
@@ -82,4 +87,5 @@ def reopen(cfg: ResearchConfig) -> Opened:
         repo.check_ready()
         repo.git.branch(cfg.branch, origin[1])
     original, base = origin or ("", "")
+    rotate.claim(results_path, cfg.path(cfg.session_dir), cfg.tag, resume=True)
     return Opened(repo, session.create(), results_path, original, base)

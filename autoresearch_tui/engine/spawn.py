@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from autoresearch_tui.engine import safefs
 from autoresearch_tui.engine.config import ResearchConfig
 
 
@@ -43,7 +44,7 @@ def spawn_engine(config: ResearchConfig, config_file: Path) -> EngineProcess:
     output.parent.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "autoresearch_tui", "run", str(config.project), "--headless", "--yes",
             "--config", str(config_file)]
-    with open(output, "ab") as out:
+    with open(safefs.open_append(output), "ab") as out:
         popen = subprocess.Popen(
             argv, cwd=str(config.project), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},

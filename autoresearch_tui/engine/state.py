@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from autoresearch_tui.engine import events as ev
-from autoresearch_tui.engine.noise import NoiseModel
+from autoresearch_tui.engine.noise import NoiseModel, default_z
 from autoresearch_tui.engine.reporting import add_spend
 from autoresearch_tui.engine.results import ResultRow
 
@@ -40,6 +40,7 @@ class SessionState:
     review: ev.ReviewRequested | None = None  # a proposal waiting for approve / edit / reject
     prepared: ev.CandidatePrepared | None = None  # pipelining: the next candidate, ready
     noise: NoiseModel = field(default_factory=NoiseModel)  # from re-runs of one commit
+    remeasured: int = 0  # runs of the best beside candidates (keep_policy confirm)
     spent: dict[str, float] = field(default_factory=lambda: {"tokens_in": 0.0, "tokens_out": 0.0, "cost_usd": 0.0})
 
     @classmethod
@@ -118,6 +119,11 @@ class SessionState:
             self.worker_results[event.worker] = event
             if event.status != "crash":
                 self.noise.add(event.commit, event.metric)
+        elif isinstance(event, ev.BestRemeasured):
+            self.noise.add(event.commit, event.metric)
+            self.remeasured += 1
+            if event.commit == self.best_commit:
+                self.best_metric = event.best_metric
         elif isinstance(event, ev.ProgressReport):
             self.progress.append(event)
         elif isinstance(event, ev.Notice):
@@ -140,8 +146,8 @@ class SessionState:
     @property
     def noise_band(self) -> float | None:
         """z x sigma of the measured noise (None until a commit has run twice)."""
-        sigma = self.noise.sigma
-        return None if sigma is None else float(self.config.get("noise_z", 2.0)) * sigma
+        sigma, z = self.noise.sigma, self.config.get("noise_z")
+        return None if sigma is None else float(default_z(str(self.config.get("keep_policy"))) if z is None else z) * sigma
 
     def apply_all(self, events: list[ev.Event]) -> "SessionState":
         for event in events:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import gc
 import io
-import os
 import re
 from collections.abc import Iterable, Sequence
 from operator import attrgetter, itemgetter
@@ -20,6 +19,7 @@ from autoresearch_tui.engine.analysis import (
 )
 from autoresearch_tui.engine.categories import category_for_text
 from autoresearch_tui.engine.durations import format_clock, format_duration
+from autoresearch_tui.engine import safefs, sanitize
 from autoresearch_tui.engine.results import ResultRow, guess_direction
 
 # category_for_text costs up to ~80 us a description; on huge files only the most recent
@@ -252,8 +252,7 @@ def _next_steps(rows: Sequence[ResultRow], direction: str, gains, cats: dict[int
     seeds = []
     if "seed" in "\n".join(map(_description_of, map(itemgetter(1), positive))).lower():  # one scan, not one per gain
         seeds = [i for i, r, _ in positive if _SEED.search(r.description)]
-    keeps = statuses.count("keep")
-    decided = keeps + statuses.count("discard")
+    keeps, decided = _keep_rate(statuses)
     if seeds:
         steps.append("Kept seed changes (#" + ", #".join(map(str, seeds)) + ") are noise, not "
                      "improvements: re-test them against a re-run baseline.")
@@ -337,7 +336,7 @@ def _render_summary(rows, metric, direction, session, platform, budget_s, date_r
     if len(gains) > TOP_IMPROVEMENTS:
         where = "All Experiments" if not first_listed else "the full experiments table (see All Experiments)"
         out += [f"{len(gains) - TOP_IMPROVEMENTS} more kept changes are in {where}.", ""]
-    out += ["Metric in parentheses: change vs the previous kept value.", "",
+    out += ["Metric in parentheses: gain over the best before it (keeps that did not beat it are not ranked).", "",
             "## What Didn't Work", ""]
     groups: dict[str, list[list[str]]] = {}
     for i in range(window, len(rows)):
@@ -353,7 +352,8 @@ def _render_summary(rows, metric, direction, session, platform, budget_s, date_r
         if len(items) > len(shown):
             body.append([cat, f"… {len(items) - len(shown)} more", "see All Experiments"])
     out += _table(("Category", "Description", "Outcome"),
-                  body or [[_DASH, "every change was kept", _DASH]])
+                  body or [[_DASH, "every change was kept" if len(rows) > 1 else "no experiment after the baseline yet",
+                          _DASH]])
     if window > 1:
         out += ["", f"(Categories cover the last {len(rows) - window} experiments.)"]
     out += ["", "## Recommended Next Steps", ""]
@@ -381,6 +381,13 @@ def _render_summary(rows, metric, direction, session, platform, budget_s, date_r
     return "\n".join(out) + "\n"
 
 
+def _keep_rate(statuses: list[str]) -> tuple[int, int]:
+    """(keeps, keeps + discards) after the baseline: the baseline is kept by definition."""
+    after = statuses[1:]
+    keeps = after.count("keep")
+    return keeps, keeps + after.count("discard")
+
+
 def _statistics(rows: Sequence[ResultRow], metric: str, direction: str,
                 extra_note: str | None, statuses: list[str] | None = None,
                 metrics: list[float | None] | None = None) -> list[str]:
@@ -396,12 +403,12 @@ def _statistics(rows: Sequence[ResultRow], metric: str, direction: str,
         for word, status in zip(written, statuses):
             if word and word.lower() != status:
                 raw[f"{word} → {status}"] = raw.get(f"{word} → {status}", 0) + 1
-    decided = counts["keep"] + counts["discard"]
-    rate = f"{counts['keep']}/{decided} = {counts['keep'] / decided:.1%}" if decided else "n/a"
+    keeps, decided = _keep_rate(statuses)
+    rate = f"{keeps}/{decided} = {keeps / decided:.1%}" if decided else "n/a"
     out = ["", "## Statistics", ""]
     out += _table(("Status", "Count"), [(k, str(v)) for k, v in counts.items()])
     out += ["", f"- Experiments: {len(rows)} (baseline + {max(len(rows) - 1, 0)} iterations)",
-            f"- Keep rate (keep / (keep + discard)): {rate}",
+            f"- Keep rate (keep / (keep + discard), baseline excluded): {rate}",
             f"- Runs without a metric: {(metrics if metrics is not None else list(map(_metric_of, rows))).count(None)}",
             f"- Metric: `{metric}` ({_direction_words(direction)})"]
     if raw:
@@ -414,17 +421,38 @@ def _statistics(rows: Sequence[ResultRow], metric: str, direction: str,
     return out
 
 
+def noise_notes(noise_text: str, z: float, policy: str, kept: Sequence[tuple[str, str, list[float]]],
+                sigma: float, direction: str, reruns: int, best_reruns: int, total_runs: int) -> list[str]:
+    """Summary lines on noise: the measured noise, the runs spent confirming, and the keeps within
+    the noise. `kept`: (commit, description, every run of it, re-measures included) per kept
+    commit in order, the baseline first; a keep is within the noise when its gain over the keep
+    before it is at most z standard errors (sigma x sqrt(1/k + 1/m), all runs of both)."""
+    out = [f"Noise: {noise_text} (keep policy: {policy}, z = {z:g})"]
+    if reruns or best_reruns:
+        spent = reruns + best_reruns
+        out.append(f"Runs spent confirming: {spent} of {total_runs} ({spent / max(total_runs, 1):.0%}): "
+                   f"{reruns} re-runs of candidates, {best_reruns} runs of the best beside them")
+    within = []
+    for (_, _, before), (commit, description, runs) in zip(kept, kept[1:]):
+        if not before or not runs:
+            continue
+        gain = sum(before) / len(before) - sum(runs) / len(runs)
+        gain = -gain if direction == "max" else gain
+        se = sigma * (1 / len(runs) + 1 / len(before)) ** 0.5
+        if gain <= z * se:
+            score = f"{gain / se:+.1f}" if se else "n/a"
+            within.append(f"{commit} {description} ({score} standard errors over {len(runs)} vs {len(before)} runs)")
+    if within:
+        out.append(f"Kept changes within the noise (gain at most {z:g} standard errors; may be luck, "
+                   "re-run to confirm): " + "; ".join(within))
+    elif len(kept) > 1:
+        out.append(f"Every kept change beats the keep before it by more than {z:g} standard errors")
+    return out
+
+
 def write_summary(path: Path | str, text: str) -> None:
     """Write atomically: a reader sees the old file or the new one, never half of one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    # Never through a symlink (a committed or planted one would redirect the write elsewhere).
+    safefs.write_atomic(path, sanitize.block(text).encode("utf-8"), sync=True)

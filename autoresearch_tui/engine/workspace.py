@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from autoresearch_tui.agents.base import Proposal
-from autoresearch_tui.engine import events as ev
+from autoresearch_tui.engine import events as ev, sanitize
 from autoresearch_tui.engine.config import ResearchConfig
 from autoresearch_tui.engine.gitops import GitRepo, file_hash
 from autoresearch_tui.errors import RuntimeFailure
@@ -23,8 +23,8 @@ class Workspace:
                  session_root: Path) -> None:
         self.config, self.repo, self.emit = config, repo, emit
         self.train_rel = repo.rel(config.path(config.train_script))
-        self.readonly_rel = repo.rel(config.path(config.readonly_script)) if config.readonly_script else None
-        self.readonly_hash = file_hash(repo.root / self.readonly_rel) if self.readonly_rel else None
+        self.readonly_hashes = {rel: file_hash(repo.root / rel)
+                                for rel in (repo.rel(config.path(f)) for f in config.readonly_files())}
         self.worktree = session_root / "worktree"
         self.diffs: dict[str, str] = {}  # commit -> its diff, computed once in apply()
 
@@ -41,7 +41,7 @@ class Workspace:
         if refused:
             return refused
         cfg.path(cfg.train_script).write_text(proposal.new_source, encoding="utf-8")
-        commit = repo.commit_paths([self.train_rel], f"exp: {proposal.description}")
+        commit = repo.commit_paths([self.train_rel], f"exp: {sanitize.line(proposal.description)}")
         self.diffs[commit] = unified_diff(self.train_rel, old_source, proposal.new_source)
         self.emit(ev.ProposalMade(iteration=n, description=proposal.description, diff=self.diffs[commit],
                                   meta=proposal.meta))
@@ -83,9 +83,10 @@ class Workspace:
             repo.reset_hard(best)
         for rel in new_files:
             (repo.root / rel).unlink(missing_ok=True)
-        if self.readonly_rel and file_hash(repo.root / self.readonly_rel) != self.readonly_hash:
-            raise RuntimeFailure(f"{self.readonly_rel} differs from its state at session start even after a reset; "
-                                 "it must not change during a session")
+        for rel, digest in self.readonly_hashes.items():
+            if file_hash(repo.root / rel) != digest:
+                raise RuntimeFailure(f"{rel} differs from its state at session start even after a reset; "
+                                     "it must not change during a session")
         if n is not None and (reverted or new_files):
             self.emit(ev.GuardrailTripped(iteration=n, reverted=sorted(set(reverted + new_files)),
                                           reason="only the training script may change"))

@@ -6,8 +6,11 @@ The `*_app` builders are separate so tests and the screenshot script drive the r
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
+
+from autoresearch_tui import exit_codes
 
 from autoresearch_tui.tui.app import ResearchApp
 
@@ -62,7 +65,7 @@ def wizard_app(config: Any, demo: bool = False, *, bell: bool = False) -> Resear
             app.call_from_thread(app.notify, str(exc), title="Cannot start", severity="error", timeout=15)
             app.call_from_thread(open_wizard, app, cfg)
             return
-        screen = LiveScreen(cfg.session_path(), engine=engine, bell=bell or bool(getattr(cfg, "bell", False)))
+        screen = LiveScreen(cfg.session_path(), engine=engine, bell=bell or cfg.bell)
         app.call_from_thread(app.push_screen, screen)
 
     def start(app: ResearchApp):
@@ -72,8 +75,11 @@ def wizard_app(config: Any, demo: bool = False, *, bell: bool = False) -> Resear
     return ResearchApp(start)
 
 
-def _run(app: ResearchApp) -> int:
-    result = app.run()
+def _run(app: ResearchApp, headless: bool = False) -> int:
+    result = app.run(headless=headless)
+    if app.crash_line:
+        print(app.crash_line, file=sys.stderr)
+        return exit_codes.RUNTIME_FAILURE
     code = app.return_code
     return code if code else (result if isinstance(result, int) else 0)
 

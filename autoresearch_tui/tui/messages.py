@@ -59,6 +59,7 @@ class ResultsLoaded(Message, bubble=False):
     session_state: SessionState | None = None
     repo: Path | None = None
     summary: str | None = None  # autoresearch-summary.md; None: SummaryReady follows with it
+    partial: bool = False  # the file's first screenfuls only: the whole file follows
 
 
 @dataclass

@@ -232,6 +232,9 @@ class ResultsSource:
 
     def start(self, target: MessagePump) -> threading.Thread:
         def work() -> None:
+            head = self.load_head()
+            if head is not None:
+                target.post_message(head)
             loaded = self.load(with_summary=False)
             if target.post_message(loaded) and isinstance(loaded, ResultsLoaded):
                 self.rows_shown.wait(SUMMARY_WAIT_S)
@@ -240,6 +243,24 @@ class ResultsSource:
         thread = threading.Thread(target=work, name="results-source", daemon=True)
         thread.start()
         return thread
+
+    def load_head(self) -> ResultsLoaded | None:
+        """The head of a long file, parsed on its own: the first screenful shows while the rest is
+        read. None for a short file (read whole at once) or a head that does not parse."""
+        from autoresearch_tui.engine.results import ResultsFormatError
+        from autoresearch_tui.engine.state import SessionState
+        from autoresearch_tui.tui.prepaint import HEAD_BYTES, read_head
+
+        try:
+            if self.session is not None or self.results.stat().st_size <= HEAD_BYTES:
+                return None
+            table = read_head(self.results)
+        except (OSError, ResultsFormatError, ValueError):
+            return None
+        if not table.rows:
+            return None
+        state = SessionState.from_rows(table.rows, table.metric, table.direction)
+        return ResultsLoaded(table, state, partial=True)
 
     def load(self, with_summary: bool = True) -> ResultsLoaded | LoadFailed:
         from autoresearch_tui.engine.details import find_repo
@@ -266,7 +287,7 @@ class ResultsSource:
         if session_state is not None:
             state.started, state.platform = session_state.started, session_state.platform
             state.first_ts, state.last_ts, state.ended = session_state.first_ts, session_state.last_ts, session_state.ended
-        repo = self.repo.resolve() if self.repo else find_repo(self.results.resolve().parent)
+        repo = self.repo.resolve() if self.repo else holding_repo(find_repo(self.results.resolve().parent), table.rows)
         summary = self._summary(table, state) if with_summary else None
         return ResultsLoaded(table, state, session_state, repo, summary)
 
@@ -274,9 +295,31 @@ class ResultsSource:
         return render_state_summary(state, table.skipped, name=self.results.name)
 
 
+def holding_repo(repo: Path | None, rows, probe: int = 8) -> Path | None:
+    """`repo` if it holds any of the first commits of `rows` (a results file next to its project),
+    else None: a file copied into another repository gets no diffs that cannot be there."""
+    import subprocess
+
+    from autoresearch_tui.engine.details import clean_commit
+
+    if repo is None:
+        return None
+    commits = [clean_commit(r.commit)[0] for r in rows[:probe]]
+    commits = [c for c in commits if c and all(ch in "0123456789abcdefABCDEF" for ch in c)]
+    if not commits:
+        return None
+    try:
+        done = subprocess.run(["git", "-C", str(repo), "cat-file", "--batch-check"], capture_output=True, text=True,
+                              input="".join(f"{c}^{{commit}}\n" for c in commits), timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return repo if done.returncode == 0 and any(" commit " in ln for ln in done.stdout.splitlines()) else None
+
+
 def render_state_summary(state, skipped=(), name: str | None = None) -> str:
     """autoresearch-summary.md for what a state holds so far (replay, or mid-session)."""
     from autoresearch_tui.engine.durations import parse_duration
+    from autoresearch_tui.engine.reporting import date_range
     from autoresearch_tui.engine.summary import render_summary
 
     cfg = state.config
@@ -290,7 +333,8 @@ def render_state_summary(state, skipped=(), name: str | None = None) -> str:
         return render_summary(state.rows, metric=state.metric or "metric", direction=state.direction,
                               session=state.started.branch if state.started else name,
                               platform=state.platform.platform if state.platform else None, budget_s=budget,
-                              date_range=None, adjustments=state.platform.adjustments if state.platform else None,
+                              date_range=date_range(state.first_ts, state.last_ts) if state.first_ts else None,
+                              adjustments=state.platform.adjustments if state.platform else None,
                               skipped=skipped)
     except Exception as exc:  # noqa: BLE001 - a summary bug must not hide the table
         return f"# Summary unavailable\n\n{exc}\n"

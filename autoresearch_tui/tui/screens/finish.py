@@ -140,6 +140,7 @@ class FinishScreen(Screen["MergeResult | None"]):
         self.result: MergeResult | None = None
         self.pending_moved: str | None = None  # the choice waiting for its second (confirming) press
         self.busy = False
+        self.kept_as_is = False  # "Keep branch as is" was chosen (a merge stays possible)
 
     # -- facts from the events -------------------------------------------------------------
     @property
@@ -184,10 +185,11 @@ class FinishScreen(Screen["MergeResult | None"]):
             yield Static("", id="fin-warning", markup=False)
             yield Static("", id="fin-result", markup=False)
             with Horizontal(id="fin-buttons"):
-                yield Button("Squash", id="merge-squash", variant="primary", compact=True, disabled=True)
+                yield Button("Squash", id="merge-squash", compact=True, disabled=True)
                 yield Button("Rebase", id="merge-rebase", compact=True, disabled=True)
                 yield Button("Merge commit", id="merge-merge", compact=True, disabled=True)
-                yield Button("Keep branch as is", id="merge-keep", compact=True)
+                yield Button("Keep branch as is", id="merge-keep", variant="primary", compact=True)
+                yield Button("Close", id="fin-close", compact=True)
         yield Footer()
 
     def _headline(self) -> str:
@@ -223,8 +225,14 @@ class FinishScreen(Screen["MergeResult | None"]):
                 f"(fast-forward) or merge commit; or keep {started.branch} as is. Nothing is pushed.")
 
     def on_mount(self) -> None:
-        self.query_one("#merge-keep", Button).focus()
+        self._primary("merge-keep")  # until the plan says a merge is possible
         self.refresh_plan()
+
+    def _primary(self, button_id: str) -> None:
+        """The one primary button is the one with focus: Enter does what the screen suggests."""
+        for button in self.query(Button):
+            button.variant = "primary" if button.id == button_id else "default"
+        self.query_one(f"#{button_id}", Button).focus()
 
     # -- plan (thread worker) ----------------------------------------------------------------
     def refresh_plan(self) -> None:
@@ -270,6 +278,8 @@ class FinishScreen(Screen["MergeResult | None"]):
             self._set_warning("")
         mergeable = not (plan.problem or plan.nothing_to_merge or plan.already_merged) and self.result is None
         self._enable(mergeable)
+        if self.result is None and not self.kept_as_is:
+            self._primary("merge-squash" if mergeable and not plan.dirty else "merge-keep")
 
     @staticmethod
     def _moved_text(plan: MergePlan) -> str:
@@ -300,6 +310,8 @@ class FinishScreen(Screen["MergeResult | None"]):
         button = event.button.id or ""
         if button == "merge-keep":
             self.keep()
+        elif button == "fin-close":
+            self.action_close()
         elif button.startswith("merge-"):
             self.choose(button.removeprefix("merge-"))
 
@@ -307,9 +319,11 @@ class FinishScreen(Screen["MergeResult | None"]):
         started = self.started
         branch = started.branch if started else "the research branch"
         if self.result is None:
-            self._set_result(f"Kept {branch} as is; nothing was merged. Esc closes.", ok=True)
-        self._enable(False)
+            self._set_result(f"Kept {branch} as is; nothing was merged. Enter closes; a merge is still "
+                             "possible above.", ok=True)
+        self.kept_as_is = True
         self.pending_moved = None
+        self._primary("fin-close")
 
     def choose(self, how: str) -> None:
         """First press of a choice on a moved branch warns; the second press confirms."""
@@ -357,6 +371,7 @@ class FinishScreen(Screen["MergeResult | None"]):
                          f"(checked out). Nothing was pushed. Esc closes.", ok=True)
         self._set_warning("")
         self._enable(False)
+        self._primary("fin-close")
 
     def action_close(self) -> None:
         if self.busy:

@@ -25,6 +25,9 @@ from autoresearch_tui.tui.widgets.workers import WorkersStrip
 
 CONTROL_ACTIONS = {"toggle_pause", "stop", "kill_run", "instruct", "review"}
 SUMMARY_FILE = "autoresearch-summary.md"
+READ_ONLY_KEYS = {"p": "pause", "s": "stop", "k": "kill the run", "i": "instruct", "v": "review", "f": "finish"}
+CONTROL_WORDS = {"p": "control {dir} pause", "s": "control {dir} stop", "k": "control {dir} kill-run",
+                 "i": "instruct {dir} \"TEXT\""}
 
 
 class LiveScreen(ReviewFlow, PaneScreen):
@@ -35,7 +38,8 @@ class LiveScreen(ReviewFlow, PaneScreen):
         Binding("f", "finish", "Finish"),
         Binding("i", "instruct", "Instruct", show=False),
         Binding("v", "review", "Review"),
-        Binding("a", "toggle_scroll", "Scroll"),
+        Binding("a", "toggle_scroll", "Tail ✓"),  # the footer says whether the log follows its end
+        Binding("a", "toggle_scroll_back", "Tail ✗"),
         Binding("a", "toggle_log_scroll", "Scroll", show=False),  # with workers: `w` takes its footer room
         Binding("w", "next_worker", "Worker"),
         Binding("r", "report", "Report"),
@@ -172,6 +176,8 @@ class LiveScreen(ReviewFlow, PaneScreen):
 
     def on_log_changed(self, message: LogChanged) -> None:
         self.query_one(LogView).show(message.lines, message.total)
+        if message.lines and message.run is not None and message.run is self.state.run:
+            self.query_one(StatusHeader).saw_log_line(self.state.run, message.lines[-1])
         if message.path is not None:
             self.set_subtitle(2, f"{message.path.name} · {message.total} lines")
         if message.run is not None and message.run is not self.shown_run:
@@ -227,6 +233,13 @@ class LiveScreen(ReviewFlow, PaneScreen):
     def action_toggle_log_scroll(self) -> None:
         self.action_toggle_scroll()
 
+    def action_toggle_scroll_back(self) -> None:
+        self.action_toggle_scroll()
+
+    def action_toggle_scroll(self) -> None:
+        super().action_toggle_scroll()
+        self.refresh_bindings()  # the footer shows the new state
+
     def action_next_worker(self) -> None:
         """`w`: follow the next worker (automatic, w0, w1, …, automatic)."""
         workers = sorted(self.state.workers)
@@ -262,13 +275,31 @@ class LiveScreen(ReviewFlow, PaneScreen):
             if self.read_only:
                 return False
             return None if self.state.ended is not None else True
-        if action == "finish":  # offered once the session has ended
-            return not self.read_only and self.state.ended is not None
+        if action == "finish":  # offered once the session has ended (watch too: merging ends "leave running")
+            return self.state.ended is not None
         if action == "next_worker":  # only with parallel workers
             return self.state.multi_worker
-        if action == "toggle_scroll":  # the same key, out of the footer (80 columns hold one of a / w)
-            return not self.state.multi_worker
+        if action in ("toggle_scroll", "toggle_scroll_back"):  # one `a` in the footer (80 columns hold one of a / w)
+            log = self.query(LogView).first(None)
+            following = log is None or log.auto_scroll
+            return not self.state.multi_worker and following == (action == "toggle_scroll")
         return True
+
+    def on_key(self, event: events.Key) -> None:
+        """Watch: the control keys say why they do nothing instead of doing nothing silently."""
+        if not self.read_only or event.character not in READ_ONLY_KEYS:
+            return
+        if event.character == "f" and self.state.ended is not None:
+            return  # the finish binding takes it
+        event.stop()
+        if event.character == "f":
+            self.notify("the finish screen opens when the watched session has ended", timeout=4)
+            return
+        how = CONTROL_WORDS.get(event.character)
+        hint = (f"from a shell: autoresearch-tui {how.format(dir=self.session_dir)}" if how
+                else "reviews are answered in the terminal that runs the loop")
+        self.notify(f"read-only here ({READ_ONLY_KEYS[event.character]}): this is a watch; {hint}",
+                    title="Watch", timeout=8)
 
     def _send(self, command: str, **fields) -> None:
         if self.control is not None:
@@ -288,7 +319,7 @@ class LiveScreen(ReviewFlow, PaneScreen):
 
     def action_stop(self) -> None:
         self.stop_requests += 1
-        self._send("stop")
+        self._send("stop" if self.stop_requests == 1 else "kill_run")
         if self.stop_requests == 1:
             self.notify("stopping after the current run (s again kills it now)", timeout=5)
         else:
@@ -316,6 +347,14 @@ class LiveScreen(ReviewFlow, PaneScreen):
     def action_instruct(self) -> None:
         from autoresearch_tui.tui.screens.prompt import PromptScreen
 
+        if self.state.config.get("agent", "builtin") == "builtin":
+            # The built-in proposer edits constants by rule; it has no way to read a sentence.
+            self.notify("the built-in proposer cannot read free text. Steer it with `vary` / `hold` "
+                        "(constants or categories, e.g. hold = [\"DEPTH\"], vary = [\"optimizer\"]) in "
+                        "autoresearch.toml or --vary/--hold, then resume; or use an LLM agent (--agent).",
+                        title="Instruction", severity="warning", timeout=12)
+            return
+
         def sent(text: str | None) -> None:
             if text:
                 self._send("instruct", text=text)
@@ -324,9 +363,10 @@ class LiveScreen(ReviewFlow, PaneScreen):
         self.app.push_screen(PromptScreen("Instruction", "Guidance for the next proposals (enter sends):"), sent)
 
     def action_report(self) -> None:
-        if not self.state.progress:
+        if not self.state.progress:  # none yet (one every N iterations): the summary so far
             every = self.state.config.get("progress_every", 10)
-            self.notify(f"no progress report yet (one every {every} iterations)", timeout=4)
+            self.notify(f"no progress report yet (one every {every} iterations): the summary so far", timeout=4)
+            self.action_summary()
             return
         report = self.state.progress[-1]
         self.show_document(f"Progress — iteration {report.iteration}", report.markdown)

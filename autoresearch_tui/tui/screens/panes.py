@@ -13,7 +13,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Vertical
-from textual.events import DescendantFocus
+from textual.events import DescendantFocus, Resize
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer
@@ -36,6 +36,9 @@ class Pane(Vertical):
         self.border_title = f"{number} {title}"
 
 
+NARROW = 100  # below this many columns the panes stack (the focused one large)
+
+
 class PaneScreen(Screen):
     MODE = "live"
     NEWEST_FIRST = True
@@ -56,6 +59,7 @@ class PaneScreen(Screen):
     def __init__(self) -> None:
         super().__init__()
         self.state = SessionState()
+        self.decimals: int | None = 6  # how metric values are written (replay: the file's own precision)
         self._detail_seq = itertools.count(1)
         self._detail_want = 0
 
@@ -102,18 +106,40 @@ class PaneScreen(Screen):
 
     def on_mount(self) -> None:
         self.query_one(StatusHeader).mode = self.MODE
+        self._enlarge(self.query_one("#pane-4", Pane))
         self.query_one(ResultsTable).focus()
+        self._lay_out(self.size.width)
+
+    def on_resize(self, event: Resize) -> None:
+        self._lay_out(event.size.width)
+
+    def _lay_out(self, width: int) -> None:
+        """Two by two from NARROW columns up; below, stacked so every pane gets the full width."""
+        if width:
+            self.query_one("#panes").set_class(width < NARROW, "-narrow")
+
+    def _enlarge(self, pane: Pane) -> None:
+        for other in self.query(Pane):
+            other.set_class(other is pane, "-big")
 
     # -- views -------------------------------------------------------------------------
-    def refresh_views(self) -> None:
-        """Redraw header, chart and table from self.state."""
+    def refresh_views(self, chart: bool = True) -> None:
+        """Redraw header, table and (unless `chart` is False) chart from self.state."""
         s = self.state
-        self.query_one(StatusHeader).show(s, self.status_word())
+        header = self.query_one(StatusHeader)
+        header.decimals = self.decimals
+        header.show(s, self.status_word())
         table = self.query_one(ResultsTable)
         best = _best_index(s)
-        table.set_rows(s.rows, s.metric, best)
-        self.query_one(ChartPane).show(s.rows, s.direction, table.selected_index(), s.noise_band)
+        table.set_rows(s.rows, s.metric, best, self.decimals)
+        if chart:
+            self.refresh_chart()
         self.set_subtitle(4, f"{len(s.rows)} experiments")
+
+    def refresh_chart(self) -> None:
+        s = self.state
+        self.query_one(ChartPane).show(s.rows, s.direction, self.query_one(ResultsTable).selected_index(),
+                                       s.noise_band)
 
     def status_word(self) -> str:
         return "running"
@@ -160,9 +186,11 @@ class PaneScreen(Screen):
 
     def on_descendant_focus(self, event: DescendantFocus) -> None:
         grid = self.query_one("#panes")
+        pane = self._pane_of(event.widget)
+        if pane is not None and not pane.has_class("-big"):
+            self._enlarge(pane)  # stacked layout: the focused pane is the large one
         if not grid.has_class("-maximized"):
             return
-        pane = self._pane_of(event.widget)
         if pane is not None and not pane.has_class("-max"):
             for other in self.query(Pane):
                 other.remove_class("-max")

@@ -26,6 +26,22 @@ from autoresearch_tui.tui.widgets.log_view import LogView
 from autoresearch_tui.tui.widgets.results_table import ResultsTable
 
 
+SECTION_ROWS = 200  # rows of a section shown in the summary pane
+
+
+def sections_markdown(sections) -> str:
+    """The file's blocks in another shape, each a table of its own under the summary."""
+    out = []
+    for sec in sections:
+        out += ["", f"## Rows in another shape (from line {sec.first_line})", ""]
+        out.append("| " + " | ".join(sec.columns) + " |")
+        out.append("|" + "|".join("---" for _ in sec.columns) + "|")
+        out += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in sec.rows[:SECTION_ROWS]]
+        if len(sec.rows) > SECTION_ROWS:
+            out += ["", f"… {len(sec.rows) - SECTION_ROWS} more rows"]
+    return "\n".join(out) + ("\n" if out else "")
+
+
 SUMMARY_AFTER_S = 0.3  # the summary starts rendering this long after the rows were shown
 
 
@@ -50,6 +66,7 @@ class ReplayScreen(PaneScreen):
         self.loaded = False
         self.source: ResultsSource | None = None
         self._summary_wanted = False  # `u` was pressed before the summary was ready
+        self.sections: list = []  # blocks of the file in another shape (results.Section)
 
     def second_pane_title(self) -> str:
         return "Run log" if self.session else "Summary"
@@ -77,9 +94,22 @@ class ReplayScreen(PaneScreen):
 
     # -- data ------------------------------------------------------------------------------
     def on_results_loaded(self, message: ResultsLoaded) -> None:
+        if message.partial:  # the first rows, while the rest of a long file is read
+            self.state, self.decimals = message.state, message.table.decimals
+            header = self.query_one(StatusHeader)
+            header.title = f"{self.results.name} (reading…)"
+            self.refresh_views(chart=False)
+            return
+        self.query_one(StatusHeader).title = self.results.name
         self.state, self.session_state, self.repo = message.state, message.session_state, message.repo
         self.skipped, self.loaded = list(message.table.skipped), True
-        self.refresh_views()
+        self.sections = message.table.sections
+        self.decimals = message.table.decimals
+        # No repository holding these commits and no session: the diff pane has nothing to show,
+        # so the table and the chart get its room.
+        self.query_one("#panes").set_class(self.repo is None and self.session is None, "-nodiff")
+        self.refresh_views(chart=False)  # the rows first; the chart (O(n) to prepare) a frame later
+        self.call_after_refresh(self.refresh_chart)
         # The summary renders in the source's thread once the frame with the rows is out (a few
         # frames later; in the same interpreter it would slow that frame down), or when `u` asks.
         self.set_timer(SUMMARY_AFTER_S, self.source.rows_shown.set)
@@ -110,7 +140,7 @@ class ReplayScreen(PaneScreen):
         self.summary = text
         docs = self.query(TextDocument)
         if docs:
-            docs.first().set_lines(self.summary.splitlines(), scroll_home=True)
+            docs.first().set_markdown(self.summary + sections_markdown(self.sections))
         if self._summary_wanted:
             self._summary_wanted = False
             self.action_summary()
@@ -157,4 +187,5 @@ class ReplayScreen(PaneScreen):
                 self._summary_wanted = True
                 self.notify("rendering the summary…", timeout=2)
             return
-        self.show_document(f"Summary — {self.results.name}", self.summary or "no summary")
+        self.show_document(f"Summary — {self.results.name}",
+                           (self.summary or "no summary") + sections_markdown(self.sections))

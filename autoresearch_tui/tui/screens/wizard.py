@@ -11,6 +11,8 @@ thread worker, never on the UI thread.
 
 from __future__ import annotations
 
+import asyncio
+
 import copy
 import os
 from pathlib import Path
@@ -223,6 +225,8 @@ class WizardScreen(Screen["ResearchConfig | None"]):
 
     def _apply_git(self, tag: str, agent: str, git_problem: str | None, branch_problem: str | None,
                    agent_problem: str | None = None) -> None:
+        if not self.is_attached:
+            return  # a check that finished after the screen closed
         self.git_error = git_problem
         self.branch_error = branch_problem
         self.git_checked_tag = tag
@@ -392,7 +396,11 @@ class WizardScreen(Screen["ResearchConfig | None"]):
             error.update(f"✗ Cannot write {CONFIG_FILE}: {exc}")
             error.set_class(True, "-shown")
             return
-        if written:  # a tracked autoresearch.toml that changed makes the tree dirty: say so now
+        if written and self.demo:  # the demo's own repository: commit it rather than leave it untracked
+            from autoresearch_tui.demo import commit_config
+
+            await asyncio.to_thread(commit_config, config.project)
+        elif written:  # a tracked autoresearch.toml that changed makes the tree dirty: say so now
             self.start_git_check()
             await self._wait_git()
             if self.git_error and CONFIG_FILE in self.git_error:
@@ -405,14 +413,14 @@ class WizardScreen(Screen["ResearchConfig | None"]):
 
     @staticmethod
     def _save(config: ResearchConfig) -> bool:
-        """Write autoresearch.toml unless it already says exactly this; True if written."""
-        import tomli_w
-
+        """Write autoresearch.toml (keeping its comments and order) unless it already says exactly this;
+        True if written."""
         path = config.project / CONFIG_FILE
-        text = tomli_w.dumps(config.to_dict())
-        if path.exists() and path.read_text(encoding="utf-8", errors="replace") == text:
+        existing = path.read_text(encoding="utf-8") if path.is_file() else None
+        text = config.toml_text(existing)
+        if text == existing:
             return False  # unchanged: a committed file stays untouched
-        config.save()
+        path.write_text(text, encoding="utf-8")
         return True
 
     def _label(self, key: str) -> str:

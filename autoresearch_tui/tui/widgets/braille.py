@@ -1,5 +1,6 @@
 """The reference analysis plot drawn with braille dots: every experiment a point (keeps green ●,
-discards grey dots, crashes red × on the bottom row), and the running best as a step line.
+discards grey ○ while there is a cell per experiment, else braille dots; crashes red × and killed
+runs ⊘ on the bottom row), and the running best as a step line.
 
 Pure functions over values, returning Rich Text lines. Glyphs differ per status, so the plot
 still reads without colour (NO_COLOR).
@@ -22,11 +23,12 @@ from typing import Sequence
 from rich.text import Text
 
 _BITS = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))  # [row][col] in a 2x4 cell
-KEEP, CRASH = "●", "×"
-STYLE = {"keep": "bold green", "discard": "grey50", "crash": "bold red", "best": "green", "axis": "dim",
-         "selected": "bold yellow", "band": "dim green"}
+KEEP, DISCARD, CRASH, KILLED = "●", "○", "×", "⊘"
+GLYPHS = {"keep": KEEP, "discard": DISCARD, "crash": CRASH, "killed": KILLED}
+STYLE = {"keep": "bold green", "discard": "grey62", "crash": "bold red", "killed": "bold dark_orange",
+         "best": "green", "axis": "dim", "selected": "bold yellow", "band": "dim green"}
 EXACT = 24  # a pixel column with at most this many points draws each of them (exactly as one by one)
-DOT, KEEP_MARK, CRASH_MARK = 0, 1, 2
+DOT, KEEP_MARK, CRASH_MARK, KILLED_MARK = 0, 1, 2, 3
 _INF = float("inf")
 
 
@@ -43,12 +45,12 @@ class ChartData:
     values: Sequence[float | None]
     lo: float | None  # the y range (None: no value at all)
     hi: float | None
-    kind: list[int]  # per point: DOT (a discard, or any other status), KEEP_MARK or CRASH_MARK
+    kind: list[int]  # per point: DOT (a discard, or any other status), KEEP_MARK, CRASH_MARK or KILLED_MARK
     dlo: list[float]  # the discards' values, +inf for every other point (min over a slice)
     dhi: list[float]  # the same with -inf (max over a slice)
     keeps: list[int]  # the keeps' indices, in order
     keep_values: list[float]  # and their values
-    crashes: list[int]  # the crashes' indices (a crash, or no value), in order
+    crashes: list[int]  # the indices of runs without a value (crashed or killed), in order
     best: list[float | None]  # the running best, carried over gaps
     first_best: int  # the first index with a best (n: none)
     band: float | None = None  # the noise band: +-band around the running best (z x sigma)
@@ -64,8 +66,8 @@ def prepare(values: Sequence[float | None], statuses: Sequence[str], best: Seque
     keep_values: list[float] = []
     crashes: list[int] = []
     for i, (v, status) in enumerate(zip(values, statuses)):
-        if status == "crash" or v is None:
-            kind[i] = CRASH_MARK
+        if status == "crash" or v is None:  # a discard without a value was killed
+            kind[i] = CRASH_MARK if status == "crash" else KILLED_MARK
             crashes.append(i)
         elif status == "keep":
             kind[i] = KEEP_MARK
@@ -160,6 +162,7 @@ def draw_plot(data: ChartData, width: int, height: int) -> list[Text]:
     def row_down(v: float) -> int:  # minus the cell row: grows with the value
         return -(ypix(v) // 4)
 
+    sparse = n <= pw
     band = data.band
     band_cells = [[0] * pw for _ in range(ph)] if band else None
     for x in range(px_w):
@@ -184,11 +187,14 @@ def draw_plot(data: ChartData, width: int, height: int) -> list[Text]:
             for i in range(a, b):
                 what = kind[i]
                 if what == DOT:
-                    dot(x, ypix(dlo[i]))
+                    if sparse:  # room for a glyph per experiment: a discard is a ○, not one dot
+                        marks.setdefault((ypix(dlo[i]) // 4, cx), "discard")
+                    else:
+                        dot(x, ypix(dlo[i]))
                 elif what == KEEP_MARK:
                     marks[(ypix(data.values[i]) // 4, cx)] = "keep"  # type: ignore[arg-type]
                 else:
-                    marks[(last_row, cx)] = "crash"
+                    marks[(last_row, cx)] = "crash" if what == CRASH_MARK else "killed"
             continue
         low = min(dlo[a:b])
         if low != _INF:  # the discards: one stroke from their lowest to their highest
@@ -203,9 +209,9 @@ def draw_plot(data: ChartData, width: int, height: int) -> list[Text]:
                 pos = bisect_right(ordered, -row, pos, count, key=row_down)
         ca, cb = bisect_left(crashes, a), bisect_left(crashes, b)
         if ca < cb and not (ka < kb and keeps[kb - 1] > crashes[cb - 1] and marks.get((last_row, cx)) == "keep"):
-            marks[(last_row, cx)] = "crash"  # unless a later keep is in that cell
+            marks[(last_row, cx)] = "crash" if kind[crashes[cb - 1]] == CRASH_MARK else "killed"  # unless a later keep
     out: list[Text] = []
-    keep_style, crash_style = STYLE["keep"], STYLE["crash"]
+    mark_style = {name: STYLE[name] for name in GLYPHS}
     for row in range(ph):
         text = Text(no_wrap=True, end="")
         labels = frame.labels
@@ -215,10 +221,8 @@ def draw_plot(data: ChartData, width: int, height: int) -> list[Text]:
         run, run_style = [], None  # consecutive cells of one style: one span
         for col in range(pw):
             mark = marks.get((row, col))
-            if mark == "keep":
-                cell, style = KEEP, keep_style
-            elif mark == "crash":
-                cell, style = CRASH, crash_style
+            if mark is not None:
+                cell, style = GLYPHS[mark], mark_style[mark]
             elif dots[row][col]:
                 cell = chr(0x2800 + dots[row][col])
                 style = STYLE["best"] if line_cells[row][col] else STYLE["discard"]
@@ -264,23 +268,49 @@ def draw_chart(values: Sequence[float | None], statuses: Sequence[str], best: Se
 
 
 def _x_axis(n: int, lw: int, pw: int, sel_col: int | None) -> Text:
-    cells = [" "] * pw
-    left, right = "0", str(n - 1)
-    for i, ch in enumerate(left):
-        if i < pw:
-            cells[i] = ch
-    for i, ch in enumerate(reversed(right)):
-        if pw - 1 - i > len(left):
-            cells[pw - 1 - i] = ch
+    """`└──0────┬──10────┬──20`: experiment numbers under ticks, about every 10 cells."""
+    cells = ["─"] * pw
+    px_w = pw * 2
+
+    def col(i: int) -> int:
+        return (0 if n == 1 else round(i * (px_w - 1) / (n - 1))) // 2
+
+    last = str(n - 1)
+    step = _nice_step(n, pw)
+    taken = -2  # the last cell a label used
+    limit = pw - len(last) - 1  # the last number goes at the right end, always
+    for i in range(0, n, step):
+        label, c = str(i), col(i)
+        if c <= taken + 1 or c + len(label) > limit:
+            continue
+        if i:
+            cells[c] = "┬"
+            c += 1
+        cells[c:c + len(label)] = label
+        taken = c + len(label) - 1
+    if n > 1 and pw > len(last):
+        cells[pw - len(last):] = last
     text = Text(" " * lw + "└", style=STYLE["axis"], no_wrap=True, end="")
-    for col, ch in enumerate(cells):
-        if col == sel_col:
+    for c, ch in enumerate(cells):
+        if c == sel_col:
             text.append("▲", STYLE["selected"])
         else:
             text.append(ch, STYLE["axis"])
     return text
 
 
-LEGEND = Text.assemble((KEEP, STYLE["keep"]), " keep  ", ("⠂", STYLE["discard"]), " discard  ",
-                       (CRASH, STYLE["crash"]), " crash  ", ("⠉⠉", STYLE["best"]), " best",
-                       no_wrap=True, end="")
+def _nice_step(n: int, pw: int) -> int:
+    """1, 2, 5, 10, 20, 50, ... experiments between ticks, so ticks are at least 8 cells apart."""
+    want = max(1, n * 8 / max(pw, 1))
+    step = 1
+    while step < want:
+        for mult in (2, 5, 10):
+            if step * mult >= want:
+                return step * mult
+        step *= 10
+    return step
+
+
+LEGEND = Text.assemble((KEEP, STYLE["keep"]), " keep  ", (DISCARD, STYLE["discard"]), " discard  ",
+                       (CRASH, STYLE["crash"]), " crash  ", (KILLED, STYLE["killed"]), " killed  ",
+                       ("⠉⠉", STYLE["best"]), " best", no_wrap=True, end="")

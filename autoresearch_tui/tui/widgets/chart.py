@@ -8,11 +8,12 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widget import Widget
-from textual.widgets import Sparkline, Static
+from textual.widgets import Static
 
 from autoresearch_tui.engine.results import ResultRow
 from autoresearch_tui.engine.summary import running_best
 from autoresearch_tui.tui.widgets.braille import LEGEND, ChartData, draw_plot, prepare, x_axis
+from autoresearch_tui.tui.widgets.sparkline import BestLine
 
 
 class ChartView(Widget, can_focus=True):
@@ -56,7 +57,7 @@ class ChartView(Widget, can_focus=True):
 class ChartPane(Vertical):
     DEFAULT_CSS = """
     ChartPane { height: 1fr; }
-    ChartPane > Sparkline { height: 1; }
+    ChartPane > BestLine { height: 1; }
     ChartPane > #chart-legend { height: 1; }
     """
 
@@ -65,7 +66,7 @@ class ChartPane(Vertical):
         self._shown: tuple | None = None
 
     def compose(self) -> ComposeResult:
-        yield Sparkline([], id="sparkline")
+        yield BestLine(id="sparkline")
         yield ChartView(id="chart-view")
         yield Static(LEGEND, id="chart-legend")
 
@@ -82,7 +83,7 @@ class ChartPane(Vertical):
         best = running_best(rows, direction)
         known = [b for b in best if b is not None]
         # The sparkline grows as the metric improves: for a loss, plot its negation.
-        self.query_one(Sparkline).data = [(-b if direction != "max" else b) for b in known] or [0.0]
+        self.query_one(BestLine).show([(-b if direction != "max" else b) for b in known])
         self.query_one(ChartView).plot([r.metric for r in rows], [r.status for r in rows], best, selected, band)
 
     def select(self, index: int | None) -> None:

@@ -33,15 +33,26 @@ from textual.strip import Strip
 from autoresearch_tui.engine.results import ResultRow
 from autoresearch_tui.tui.widgets.header import fmt_metric
 
-STATUS = {"keep": ("✓ keep", "green"), "discard": ("· discard", "grey62"), "crash": ("✗ crash", "red")}
-GLYPH = {"keep": "✓", "discard": "·", "crash": "✗"}
+# A discard without a metric is a run that was killed (by the user or the time limit): its own word.
+STATUS = {"keep": ("✓ keep", "green"), "discard": ("○ discard", "grey62"), "crash": ("✗ crash", "red"),
+          "killed": ("⊘ killed", "dark_orange")}
+GLYPH = {"keep": "✓", "discard": "○", "crash": "✗", "killed": "⊘"}
 BEST = "  ★ best"
 DESC_MIN = 12  # narrower than this and the other columns give way
 CACHE_MAX = 1024  # rendered rows kept (a few screens' worth)
 
 _STYLES = {status: Style.parse(colour) for status, (_, colour) in STATUS.items()}
 _BOLD = Style(bold=True)
-_status_key = attrgetter("status", "raw_status")
+
+
+def kind(row: ResultRow) -> str:
+    """keep | discard | crash | killed (a discard that has no metric)."""
+    return "killed" if row.status == "discard" and row.metric is None else row.status
+
+
+def _status_key(row: ResultRow) -> tuple[str, str]:
+    return kind(row), row.raw_status
+
 _metric_of = attrgetter("metric")
 _commit_of = attrgetter("commit")
 
@@ -151,6 +162,7 @@ class ResultsTable(ScrollView, can_focus=True):
         self._rows: list[ResultRow] = []
         self._source: Sequence[ResultRow] | None = None  # the sequence last given to set_rows
         self._metric = ""
+        self.decimals: int | None = 6  # the metric's precision (replay: the file's own)
         self._best: int | None = None
         self._cursor = 0  # display row of the cursor
         self._highlighted: int | None = None  # index last announced with RowHighlighted
@@ -202,21 +214,23 @@ class ResultsTable(ScrollView, can_focus=True):
         values = [m for m in map(_metric_of, new) if m is not None]
         if values:
             extent = max(max(values), -min(values))
-            width = len(fmt_metric(extent)) + (min(values) < 0)
+            width = len(fmt_metric(extent, self.decimals)) + (min(values) < 0)
             self._metric_w = max(self._metric_w, width)
         commit = min(13, max(map(len, map(_commit_of, new)), default=0))
         self._commit_w = max(self._commit_w, commit)
 
-    def set_rows(self, rows: Sequence[ResultRow], metric: str, best_index: int | None = None) -> None:
+    def set_rows(self, rows: Sequence[ResultRow], metric: str, best_index: int | None = None,
+                 decimals: int | None = 6) -> None:
         """Show `rows`. When they extend the rows shown (the same experiments, more of them),
         only the new ones are measured, and the cursor stays on its experiment (newest first:
         on the newest one when it was there)."""
         old = self._rows
         n_old = len(old)
-        same = metric == self._metric and len(rows) >= n_old and (
+        same = metric == self._metric and decimals == self.decimals and len(rows) >= n_old and (
             n_old == 0 or (rows is self._source and rows[0] is old[0] and rows[n_old - 1] is old[-1])
             or all(map(is_, rows, old)))
         if not same:
+            self.decimals = decimals
             self._reset(metric)
             old, n_old = self._rows, 0
         self._source = rows
@@ -392,18 +406,19 @@ class ResultsTable(ScrollView, can_focus=True):
 
     def _render_row(self, lay: _Layout, index: int, extra: Style | None = None) -> Strip:
         r = self._rows[index]
-        style = self.rich_style + _STYLES.get(r.status, Style())
+        what = kind(r)
+        style = self.rich_style + _STYLES.get(what, Style())
         if extra is not None:
             style += extra
-        status = GLYPH.get(r.status, r.status[:1]) if lay.glyph else status_word(r.status, r.raw_status)
+        status = GLYPH.get(what, what[:1]) if lay.glyph else status_word(what, r.raw_status)
         desc = _text(r.description)
         segments = []
         if index == self._best and lay.desc > len(BEST):
-            head = self._cells(lay, str(index), status, fmt_metric(r.metric), _text(r.commit[:13]),
+            head = self._cells(lay, str(index), status, fmt_metric(r.metric, self.decimals), _text(r.commit[:13]),
                                _fit(desc, lay.desc - len(BEST)))
             segments = [Segment("".join(head), style), Segment(BEST, style + _BOLD)]
         else:
-            head = self._cells(lay, str(index), status, fmt_metric(r.metric), _text(r.commit[:13]),
+            head = self._cells(lay, str(index), status, fmt_metric(r.metric, self.decimals), _text(r.commit[:13]),
                                _fit(desc, lay.desc))
             segments = [Segment("".join(head), style)]
         return Strip(segments).crop_extend(0, lay.width, style)
