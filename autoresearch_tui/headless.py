@@ -42,7 +42,8 @@ def describe(event: ev.Event) -> str | None:
     if isinstance(event, ev.RunFinished):
         mem = f", peak {event.peak_memory_mb:.0f} MB" if event.peak_memory_mb else ""
         tail = f", crash: {event.crash_reason}" if event.crash_reason else ""
-        return f"#{event.iteration} finished in {event.duration_s:.1f} s: metric {_fmt(event.metric)}{mem}{tail}"
+        cpu = f" (CPU {event.cpu_s:.1f} s)" if event.cpu_s else ""
+        return f"#{event.iteration} finished in {event.duration_s:.1f} s{cpu}: metric {_fmt(event.metric)}{mem}{tail}"
     if isinstance(event, ev.ResultRecorded):
         worker = f" [w{event.worker}]" if event.worker else ""
         return (f"#{event.iteration}{worker} {event.status.upper():<7} {_fmt(event.metric)}  {event.description}"

@@ -149,7 +149,8 @@ def test_oom_retries_once_with_half_batch(tmp_path: Path) -> None:
 def test_oom_twice_is_discarded_as_crash(tmp_path: Path) -> None:
     oom = FAKE_TRAIN.replace(
         "time.sleep(SLEEP)",
-        "if LR > 1:\n    print('RuntimeError: MPS backend out of memory', flush=True)\n    sys.exit(1)",
+        "if LR > 1 and os.environ['AUTORESEARCH_BATCH_SCALE']:\n"
+        "    print('RuntimeError: MPS backend out of memory', flush=True)\n    sys.exit(1)",
     )
     project = make_project(tmp_path / "p", oom)
     engine, end, events = run_engine(project, Scripted([("LR", 2.0)]), max_iterations=1)
@@ -248,16 +249,22 @@ def test_refuses_existing_branch(project: Path) -> None:
         Engine(config, Scripted([])).prepare()
 
 
-def test_circuit_breaker_pauses_on_repeated_same_crash(project: Path) -> None:
-    def missing_module(ctx):
-        src = ctx.train_source.replace("import math", "import math, not_installed_module_xyz")
-        src = src.replace("LR = 0.1", f"LR = {0.1 + len(ctx.history) / 100}")
-        return Proposal(src, f"try {len(ctx.history)}", {})
+def test_circuit_breaker_pauses_when_the_best_commit_fails_too(tmp_path: Path) -> None:
+    gpu = tmp_path / "gpu_ok"
+    gpu.write_text("")
+    train = FAKE_TRAIN.replace("import math, os, sys, time\n",
+                               f"import math, os, sys, time\nassert os.path.exists({str(gpu)!r}), 'device lost'\n")
+    project = make_project(tmp_path / "p", train)
+
+    def device_lost(ctx):
+        gpu.unlink(missing_ok=True)  # the environment breaks during the night
+        return Proposal(ctx.train_source.replace("LR = 0.1", f"LR = {0.1 + len(ctx.history) / 100}"),
+                        f"try {len(ctx.history)}", {})
 
     config = load_config(project, None, {"time_budget": "2s", "metric": "val_bpb:min", "tag": "t1",
                                          "max_iterations": 10, "circuit_breaker": 3})
     seen: list[ev.Event] = []
-    engine = Engine(config, Scripted([missing_module] * 10), listeners=[seen.append])
+    engine = Engine(config, Scripted([device_lost] * 10), listeners=[seen.append])
 
     def on_event(event):
         if isinstance(event, ev.LoopPaused):
@@ -267,7 +274,8 @@ def test_circuit_breaker_pauses_on_repeated_same_crash(project: Path) -> None:
     engine.prepare()
     end = asyncio.run(engine.run())
     paused = [e for e in seen if isinstance(e, ev.LoopPaused)]
-    assert len(paused) == 1 and paused[0].breaker and "not_installed_module_xyz" in paused[0].reason
+    assert len(paused) == 1 and paused[0].breaker and "device lost" in paused[0].reason
+    assert "fails too" in paused[0].reason and "autoresearch-tui control .autoresearch/t1 resume" in paused[0].reason
     assert end.reason == "stopped" and end.iterations == 3
 
 

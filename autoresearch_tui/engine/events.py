@@ -137,6 +137,7 @@ class RunFinished(Event):
     crash_reason: str | None = None
     attempt: int = 1
     worker: int = 0
+    cpu_s: float | None = None  # CPU time of the run's process tree (the compute it used)
 
 
 @dataclass

@@ -89,7 +89,8 @@ def _major(version: str | None) -> int:
 def probe_argv(train_argv: list[str], train_script: str) -> list[str]:
     """The training command with the script swapped for the probe (same interpreter, same env)."""
     for i, arg in enumerate(train_argv):
-        if arg == train_script or Path(arg).name == Path(train_script).name:
+        # The first script argument: the editable file may be a config file passed after it.
+        if arg == train_script or Path(arg).name == Path(train_script).name or (i and arg.endswith(".py")):
             return [*train_argv[:i], str(PROBE)]
     if train_argv and train_argv[0] == "/bin/sh":
         return [sys.executable, str(PROBE)]  # a shell command: the best guess is our interpreter

@@ -23,6 +23,7 @@ from autoresearch_tui.engine import hardware, hooks, metrics, noise, reporting, 
 from autoresearch_tui.engine.config import ResearchConfig
 from autoresearch_tui.engine.control import watch_control
 from autoresearch_tui.engine.decide import CRASH, DISCARD, KEEP
+from autoresearch_tui.engine.fairness import Fairness
 from autoresearch_tui.engine.gitops import GitRepo
 from autoresearch_tui.engine.guard import Guard
 from autoresearch_tui.engine.resume import RUN_PID, Recovered, recover
@@ -73,6 +74,7 @@ class Engine:
         self._killed_out = False  # the second stop request killed a run: end the session
         self.pause_reason = ""
         self._crash_streak: tuple[str, int] = ("", 0)
+        self._recheck = ""  # the breaker tripped: re-run the best commit before deciding to pause
         self._prefetch: tuple[str, asyncio.Future] | None = None  # (base commit, proposal task)
         self.spent = {"tokens_in": 0.0, "tokens_out": 0.0, "cost_usd": 0.0}
         self.review_answers: asyncio.Queue[dict] = asyncio.Queue()
@@ -152,6 +154,7 @@ class Engine:
         self.repo, self.session, self.results_path = opened.repo, opened.session, opened.results_path
         self.original_branch, self.base_commit = opened.original_branch, opened.base_commit
         self.ws = Workspace(self.config, opened.repo, self.emit, opened.session.root)
+        self.fair = Fairness(self.config, self.emit)
         self.guard = Guard.for_repo(opened.repo, self.config.tag, self.config.branch, opened.session.root, self.emit)
 
     # -- main ------------------------------------------------------------------------------
@@ -171,6 +174,7 @@ class Engine:
         self.emit(ev.PlatformDetected(platform=p.platform, device=p.device, adjustments=p.adjustments,
                                       notes=p.notes, torch_version=p.torch_version, probe_error=p.probe_error))
         results.ensure_header(self.results_path, cfg.metric)
+        self.fair.announce()
         control = asyncio.ensure_future(watch_control(self.session, self))
         try:
             return await self._loop()
@@ -274,6 +278,8 @@ class Engine:
             await self._evaluate(n, commit, proposal)
             if self._killed_out:
                 return self._finish("killed")
+            if self._recheck:
+                feedback = await self._recheck_best()
 
     async def _evaluate(self, n: int, commit: str, proposal: Proposal) -> None:
         record = await self._run_with_retry(n, commit)
@@ -368,9 +374,10 @@ class Engine:
             train_source=source if source is not None else self.ws.train_source(), readonly_source=readonly,
             metric=cfg.metric or "", direction=cfg.direction or "min", scope=cfg.scope,
             history=tuple(self.history), best=best, seed=cfg.seed, hypothesis=cfg.hypothesis,
-            vary=tuple(cfg.vary), hold=tuple(cfg.hold),
+            vary=tuple(cfg.vary), hold=(*cfg.hold, *self.fair.held()),
             platform=self.platform.device if self.platform else "cpu",
-            notes="\n\n".join(filter(None, [read_notes(cfg.project, cfg.notes_file), *self.notes])),
+            notes="\n\n".join(filter(None, [read_notes(cfg.project, cfg.notes_file), *self.notes,
+                                             self.fair.agent_note()])),
             project=str(project or cfg.project), readonly_path=", ".join(readonly_files),
             agent_log=str(self.session.root / "agents" / f"{n:04d}.log") if self.session else "",
             feedback=feedback, time_budget_s=cfg.time_budget or 0.0,
@@ -430,7 +437,7 @@ class Engine:
 
     async def _run_with_retry(self, n: int, commit: str) -> RunRecord:
         record = await self._run(n, commit, attempt=1)
-        if record.oom and not record.outcome.killed and not self.stop_requests:
+        if record.oom and not record.outcome.killed and not self.stop_requests and self.fair.retry_oom():
             scale = (self.platform.adjustments.get("batch_scale", 1.0) if self.platform else 1.0) / 2
             self.emit(ev.Notice(message=f"out of memory: retrying once with the device batch halved (x{scale:g})",
                                 level="warning"))
@@ -442,19 +449,19 @@ class Engine:
         assert self.session is not None and self.platform is not None
         log = self.session.run_log(n, commit, attempt)
         self.emit(ev.RunStarted(iteration=n, commit=commit, log=str(log.relative_to(self.session.root)),
-                                budget_s=cfg.time_budget or 0, limit_s=cfg.limit_s, attempt=attempt))
+                                budget_s=cfg.time_budget or 0, limit_s=self.fair.limit(), attempt=attempt))
         env = {**self._base_env(), **self.platform.env(cfg.time_budget or 0, batch_scale)}
         self.guard.before(tip=commit, quiet=self._prefetch is None)
         outcome = await run_process(cfg.command_argv(), cwd=cfg.project, env=env, log_path=log,
-                                    limit_s=cfg.limit_s, grace_s=cfg.kill_grace, kill_event=self._kill,
+                                    limit_s=self.fair.limit(), grace_s=cfg.kill_grace, kill_event=self._kill,
                                     pid_file=self.session.root / RUN_PID)
         self.guard.after("training run", n)
         r = metrics.read_run(log, cfg.metric or "", cfg.metric_pattern, outcome.exit_code, outcome.timed_out,
-                             outcome.killed, cfg.limit_s, outcome.peak_rss_mb)
+                             outcome.killed, self.fair.limit(), outcome.peak_rss_mb)
         self.emit(ev.RunFinished(iteration=n, commit=commit, exit_code=outcome.exit_code,
                                  duration_s=round(outcome.duration_s, 3), timed_out=outcome.timed_out,
                                  metric=r.metric, summary=r.summary, peak_memory_mb=r.peak_mb, oom=r.oom,
-                                 crash_reason=r.crash, attempt=attempt))
+                                 crash_reason=r.crash, attempt=attempt, cpu_s=outcome.cpu_s))
         return RunRecord(commit, outcome, r.metric, r.summary, r.peak_mb, r.oom, r.crash)
 
     def _record(self, n: int, records: list[RunRecord], status: str, reason: str, description: str,
@@ -465,6 +472,7 @@ class Engine:
         cfg, repo = self.config, self.repo
         assert repo is not None and self.session is not None
         commit = records[0].commit
+        status, reason = self.fair.judge(n, records, status, reason, description, self.best_commit, meta)
         if status == CRASH and records[0].crash and records[0].crash not in description:
             description = f"{description} ({records[0].crash})"
         values = [r.metric for r in records if r.metric is not None] if status != CRASH else []
@@ -520,10 +528,30 @@ class Engine:
         limit = self.config.circuit_breaker
         if limit and count >= limit:
             self._crash_streak = ("", 0)
-            self.pause_reason = (f"{count} experiments in a row crashed the same way ({reason}); paused. "
-                                 f"Fix the cause, then resume")
-            self.emit(ev.Notice(message=self.pause_reason, level="error"))
-            self.pause()
+            self._recheck = f"{count} experiments in a row crashed the same way ({reason})"
+
+    async def _recheck_best(self) -> str:
+        """Environment or changes? Re-run the best commit once: pause only if it fails too.
+
+        Returns the feedback for the next proposal when the changes were at fault."""
+        what, self._recheck = self._recheck, ""
+        best = self.best_commit
+        self.emit(ev.Notice(message=f"{what}; re-running the best commit {best[:7]} to tell the environment's "
+                                    "fault from the changes'", level="warning"))
+        record = await self._run(self.iteration, best, attempt=1)
+        if record.metric is not None and not record.crash:
+            self.emit(ev.Notice(message=f"the best commit {best[:7]} still runs (metric {record.metric:.6f}): "
+                                        "the changes were at fault; going on", level="warning"))
+            return f"{what}, while the unchanged script runs fine: that kind of change breaks it; try another"
+        if record.outcome.killed or self.stop_requests:
+            return ""
+        self.pause_reason = (f"{what} and the best commit {best[:7]} fails too ({record.crash or 'no metric'}): "
+                             "the environment is at fault; paused. Fix the cause, then resume: press p in the "
+                             f"TUI, or run `autoresearch-tui control {self.config.session_dir}/{self.config.tag} "
+                             "resume` in the project")
+        self.emit(ev.Notice(message=self.pause_reason, level="error"))
+        self.pause()
+        return ""
 
     def _progress(self, n: int) -> None:
         assert self.session is not None
@@ -536,7 +564,7 @@ class Engine:
         assert self.session is not None
         self.guard.close(self.iteration)
         path = reporting.final(cfg, self.session.root, self.rows, self.platform, self.started, self.spent,
-                               self.noise, (self.reruns, self.best_reruns))
+                               self.noise, (self.reruns, self.best_reruns), self.fair)
         end = ev.SessionEnded(reason=reason, iterations=self.iteration, best_commit=self.best_commit or None,
                               best_metric=self.best_metric, summary_path=str(path))
         self.emit(end)

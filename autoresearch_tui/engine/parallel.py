@@ -180,6 +180,15 @@ class ParallelEngine(Engine):
                                           reason="only the training script may change (in the worktree)"))
         return proposal
 
+    async def _recheck_best(self) -> str:
+        """Every worker may be busy, so there is no tree to re-run the best in: pause (naming how to resume)."""
+        what, self._recheck = self._recheck, ""
+        self.pause_reason = (f"{what}; paused. Fix the cause, then resume: press p in the TUI, or run "
+                             f"`autoresearch-tui control {self.config.session_dir}/{self.config.tag} resume`")
+        self.emit(ev.Notice(message=self.pause_reason, level="error"))
+        self.pause()
+        return ""
+
     def _in_flight(self) -> tuple[Attempt, ...]:
         busy = sorted((s for s in self.slots if s.busy and s.commit), key=lambda s: s.n or 0)
         return tuple(Attempt(s.n or 0, s.commit, "running", None, s.description, dict(s.meta)) for s in busy)
@@ -274,10 +283,10 @@ class ParallelEngine(Engine):
         project = self.ws.checkout(slot, commit)
         log = self.session.run_log(n, commit, attempt)
         self.emit(_event(ev.RunStarted, iteration=n, commit=commit, log=str(log.relative_to(self.session.root)),
-                         budget_s=cfg.time_budget or 0, limit_s=cfg.limit_s, attempt=attempt, worker=slot.index,
+                         budget_s=cfg.time_budget or 0, limit_s=self.fair.limit(), attempt=attempt, worker=slot.index,
                          device=slot.device, description=slot.description if n else "baseline"))
         updates = {**self.platform.env(cfg.time_budget or 0, batch_scale), **slot.env}
-        spec = RunSpec(cfg.command_argv(), project, {**self._base_env(), **updates}, updates, log, cfg.limit_s,
+        spec = RunSpec(cfg.command_argv(), project, {**self._base_env(), **updates}, updates, log, self.fair.limit(),
                        cfg.kill_grace, slot.kill, self.session.root / f"run-w{slot.index}.pid", self.ws.links(),
                        slot.index)
         slot.running = True
@@ -288,11 +297,11 @@ class ParallelEngine(Engine):
             slot.running = False
             self.guard.after("training run", n)
         r = metrics.read_run(log, cfg.metric or "", cfg.metric_pattern, outcome.exit_code, outcome.timed_out,
-                             outcome.killed, cfg.limit_s, outcome.peak_rss_mb)
+                             outcome.killed, self.fair.limit(), outcome.peak_rss_mb)
         self.emit(_event(ev.RunFinished, iteration=n, commit=commit, exit_code=outcome.exit_code,
                          duration_s=round(outcome.duration_s, 3), timed_out=outcome.timed_out, metric=r.metric,
                          summary=r.summary, peak_memory_mb=r.peak_mb, oom=r.oom, crash_reason=r.crash,
-                         attempt=attempt, worker=slot.index))
+                         attempt=attempt, worker=slot.index, cpu_s=outcome.cpu_s))
         return RunRecord(commit, outcome, r.metric, r.summary, r.peak_mb, r.oom, r.crash)
 
     @contextmanager

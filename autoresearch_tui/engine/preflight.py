@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Mapping, NamedTuple
 
+from autoresearch_tui.engine import fairness
 from autoresearch_tui.engine.config import KEYS, ResearchConfig, apply_values, project_path_problem, validate
 from autoresearch_tui.engine.config_values import check_tag
 from autoresearch_tui.engine.durations import exact_duration
@@ -333,6 +334,7 @@ def check_project(config: ResearchConfig) -> list[Check]:
     argv = config.command_argv()
     cmd_problem = command_error(project, argv)
     checks.append(Check("training command", cmd_problem is None, cmd_problem or shlex.join(argv)))
+    checks += [Check(name, ok, message, fatal=False) for name, ok, message in fairness.doctor_lines(config)]
     problem = agent_error(config)
     checks.append(Check("agent", problem is None, problem or f"{config.agent} is ready"))
     checks.append(disk_check(project))

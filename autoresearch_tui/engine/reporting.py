@@ -64,13 +64,15 @@ def noise_note(cfg: ResearchConfig, rows: Sequence[ResultRow], model: NoiseModel
 
 def final(cfg: ResearchConfig, session_root: Path, rows: Sequence[ResultRow], platform: Platform | None,
           started: float, spent: dict[str, Any], model: NoiseModel | None = None,
-          confirming: tuple[int, int] = (0, 0)) -> Path:
+          confirming: tuple[int, int] = (0, 0), fair: Any = None) -> Path:
     """autoresearch-summary.md in the project (and a copy in the session), plus the paper tables."""
     text = summary.render_summary(
         rows, metric=cfg.metric, direction=cfg.direction, session=cfg.branch,
         platform=platform.describe() if platform else None, budget_s=cfg.time_budget,
-        date_range=date_range(started, time.time()), adjustments=platform.adjustments if platform else None,
-        extra_metrics_note="\n- ".join(filter(None, [noise_note(cfg, rows, model, confirming), spend_note(spent)])) or None,
+        date_range=date_range(started, time.time()),
+        adjustments=(fair.adjustments(platform.adjustments) if fair else platform.adjustments) if platform else None,
+        extra_metrics_note="\n- ".join(filter(None, [noise_note(cfg, rows, model, confirming), spend_note(spent),
+                                                     *(fair.summary_notes() if fair else [])])) or None,
     )
     path = cfg.project.resolve() / SUMMARY_FILE  # not cfg.path(): resolving would follow a planted link
     summary.write_summary(path, text)

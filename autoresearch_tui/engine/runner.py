@@ -33,6 +33,7 @@ class RunOutcome:
     log_path: Path
     bytes_written: int
     bytes_dropped: int
+    cpu_s: float | None = None  # CPU time (user + system) of the whole process tree
 
 
 def tree(proc: psutil.Process) -> list[psutil.Process]:
@@ -118,7 +119,7 @@ async def run_process(
     grace_s: float = 10.0,
     kill_event: asyncio.Event | None = None,
     on_output: Callable[[bytes], None] | None = None,
-    sample_every: float = 0.5,
+    sample_every: float = 0.25,
     pid_file: Path | None = None,
     log_cap: int = LOG_CAP_BYTES,
     tail_keep: int = TAIL_KEEP,
@@ -146,6 +147,7 @@ async def run_process(
         pid_file.write_text(f"{pgid}\n")
     peak = 0.0
     seen: dict[int, psutil.Process] = {}  # every descendant ever sampled, to end leavers too
+    cpu: dict[int, float] = {}  # pid -> its latest CPU time; summed, also over children that exited
     timed_out = killed = False
 
     async def pump() -> None:
@@ -170,6 +172,8 @@ async def run_process(
                 seen.setdefault(p.pid, p)
                 try:
                     total += p.memory_info().rss
+                    times = p.cpu_times()
+                    cpu[p.pid] = times.user + times.system
                 except psutil.Error:
                     pass
             peak = max(peak, total / 2**20)
@@ -221,4 +225,5 @@ async def run_process(
         log_path=log_path,
         bytes_written=log.written,
         bytes_dropped=log.dropped,
+        cpu_s=round(sum(cpu.values()), 3) if cpu else None,
     )
