@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from autoresearch_tui.agents.base import AgentUnavailable, Proposer
-from autoresearch_tui.agents.command import PRESETS, CommandProposer, preset_command
+from autoresearch_tui.agents.command import PRESET_ENV, PRESETS, CommandProposer, preset_command
 from autoresearch_tui.agents.http_api import AnthropicProposer, ChatProposer, OpenAIProposer, scrub
 from autoresearch_tui.agents.prompt import load_template
 from autoresearch_tui.engine.durations import parse_duration
@@ -87,7 +87,7 @@ def make_proposer(config: Any) -> Proposer:
             max_retries=int(_get(config, "agent_max_retries", 3)),
             prices=_prices(_get(config, "agent_prices")), prompt_template=template, keep_last=keep_last)
     return CommandProposer(command_template(config), name=name, timeout=timeout,
-                           prompt_template=template, keep_last=keep_last)
+                           prompt_template=template, keep_last=keep_last, env=PRESET_ENV.get(name))
 
 
 def _probe(proposer: ChatProposer, timeout: float) -> str | None:
