@@ -210,9 +210,11 @@ async def test_no_shell_metacharacters_are_literal_argv(repo, tmp_path):
 def test_presets_build_the_documented_commands(repo):
     def cfg(**kw):
         return type("Cfg", (), {"project": repo, **kw})()
-    assert make_proposer(cfg(agent="claude")).argv == ["claude", "-p", "--permission-mode", "acceptEdits"]
+    assert make_proposer(cfg(agent="claude")).argv == [
+        "claude", "-p", "--permission-mode", "acceptEdits", "--output-format", "json"]
     assert make_proposer(cfg(agent="codex", agent_model="o3")).argv == [
-        "codex", "exec", "--model", "o3", "--sandbox", "workspace-write", "-"]
+        "codex", "exec", "--model", "o3", "--sandbox", "workspace-write", "--json", "-"]
+    assert "bash" in make_proposer(cfg(agent="opencode")).env["OPENCODE_PERMISSION"]
     assert "{prompt_file}" in make_proposer(cfg(agent="aider")).argv
     assert make_proposer(cfg(agent="claude", agent_cmd="my-claude -p")).argv == ["my-claude", "-p"]
     assert make_proposer(cfg(agent="gemini", agent_timeout="15m")).timeout == 900

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import uuid
@@ -13,6 +14,8 @@ import pytest
 from autoresearch_tui.agents.base import AgentFailed, AgentUnavailable, ProposalContext
 from autoresearch_tui.agents.http_api import AnthropicProposer, OpenAIProposer
 from autoresearch_tui.agents.registry import check_backend, make_proposer
+
+from model_server import ModelServer, Script
 
 TRAIN = "DEPTH = 8\nMATRIX_LR = 0.04\n\n\ndef main():\n    return DEPTH * MATRIX_LR\n"
 GOOD = ("Raising the learning rate.\n<<<<<<< SEARCH\nMATRIX_LR = 0.04\n=======\nMATRIX_LR = 0.05\n"
@@ -201,3 +204,23 @@ def test_check_backend_reports_a_rejected_key_and_an_unreachable_endpoint(server
     cfg.agent_key_env = "sk-ant-api03-pasted-the-key-itself"
     assert check_backend(cfg) == ("agent_key_env must be the name of an environment variable "
                                   "(e.g. OPENAI_API_KEY), not the key itself")
+
+
+@pytest.mark.parametrize("cls", [OpenAIProposer, AnthropicProposer])
+async def test_cancelled_proposal_closes_its_connection(cls, tmp_path, monkeypatch):
+    """A prepared proposal that is cancelled stops its request: the server sees the client go."""
+    monkeypatch.setenv(KEY_ENV, "sk-test")
+    srv = ModelServer(Script(kind="hang", root=str(tmp_path))).start()
+    try:
+        base = srv.url + ("/v1" if cls is OpenAIProposer else "")
+        proposer = cls(model="test-model", base_url=base, key_env=KEY_ENV, timeout=60)
+        task = asyncio.ensure_future(proposer.propose(context(tmp_path)))
+        while not srv.hanging:
+            assert not task.done(), task.exception()
+            await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert srv.wait_for(lambda: srv.disconnects == 1, 10), "the request went on after the cancel"
+    finally:
+        srv.stop()

@@ -233,7 +233,7 @@ def test_last_top_level_assignment_wins_and_rebinding_disqualifies():
 def test_non_literals_bad_sources_and_unknown_names():
     assert find_constants("def broken(:\n") == []
     assert find_constants("") == []
-    src = "X = compute()\nY = X\nZ = 'a' 'b'\nLONG = '" + "x" * 100 + "'\nlower = 3\nW = 2**-1\n"
+    src = "X = compute()\nY = X\nZ = 'a' 'b'\nLONG = '" + "x" * 100 + "'\nW = 2**-1\n"
     assert find_constants(src) == []
     with pytest.raises(KeyError):
         replace_constant(SAMPLE, "NOT_THERE", 1)

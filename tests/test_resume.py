@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -72,15 +73,16 @@ def test_resume_repairs_a_missing_row_and_a_pending_experiment(project: Path) ->
     lines = results.read_text().splitlines(keepends=True)
     results.write_text("".join(lines[:-1]))  # the last row "lost"
     # An experiment committed but never evaluated (the engine died during its run).
-    train = (project / "train.py").read_text().replace("WIDTH = 8", "WIDTH = 12")
-    (project / "train.py").write_text(train)
-    git(project, "commit", "-qam", "exp: WIDTH 8 -> 12")
+    train = (project / "train.py").read_text()
+    width = int(re.search(r"^WIDTH = (\d+)", train, re.M).group(1))  # whatever the proposer left
+    (project / "train.py").write_text(re.sub(r"^WIDTH = \d+", f"WIDTH = {width + 4}", train, flags=re.M))
+    git(project, "commit", "-qam", f"exp: WIDTH {width} -> {width + 4}")
     out = cli("run", str(project), "--resume", "--max-iterations", "3", "--headless")
     assert out.returncode == 0, out.stderr
     assert "restored 1 missing results.tsv row" in out.stdout
     assert "committed but not evaluated" in out.stdout
     rows = read_results(results).rows
-    assert len(rows) == 4 and rows[3].description == "WIDTH 8 -> 12"
+    assert len(rows) == 4 and rows[3].description == f"WIDTH {width} -> {width + 4}"
     check_invariants(project)
 
 

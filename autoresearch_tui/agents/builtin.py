@@ -1,30 +1,44 @@
 """The built-in offline proposer: one constant changed per iteration, steered by history.
 
-Everything it decides comes from the context (current best script, history, plan, hypothesis),
-so a resumed session picks up exactly where it left off. The discipline:
+Everything it decides comes from the context (current best script, history, plan, hypothesis,
+seed), so a resumed session picks up exactly where it left off. The discipline:
 
-* stay on a constant after a keep, trying nearby values in the winning direction first, then
-  the other side; leave it after `max_failures` failures in a row (a different category
-  after repeated failures);
+* spread experiments by expected value: every constant has a prior (learning rates and sizes
+  first), the seed perturbs it, and each failure on a constant halves its value while a keep
+  raises it; so the first experiments touch many constants and a winner is followed up
+  (the same step again) for as long as it keeps winning;
 * never repeat a (constant, base value, new value) that history already holds, nor undo a keep;
-* start with the commonly impactful constants (learning rates, batch, schedule, sizes), and
-  with those the hypothesis names, in the direction it names.
+* learn from crashes: no value further in a direction that crashed, a string value the script
+  does not mention is tried once and banned (with the other unmentioned ones) after a crash;
+* keep the code's constraints: head counts among divisors of the width, widths and context
+  lengths by powers of two, `assert a % b == 0` honoured; skip a constant whose gate is off
+  (a final-LR fraction while the warm-down ratio is 0);
+* the compute/evaluation contract: evaluation constants are never changed; in a project that
+  trains by iteration count, what buys compute is held unless the plan's `vary` names it.
 """
 
 from __future__ import annotations
 
 import math
+import random
 import re
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
 from autoresearch_tui.agents.base import Attempt, Proposal, ProposalContext, SearchExhausted
 from autoresearch_tui.agents.constants import (
     Constant,
+    compute_names,
+    divisibility,
     find_constants,
     format_value,
+    is_context_length,
+    name_parts,
     replace_constant,
+    skip_reason,
+    trains_by_iterations,
 )
 from autoresearch_tui.core.categories import SCOPES, category_for_name, in_scope
 
@@ -32,18 +46,15 @@ LADDER = (2.0, 0.5, 1.5, 0.75, 1.25, 0.8)  # coarse first, then finer
 POW2_LADDER = (2.0, 0.5, 4.0, 0.25)
 COUNT_STEPS = (1, -1, 2, -2)
 ZERO_FLOATS = (0.1, 0.05, 0.2, 0.02)
+ZERO_FRACTIONS = (0.2, 0.5, 0.1)
 ZERO_INTS = (1, 2, 4, 8)
-ACTIVATIONS = ("gelu", "relu", "silu", "relu2", "tanh")
+ACTIVATIONS = ("gelu", "relu", "silu", "tanh", "relu2")
 OPTIMIZERS = ("adamw", "adam", "sgd", "lion", "muon")
-# Name parts of constants that are IO, logging or budget, not research knobs.
-SKIP_PARTS = frozenset({
-    "PATH", "DIR", "FILE", "FILENAME", "URL", "LOG", "LOGS", "LOGGING", "WANDB", "SAVE",
-    "CHECKPOINT", "CKPT", "OUTPUT", "VERBOSE", "DEBUG", "PRINT", "EVAL", "BUDGET", "TIME",
-    "PORT", "HOST", "RANK", "WORKERS", "COMPILE", "PROFILE", "INTERVAL", "EVERY", "FREQ", "NAME",
-})
-COUNT_PARTS = frozenset({"DEPTH", "LAYER", "LAYERS", "HEADS", "BLOCK", "BLOCKS"})
+COUNT_PARTS = frozenset({"DEPTH", "LAYER", "LAYERS", "BLOCKS"})
+WIDTH_PARTS = frozenset({"EMBD", "HIDDEN", "WIDTH", "DIM", "DMODEL", "CHANNELS"})
 BETA_PARTS = frozenset({"BETA", "BETAS", "BETA1", "BETA2", "MOMENTUM", "EMA"})
 FRACTION_PARTS = frozenset({"RATIO", "FRAC", "FRACTION", "DROPOUT", "PROB", "P"})
+GATE_PARTS = frozenset({"WARMDOWN", "COOLDOWN", "DECAY"})
 STOP_PARTS = frozenset({"N", "NUM", "MAX", "MIN", "SIZE", "TOTAL", "USE", "RATIO", "DEVICE"})
 UP_WORDS = frozenset("higher larger bigger more increase increasing raise raising deeper "
                      "wider longer up grow boost double".split())
@@ -52,18 +63,18 @@ DOWN_WORDS = frozenset("lower smaller less fewer decrease decreasing reduce redu
 PHRASES = (("learning rate", "LR"), ("deeper", "DEPTH"), ("shallower", "DEPTH"),
            ("layers", "DEPTH"), ("weight decay", "DECAY"), ("momentum", "BETAS"),
            ("warm-up", "WARMUP"), ("heads", "HEAD"), ("wider", "DIM"), ("narrower", "DIM"))
+PRIORS = (1.0, 0.75, 0.6, 0.9, 0.45)  # by _tier: rates, batch, schedule, sizes, the rest
+KEEP_BOOST = 3.0  # a constant whose last change was kept is worth following up
+JITTER = 0.35  # the seed moves each prior by a factor in [e^-0.35, e^0.35]
+MAX_PROJECT_FILES = 40
 
 
 @dataclass(frozen=True)
 class Move:
     value: Any
     order: int  # position in the fresh exploration order
-    dist: float  # how far it is from the current value
+    dist: float  # how far it is from the current value (log scale where it can)
     dir: tuple[int, int] | None  # (element index, +1 up / -1 down); None for str/bool
-
-
-def _parts(name: str) -> set[str]:
-    return {p for p in name.upper().split("_") if p}
 
 
 def _sig(x: float, digits: int = 3) -> float:
@@ -93,25 +104,60 @@ def _dist(base: float, new: float) -> float:
     return abs(new - base)
 
 
+def _is_head_count(name: str) -> bool:
+    parts = name_parts(name)
+    return bool(parts & {"HEAD", "HEADS"}) and not parts & WIDTH_PARTS
+
+
+def _is_width(name: str) -> bool:
+    return bool(name_parts(name) & WIDTH_PARTS) and not _is_head_count(name)
+
+
 # ---- value moves ----------------------------------------------------------------------
 
-def _number_moves(name: str, v: int | float, kind: str) -> list[tuple[Any, float]]:
+@dataclass(frozen=True)
+class Rules:
+    """What the code needs of integer sizes: name -> divisors it must keep, name -> the value
+    it must divide."""
+
+    multiple_of: dict[str, list[int]]
+    divides: dict[str, list[int]]
+    pairs: tuple[tuple[str, str], ...] = ()  # (a, b): a % b == 0
+
+    @staticmethod
+    def none() -> "Rules":
+        return Rules({}, {})
+
+
+def _divisors_near(target: int, width: int) -> list[int]:
+    divs = [d for d in range(1, width + 1) if width % d == 0 and d != target
+            and target / 4 <= d <= target * 4]
+    return sorted(divs, key=lambda d: (abs(math.log(d / target)), -d))[:4]
+
+
+def _number_moves(name: str, v: int | float, kind: str,
+                  rules: Rules = Rules({}, {})) -> list[tuple[Any, float]]:
     """(new value, distance) in exploration order for one number."""
-    parts = _parts(name)
+    parts = name_parts(name)
     if isinstance(v, int):
-        is_count = bool(parts & COUNT_PARTS) or ("HEAD" in parts and "DIM" not in parts)
-        if v == 0:
+        if v > 0 and rules.divides.get(name):  # a head count: among the divisors of the width
+            cands = _divisors_near(v, min(rules.divides[name]))
+        elif v == 0:
             cands = [x * (10 if parts & {"STEPS", "ITERS"} else 1) for x in ZERO_INTS]
-        elif is_count and v > 0:
+        elif parts & COUNT_PARTS and v > 0:
             cands = [v + d for d in COUNT_STEPS if v + d >= 1]
-        elif v > 0 and v & (v - 1) == 0 and (v >= 2 or kind == "pow2"):
-            cands = [int(v * f) for f in POW2_LADDER if v * f >= 1]
+        elif v > 0 and (_is_width(name) or is_context_length(name) or rules.multiple_of.get(name)
+                        or (v & (v - 1) == 0 and (v >= 2 or kind == "pow2"))):
+            cands = [int(v * f) for f in POW2_LADDER if v * f >= 1 and float(v * f).is_integer()]
         else:
             cands = [round(v * f) for f in LADDER]
             cands = [max(1, c) for c in cands] if v >= 1 else cands
+        for m in rules.multiple_of.get(name, ()):
+            cands = [c for c in cands if c % m == 0]
         return [(c, _dist(v, c)) for c in cands]
     if v == 0:
-        return [(z, z) for z in ZERO_FLOATS]
+        zeros = ZERO_FRACTIONS if parts & FRACTION_PARTS else ZERO_FLOATS
+        return [(z, z) for z in zeros]
     if parts & BETA_PARTS and 0 < v < 1:  # move 1 - beta multiplicatively, stay in (0, 1)
         out = []
         for f in LADDER:
@@ -133,24 +179,30 @@ def _window_alternatives(p: str) -> list[str]:
     return [s for i, s in enumerate(out) if s != p and s not in out[:i]]
 
 
-def _str_alternatives(value: str) -> list[str]:
+def _str_alternatives(value: str, seen: frozenset[str] = frozenset()) -> list[str]:
+    """Other values of a known string set; when the script names some of them (a dict of
+    activations, a comment listing the choices), only those."""
     low = value.lower()
     for group in (ACTIVATIONS, OPTIMIZERS):
         if low in group:
             alts = [a for a in group if a != low]
+            named = [a for a in alts if a in seen]
+            alts = named or alts
             return [a.upper() for a in alts] if value.isupper() else alts
     if re.fullmatch(r"[SL]+", value):
         return _window_alternatives(value)
     return []
 
 
-def moves_for(const: Constant) -> list[Move]:
+def moves_for(const: Constant, rules: Rules | None = None,
+              seen: frozenset[str] = frozenset()) -> list[Move]:
     """Every sensible one-step change of a constant, in fresh exploration order."""
+    rules = rules or Rules.none()
     v = const.value
     if const.kind == "bool":
         return [Move(not v, 0, 1.0, None)]
     if const.kind == "str":
-        return [Move(a, i, float(i + 1), None) for i, a in enumerate(_str_alternatives(v))]
+        return [Move(a, i, float(i + 1), None) for i, a in enumerate(_str_alternatives(v, seen))]
     if const.kind == "tuple":
         moves = []
         for i, elem in enumerate(v):
@@ -164,7 +216,7 @@ def moves_for(const: Constant) -> list[Move]:
                 moves.append(Move(value, rank * len(v) + i, dist, (i, 1 if new > elem else -1)))
         return sorted(moves, key=lambda m: m.order)
     return [Move(new, rank, dist, (0, 1 if new > v else -1))
-            for rank, (new, dist) in enumerate(_number_moves(const.name, v, const.kind))
+            for rank, (new, dist) in enumerate(_number_moves(const.name, v, const.kind, rules))
             if new != v]
 
 
@@ -176,6 +228,65 @@ def _direction(old: Any, new: Any) -> tuple[int, int] | None:
             if _is_num(a) and _is_num(b) and a != b:
                 return (i, 1 if b > a else -1)
     return None
+
+
+def _element(value: Any, index: int) -> Any:
+    return value[index] if isinstance(value, (list, tuple)) else value
+
+
+# ---- what the code says ---------------------------------------------------------------
+
+def project_source(ctx: ProposalContext) -> str:
+    """The editable file, the read-only one and the project's other top-level Python files:
+    a config file of assignments has its training loop and its assertions elsewhere."""
+    texts = [ctx.train_source, ctx.readonly_source or ""]
+    root = Path(ctx.project) if ctx.project else None
+    if root is not None and root.is_dir():
+        for path in sorted(root.glob("*.py"))[:MAX_PROJECT_FILES]:
+            if path.name in (Path(ctx.train_path).name, Path(ctx.readonly_path or "-").name):
+                continue
+            try:
+                if path.stat().st_size < 500_000:
+                    texts.append(path.read_text(encoding="utf-8", errors="replace"))
+            except OSError:
+                continue
+    return "\n\n".join(texts)
+
+
+def _rules(consts: Sequence[Constant], code: str) -> Rules:
+    by_upper = {c.name.upper(): c for c in consts}
+    multiple_of: dict[str, list[int]] = defaultdict(list)
+    divides: dict[str, list[int]] = defaultdict(list)
+    pairs = {(a.upper(), b.upper()) for a, b in divisibility(code)}
+    widths = [c for c in consts if _is_width(c.name) and c.kind in ("int", "pow2")]
+    for c in consts:  # no assertion: a head count still divides the model width
+        if _is_head_count(c.name) and c.kind == "int" and len(widths) == 1:
+            pairs.add((widths[0].name.upper(), c.name.upper()))
+    kept = []
+    for a, b in sorted(pairs):
+        ca, cb = by_upper.get(a), by_upper.get(b)
+        if ca and cb and type(ca.value) is int and type(cb.value) is int and cb.value > 0:
+            multiple_of[ca.name].append(cb.value)
+            divides[cb.name].append(ca.value)
+            kept.append((ca.name, cb.name))
+    return Rules(dict(multiple_of), dict(divides), tuple(kept))
+
+
+def _seen_strings(code: str) -> frozenset[str]:
+    """String values the script names (literals, quoted words in comments), lower-cased."""
+    return frozenset(s.lower() for s in re.findall(r"""["']([A-Za-z0-9_.-]{1,32})["']""", code))
+
+
+def _gated_off(c: Constant, consts: Sequence[Constant]) -> bool:
+    """A final-LR fraction or minimum LR only matters while a warm-down/decay is on."""
+    parts = name_parts(c.name)
+    if not (parts & {"FINAL", "MIN"} and parts & {"LR", "FRAC"}
+            or parts & {"DECAY"} and parts & {"ITERS", "STEPS"}):
+        return False
+    gates = [g for g in consts if g.name != c.name and name_parts(g.name) & GATE_PARTS
+             and "WEIGHT" not in name_parts(g.name) and not name_parts(g.name) & {"ITERS", "STEPS"}
+             and g.kind in ("int", "float", "bool")]
+    return bool(gates) and all(not g.value for g in gates)
 
 
 # ---- hypothesis -----------------------------------------------------------------------
@@ -198,9 +309,9 @@ def _hypothesis(text: str | None) -> tuple[set[str], set[str], int | None]:
 
 def _tier(name: str) -> int:
     """How commonly impactful a constant is: lower runs first."""
-    parts, upper = _parts(name), name.upper()
+    parts, upper = name_parts(name), name.upper()
     schedule = ("WARMUP", "WARMDOWN", "COOLDOWN", "DECAY", "FINAL", "FRAC", "BETA", "MOMENTUM",
-                "SCHEDULE", "CLIP")
+                "SCHEDULE", "CLIP", "MIN")
     if ("LR" in parts or "LEARNING" in parts) and not any(k in upper for k in schedule):
         return 0
     if "BATCH" in parts or "ACCUM" in upper:
@@ -208,7 +319,7 @@ def _tier(name: str) -> int:
     if any(k in upper for k in schedule):
         return 2
     if any(k in upper for k in ("DEPTH", "LAYER", "ASPECT", "DIM", "HEAD", "WIDTH", "EMBD",
-                                "HIDDEN", "MLP", "EXPANSION")):
+                                "HIDDEN", "MLP", "EXPANSION", "STEPS", "ITERS")):
         return 3
     return 4
 
@@ -219,10 +330,30 @@ def _listed(name: str, entries: Sequence[str]) -> bool:
                for e in entries)
 
 
+def _named(name: str, entries: Sequence[str]) -> bool:
+    return any(e.strip().upper() == name.upper() for e in entries)
+
+
+def _jitter(seed: int, name: str) -> float:
+    """A fixed factor per (seed, constant): the seed changes the order of the search."""
+    return math.exp(random.Random(f"{seed}:{name.upper()}").uniform(-JITTER, JITTER))
+
+
 # ---- the proposer ---------------------------------------------------------------------
 
+@dataclass
+class _Record:
+    """What history says about one constant."""
+
+    tries: int = 0
+    fails: int = 0  # failures since its last keep
+    last_kept: bool = False
+    kept_dir: tuple[int, int] | None = None
+    kept_dist: float = 0.0
+
+
 class BuiltinProposer:
-    """Offline, deterministic hill-climbing over the script's literal constants."""
+    """Offline, deterministic (per seed) search over the script's literal constants."""
 
     name = "builtin"
     max_failures = 3
@@ -237,39 +368,64 @@ class BuiltinProposer:
     async def propose(self, ctx: ProposalContext) -> Proposal:
         return self.plan(ctx)
 
-    def candidates(self, ctx: ProposalContext) -> list[Constant]:
-        """Constants the plan, scope and safety rules allow to change."""
+    def candidates(self, ctx: ProposalContext, code: str | None = None,
+                   gates: bool = True) -> list[Constant]:
+        """Constants the plan, scope, contract and safety rules allow to change (and, with
+        `gates`, whose gate is on: one change at a time cannot open a gate and use it)."""
+        consts = find_constants(ctx.train_source)
+        code = project_source(ctx) if code is None else code
+        held = compute_names(ctx.train_source) if trains_by_iterations(code) else set()
+        seen = _seen_strings(code)
         out = []
-        for c in find_constants(ctx.train_source):
-            parts = _parts(c.name)
-            if "SEED" in c.name.upper() or parts & SKIP_PARTS:
+        for c in consts:
+            if skip_reason(c.name) or not in_scope(c.name, ctx.scope) or _listed(c.name, ctx.hold):
                 continue
-            if not in_scope(c.name, ctx.scope) or _listed(c.name, ctx.hold):
+            if c.name in held and not _named(c.name, ctx.vary):
                 continue
             if ctx.vary and not _listed(c.name, ctx.vary):
                 continue
-            if c.kind == "str" and not _str_alternatives(c.value):
+            if c.kind == "str" and not _str_alternatives(c.value, seen):
+                continue
+            if gates and _gated_off(c, consts):
                 continue
             out.append(c)
         return out
 
     def plan(self, ctx: ProposalContext) -> Proposal:
-        cands = self.candidates(ctx)
+        code = project_source(ctx)
+        cands = self.candidates(ctx, code)
         if not cands:
             raise SearchExhausted(
                 f"builtin proposer: no tunable constants in {ctx.train_path} "
-                f"(scope={ctx.scope!r}, vary={list(ctx.vary)}, hold={list(ctx.hold)}); "
-                "it varies top-level UPPER_CASE literals and never seeds, paths or IO flags")
+                f"(scope={ctx.scope!r}, vary={list(ctx.vary)}, hold={list(ctx.hold)}); it varies "
+                "top-level literal assignments and never seeds, paths, I/O, evaluation settings or, "
+                "in a project that trains by iteration count, what buys compute (name those in vary)")
+        rules = _rules(find_constants(ctx.train_source), code)
+        seen = _seen_strings(code)
         hist = [a for a in ctx.history
                 if a.iteration > 0 and isinstance(a.meta.get("constant"), str)]
         tried: dict[str, set[tuple[Any, Any]]] = defaultdict(set)
+        tried_values: dict[str, set[Any]] = defaultdict(set)
         undone: dict[str, set[Any]] = defaultdict(set)  # values a keep moved away from
+        crashed: dict[str, list[tuple[Any, tuple[int, int] | None]]] = defaultdict(list)
+        records: dict[str, _Record] = defaultdict(_Record)
         for a in hist:
             name = a.meta["constant"]
             base, new = _canon(a.meta.get("old")), _canon(a.meta.get("new"))
             tried[name].add((base, new))
+            tried_values[name].add(new)
+            rec = records[name]
+            rec.tries += 1
             if _kept(a):
                 undone[name].add(base)
+                rec.fails, rec.last_kept = 0, True
+                rec.kept_dir = _direction(base, new)
+                rec.kept_dist = _dist(*[_element(v, rec.kept_dir[0]) for v in (base, new)]) \
+                    if rec.kept_dir and _is_num(_element(base, rec.kept_dir[0])) else 0.0
+            else:
+                rec.fails, rec.last_kept = rec.fails + 1, False
+            if a.status.strip().lower() == "crash":
+                crashed[name].append((new, _direction(base, new)))
 
         # Parallel workers: a value another worker is running now is not proposed again.
         running: dict[str, set[Any]] = defaultdict(set)
@@ -280,89 +436,72 @@ class BuiltinProposer:
         open_moves: dict[str, list[Move]] = {}
         for c in cands:
             cur = _canon(c.value)
-            open_moves[c.name] = [
-                m for m in moves_for(c)
-                if _canon(m.value) != cur and (cur, _canon(m.value)) not in tried[c.name]
-                and _canon(m.value) not in undone[c.name]]
+            unseen_crashed = c.kind == "str" and any(
+                isinstance(v, str) and v.lower() not in seen for v, _ in crashed[c.name])
+            moves = []
+            for m in moves_for(c, rules, seen):
+                v = _canon(m.value)
+                if v == cur or (cur, v) in tried[c.name] or v in undone[c.name]:
+                    continue
+                if c.kind == "str" and m.value.lower() not in seen and (
+                        unseen_crashed or v in tried_values[c.name]):
+                    continue  # not in the script: tried once at most, none after a crash
+                if _beyond_a_crash(m, crashed[c.name]):
+                    continue
+                moves.append(m)
+            open_moves[c.name] = moves
         free = {name: [m for m in moves if _canon(m.value) not in running[name]]
                 for name, moves in open_moves.items()}
         if any(free.values()):  # else: only in-flight values are left; better a repeat than a stop
             open_moves = free
-        by_name = {c.name: c for c in cands}
-        tokens, cats, hyp_dir = _hypothesis(ctx.hypothesis)
-
-        def hyp_score(c: Constant) -> int:
-            """How strongly the hypothesis names a constant (0: not at all)."""
-            if c.name in tokens:
-                return 100
-            hits = len((_parts(c.name) - STOP_PARTS) & tokens)
-            return 2 * hits or int(category_for_name(c.name) in cats)
-
-        focus, after_keep, kept_dir, fails = self._focus(hist)
-        if focus in by_name and open_moves[focus] and fails < self.max_failures:
-            chosen = by_name[focus]
-        else:
-            busy = {name for name, values in running.items() if values}
-            chosen = self._switch(cands, open_moves, hist, focus, hyp_score, busy)
-            after_keep = False
-        moves = open_moves[chosen.name]
-        want = hyp_dir if hyp_score(chosen) else None
-
-        def key(m: Move) -> tuple:
-            if after_keep:  # nearby values in the winning direction, then the other side
-                axis = m.dir is not None and kept_dir is not None and m.dir[0] == kept_dir[0]
-                return (0 if m.dir == kept_dir else 1 if axis else 2, m.dist, m.order)
-            off = want is not None and m.dir is not None and m.dir[1] != want
-            return (1 if off else 0, m.order)
-
-        move = min(moves, key=key)
-        return self._proposal(ctx, chosen, move)
-
-    def _focus(self, hist: list[Attempt]) -> tuple[str | None, bool, Any, int]:
-        """(constant, kept?, kept direction, failures since) of the trailing run."""
-        if not hist:
-            return None, False, None, 0
-        focus = hist[-1].meta["constant"]
-        run: list[Attempt] = []
-        for a in reversed(hist):
-            if a.meta["constant"] != focus:
-                break
-            run.insert(0, a)
-        keeps = [i for i, a in enumerate(run) if _kept(a)]
-        if not keeps:
-            return focus, False, None, len(run)
-        k = run[keeps[-1]]
-        kept_dir = _direction(k.meta.get("old"), k.meta.get("new"))
-        return focus, True, kept_dir, len(run) - keeps[-1] - 1
-
-    def _switch(self, cands: list[Constant], open_moves: dict[str, list[Move]],
-                hist: list[Attempt], focus: str | None, hyp_score: Any,
-                busy: set[str] | frozenset[str] = frozenset()) -> Constant:
-        pool = [c for c in cands if open_moves[c.name] and c.name != focus]
-        pool = pool or [c for c in cands if open_moves[c.name]]
+        pool = [c for c in cands if open_moves[c.name]]
         if not pool:
             raise SearchExhausted(
                 f"builtin proposer: search space exhausted: every move of the {len(cands)} "
                 "candidate constant(s) has been tried from their current values; widen the "
                 "scope or plan, or add a hypothesis for an LLM proposer")
-        streak: list[Attempt] = []
-        for a in reversed(hist):
-            if _kept(a):
-                break
-            streak.append(a)
-        # After repeated failures, move away from the category that just failed.
-        avoid = (category_for_name(focus) if focus and len(streak) >= 2 * self.max_failures
-                 else None)
+        tokens, cats, hyp_dir = _hypothesis(ctx.hypothesis)
+
+        def hyp_score(c: Constant) -> int:
+            """How strongly the hypothesis names a constant (0: not at all)."""
+            if c.name.upper() in tokens:
+                return 100
+            hits = len((name_parts(c.name) - STOP_PARTS) & tokens)
+            return 2 * hits or int(category_for_name(c.name) in cats)
+
+        busy = {name for name, values in running.items() if values}
         index = {c.name: i for i, c in enumerate(cands)}
 
-        def visits(c: Constant) -> int:
-            cur = _canon(c.value)
-            return sum(1 for a in hist
-                       if a.meta["constant"] == c.name and _canon(a.meta.get("old")) == cur)
+        def value(c: Constant) -> float:
+            """Expected value of one more experiment on c."""
+            rec = records[c.name]
+            ev = PRIORS[_tier(c.name)] * _jitter(ctx.seed, c.name)
+            ev *= 0.5 ** rec.fails / (1 + 0.25 * rec.tries)
+            if rec.last_kept:
+                ev *= KEEP_BOOST
+            if rec.fails >= self.max_failures:
+                ev *= 0.01  # rested until the others are rested too
+            if c.name in busy:
+                ev *= 0.01  # the workers test different hypotheses
+            return ev * (1 + hyp_score(c))
 
-        # Constants no worker is running come first: the workers test different hypotheses.
-        return min(pool, key=lambda c: (c.name in busy, category_for_name(c.name) == avoid,
-                                        visits(c), -hyp_score(c), _tier(c.name), index[c.name]))
+        chosen = max(pool, key=lambda c: (value(c), -index[c.name]))
+        rec = records[chosen.name]
+        want = hyp_dir if hyp_score(chosen) else None
+        failed_dirs = {_direction(_canon(a.meta.get("old")), _canon(a.meta.get("new")))
+                       for a in hist if a.meta["constant"] == chosen.name and not _kept(a)
+                       and _canon(a.meta.get("old")) == _canon(chosen.value)}
+
+        def key(m: Move) -> tuple:
+            if rec.last_kept and rec.kept_dir is not None:  # the same step again, then nearer
+                axis = m.dir is not None and m.dir[0] == rec.kept_dir[0]
+                return (0 if m.dir == rec.kept_dir else 1 if axis else 2,
+                        abs(m.dist - rec.kept_dist), m.order)
+            off = want is not None and m.dir is not None and m.dir[1] != want
+            return (1 if off else 0, m.dir in failed_dirs, m.order)
+
+        move = min(open_moves[chosen.name], key=key)
+        return self._proposal(ctx, chosen, move)
 
     def _proposal(self, ctx: ProposalContext, const: Constant, move: Move) -> Proposal:
         new_source = replace_constant(ctx.train_source, const.name, move.value)
@@ -374,6 +513,18 @@ class BuiltinProposer:
             meta={"constant": const.name, "old": _jsonable(const.value),
                   "new": _jsonable(move.value), "category": category_for_name(const.name)},
         )
+
+
+def _beyond_a_crash(m: Move, crashes: list[tuple[Any, tuple[int, int] | None]]) -> bool:
+    """A value at or past one that crashed, in the direction that crashed."""
+    for value, direction in crashes:
+        if direction is None or m.dir is None or m.dir[0] != direction[0]:
+            continue
+        i, sign = direction
+        new, bad = _element(m.value, i), _element(value, i)
+        if _is_num(new) and _is_num(bad) and sign * (new - bad) >= 0:
+            return True
+    return False
 
 
 def _kept(a: Attempt) -> bool:

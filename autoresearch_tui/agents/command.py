@@ -1,4 +1,4 @@
-"""Coding-agent CLIs (Claude Code, Codex, Gemini CLI, aider, opencode, or any command).
+"""Coding-agent CLIs (Claude Code, Codex, Gemini CLI, aider, opencode, Qwen Code, or any command).
 
 The agent runs once per iteration in the project folder and edits the training script in
 place; we read the file back afterwards. The argv comes from a template split with shlex and
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
+import json
 import os
 import shlex
 import shutil
@@ -19,6 +20,7 @@ import time
 from pathlib import Path
 
 from autoresearch_tui.agents.base import AgentFailed, AgentUnavailable, Proposal, ProposalContext
+from autoresearch_tui.agents.cli_output import read_output
 from autoresearch_tui.agents.edits import describe_diff, parse_description
 from autoresearch_tui.agents.prompt import build_prompt
 from autoresearch_tui.core import processes, safefs, secrets
@@ -28,23 +30,37 @@ from autoresearch_tui.core.git import run_async as git
 # Placeholders: {prompt_file} (a temp file holding the prompt), {prompt} (the prompt as one
 # argv element), {train_path}, {readonly_path}. Without {prompt}/{prompt_file} the prompt goes
 # on stdin; with one of them stdin is /dev/null (codex exec would otherwise wait on it).
+# Each preset was run against the real program and a scripted model (tests/test_real_cli.py);
+# the README's agents table gives the versions. The JSON output modes carry the token counts.
 PRESETS: dict[str, tuple[str, str]] = {
     # (program and subcommand, flags): `--model X` goes between the two when agent_model is set.
     # Claude Code: -p is print mode (reads the prompt on stdin); acceptEdits lets it edit files
-    # without asking while shell commands stay denied (no --dangerously-skip-permissions).
-    "claude": ("claude", "-p --permission-mode acceptEdits"),
-    # Codex: `exec` is non-interactive; workspace-write sandbox may edit the project only;
-    # `-` reads the prompt from stdin. (--full-auto is the older alias of the same sandbox.)
-    "codex": ("codex exec", "--sandbox workspace-write -"),
+    # without asking while shell commands are denied (no --dangerously-skip-permissions).
+    "claude": ("claude", "-p --permission-mode acceptEdits --output-format json"),
+    # Codex: `exec` is non-interactive and never asks; the workspace-write sandbox lets its shell
+    # write in the project and the temp folder only, without network; `-` reads stdin.
+    "codex": ("codex exec", "--sandbox workspace-write --json -"),
     # Gemini CLI: -p forces headless mode and is appended to the stdin prompt; auto_edit
-    # approves file edits only (yolo would approve shell commands too).
-    "gemini": ("gemini", "--approval-mode auto_edit -p 'Carry out the task described above.'"),
-    # aider: one message from the file, then exit; no commits, no .gitignore edits.
-    "aider": ("aider", "--yes-always --no-auto-commits --no-gitignore --no-stream "
+    # approves file edits only (headless, it offers no shell tool). --skip-trust: in a folder
+    # not yet trusted it would quietly fall back to the default mode and edit nothing.
+    "gemini": ("gemini", "--skip-trust --approval-mode auto_edit --output-format json "
+                         "-p 'Carry out the task described above.'"),
+    # aider: one message from the file, then exit; edit blocks; no commits, no history or
+    # repo-map files, no network checks. --yes-always still refuses its shell suggestions.
+    "aider": ("aider", "--yes-always --no-auto-commits --no-dirty-commits --no-gitignore --no-stream "
+                       "--edit-format diff --map-tokens 0 --no-check-update --no-show-model-warnings "
+                       "--no-show-release-notes --no-detect-urls --analytics-disable "
+                       "--chat-history-file /dev/null --input-history-file /dev/null "
                        "--message-file {prompt_file} {train_path}"),
-    # opencode: `run` is the non-interactive mode; the message is a positional argument. Less
-    # sure here: some versions ask before edits unless opencode.json sets "permission".
-    "opencode": ("opencode run", "{prompt}"),
+    # opencode: `run` is non-interactive and reads the prompt on stdin; PRESET_ENV sets the
+    # permissions (edits yes, shell no), which it would otherwise take from opencode.json.
+    "opencode": ("opencode run", "--format json"),
+    # Qwen Code (a Gemini CLI fork): the positional prompt is appended to stdin.
+    "qwen": ("qwen", "--approval-mode auto-edit --output-format json 'Carry out the task described above.'"),
+}
+PRESET_ENV: dict[str, dict[str, str]] = {
+    "opencode": {"OPENCODE_PERMISSION": json.dumps(
+        {"edit": "allow", "bash": "deny", "webfetch": "deny", "external_directory": "deny"})},
 }
 INSTALL_HINTS = {
     "claude": "install Claude Code (npm install -g @anthropic-ai/claude-code)",
@@ -52,6 +68,7 @@ INSTALL_HINTS = {
     "gemini": "install Gemini CLI (npm install -g @google/gemini-cli)",
     "aider": "install aider (pip install aider-chat)",
     "opencode": "install opencode (npm install -g opencode-ai)",
+    "qwen": "install Qwen Code (npm install -g @qwen-code/qwen-code)",
 }
 MAX_ARG_BYTES = 120_000  # Linux refuses a single argv element over 128 KiB
 OUTPUT_TAIL = 1_000_000
@@ -64,12 +81,12 @@ def preset_command(name: str, model: str | None = None) -> str:
     return f"{base}{middle} {flags}"
 
 
-def resolve_program(program: str, cwd: str) -> str | None:
+def resolve_program(program: str, cwd: str, path: str | None = None) -> str | None:
     if os.sep in program:
         p = Path(program).expanduser()
         p = p if p.is_absolute() else Path(cwd or ".") / p
         return str(p) if p.is_file() and os.access(p, os.X_OK) else None
-    return shutil.which(program)
+    return shutil.which(program, path=path)
 
 
 def missing_program_message(program: str, name: str) -> str:
@@ -118,7 +135,7 @@ class CommandProposer:
 
     def check(self, cwd: str = "") -> str | None:
         """One line when the program is missing, else None."""
-        if resolve_program(self.argv[0], cwd) is None:
+        if resolve_program(self.argv[0], cwd, (self.env or {}).get("PATH")) is None:
             return missing_program_message(self.argv[0], self.name)
         return None
 
@@ -140,7 +157,7 @@ class CommandProposer:
 
     async def propose(self, ctx: ProposalContext) -> Proposal:
         cwd = ctx.project or os.getcwd()
-        program = resolve_program(self.argv[0], cwd)
+        program = resolve_program(self.argv[0], cwd, (self.env or {}).get("PATH"))
         if program is None:
             raise AgentUnavailable(missing_program_message(self.argv[0], self.name))
         prompt = build_prompt(ctx, "cli", self.prompt_template, keep_last=self.keep_last)
@@ -168,7 +185,8 @@ class CommandProposer:
                 log.write(text)
                 log.flush()
 
-        env = {**os.environ, **(self.env or {}), "PYTHONUNBUFFERED": "1",
+        # PWD as a shell would set it: opencode takes its project folder from it.
+        env = {**os.environ, **(self.env or {}), "PYTHONUNBUFFERED": "1", "PWD": cwd,
                "AUTORESEARCH_ITERATION": str(ctx.iteration)}
         write(f"\n=== iteration {ctx.iteration}: {shown} (in {cwd}) ===\n")
         mark, since = ctx.mark or processes.unique_mark("agent"), time.time()
@@ -234,10 +252,14 @@ class CommandProposer:
         return proc.returncode if proc.returncode is not None else -1, "".join(chunks)
 
     async def _kill(self, proc: asyncio.subprocess.Process, mark: str, since: float) -> None:
-        """SIGTERM the whole tree, give it kill_grace seconds, then SIGKILL it."""
+        """SIGTERM the whole tree, give it kill_grace seconds, then SIGKILL it; returns once the
+        marked processes are gone."""
         await processes.stop(proc, self.kill_grace, mark, since)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(proc.wait(), self.kill_grace)
+        deadline = time.monotonic() + self.kill_grace
+        while processes.with_mark(mark, since) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
 
     async def _result(self, ctx: ProposalContext, cwd: str, code: int, output: str, duration: float,
                       head_before: str | None, dirty_before: set[str]) -> Proposal:
@@ -254,21 +276,22 @@ class CommandProposer:
             others |= set(names.splitlines())
         _, prefix = await git(cwd, "rev-parse", "--show-prefix")  # git paths are repo-relative
         others.discard(prefix.strip() + os.path.normpath(ctx.train_path))
-        last = next((ln.strip() for ln in reversed(output.splitlines()) if ln.strip()), "")
+        text, usage = read_output(output)
+        last = next((ln.strip() for ln in reversed((text or output).splitlines()) if ln.strip()), "")
         if new_source == ctx.train_source:
             if code != 0:
                 raise AgentFailed(f"{self.name} exited with code {code} and changed nothing"
                                   + (f": {last[:200]}" if last else ""))
             raise AgentFailed(f"{self.name} finished without changing {ctx.train_path}"
                               + (f"; its last line: {last[:200]}" if last else ""))
-        description, source = parse_description(output), "agent"
+        description, source = parse_description(text) or parse_description(output), "agent"
         if not description and moved:
             _, subject = await git(cwd, "log", "-1", "--format=%s", head_after or "HEAD")
             description, source = subject.strip()[:200], "commit"
         if not description:
             description, source = describe_diff(ctx.train_source, new_source, ctx.train_path), "diff"
         meta = {"agent": self.name, "exit_code": code, "duration_s": round(duration, 2),
-                "agent_moved_head": moved, "description_source": source}
+                "agent_moved_head": moved, "description_source": source, **usage}
         if others:
             meta["other_files_changed"] = sorted(others)
             if ctx.agent_log:

@@ -1,8 +1,12 @@
 """Find and edit the top-level hyperparameter constants of a training script.
 
-`find_constants` lists assignments such as `MATRIX_LR = 0.04` or `TOTAL_BATCH_SIZE = 2**19`
-with exact source offsets; `replace_constant` rewrites only the value's text, in the style of
-the old one, and leaves every other byte of the script alone.
+`find_constants` lists assignments such as `MATRIX_LR = 0.04`, `TOTAL_BATCH_SIZE = 2**19` or,
+nanoGPT-style, `learning_rate = 6e-4` with exact source offsets; `replace_constant` rewrites
+only the value's text, in the style of the old one, and leaves every other byte alone.
+
+The compute/evaluation contract lives here too, as plain functions of source text that the
+proposers, the engine and the summary share: `skip_reason` (never a research knob),
+`evaluation_names`, `compute_names`, `trains_by_iterations` and `divisibility`.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import Any
 
 KINDS = ("int", "float", "pow2", "tuple", "str", "bool")
 MAX_STR_LEN = 64
-_NAME_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
+_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _SIMPLE_STR_RE = re.compile(r"""^[rRuU]?(?:"[^"\\\n]*"|'[^'\\\n]*')$""")
 _NEWLINE_RE = re.compile(r"\r\n|\r|\n")
 
@@ -102,13 +106,42 @@ def _comments(source: str, lines: _Lines) -> dict[int, tuple[int, str]]:
     return found
 
 
+def _rebound(tree: ast.Module) -> set[str]:
+    """Module names bound anywhere but a top-level statement: loop state such as `step = 0`
+    followed by `step += 1` in the training loop, or a `global` written by a function."""
+    found: set[str] = set()
+
+    def visit(node: ast.AST, names: set[str] | None) -> None:
+        # names: the globals a function declares (None at module level: every store counts)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            declared = {n for g in ast.walk(node) if isinstance(g, ast.Global) for n in g.names}
+            names = declared or set()
+            if not declared:
+                return
+        elif isinstance(node, (ast.ClassDef, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+            return
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            if names is None or node.id in names:
+                found.add(node.id)
+        for child in ast.iter_child_nodes(node):
+            visit(child, names)
+
+    for stmt in tree.body:
+        if not isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            visit(stmt, None)
+    return found
+
+
 def find_constants(source: str) -> list[Constant]:
-    """Top-level `NAME = literal` assignments, in source order (last assignment wins)."""
+    """Top-level `name = literal` assignments, in source order (last assignment wins).
+
+    A name also bound elsewhere (a loop, an `if`, a function's `global`) is state, not a knob."""
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError):
         return []
     lines = _Lines(source)
+    rebound = _rebound(tree)
     latest: dict[str, Constant | None] = {}
     for stmt in tree.body:
         target: ast.AST | None = None
@@ -140,7 +173,7 @@ def find_constants(source: str) -> list[Constant]:
         kind, val = found
         latest.pop(name, None)  # keep source order of the effective assignment
         latest[name] = Constant(name, val, kind, text, start, end, stmt.lineno)
-    consts = [c for c in latest.values() if c is not None]
+    consts = [c for c in latest.values() if c is not None and c.name not in rebound]
     if not consts:
         return []
     comments = _comments(source, lines)
@@ -265,3 +298,126 @@ def _format_seq(old_text: str, old_value: Any, new: tuple | list) -> str:
     closer = {"(": ")", "[": "]"}.get(opener, "")
     joined = ", ".join(parts) + ("," if len(parts) == 1 and opener != "[" else "")
     return f"{opener}{joined}{closer}"
+
+
+# ---- the compute / evaluation contract --------------------------------------------------
+
+def name_parts(name: str) -> set[str]:
+    """`n_embd` -> {"N", "EMBD"}; `MATRIX_LR` -> {"MATRIX", "LR"}."""
+    return {p for p in name.upper().split("_") if p}
+
+
+# Name parts of constants that are paths, I/O, logging, seeds, device, dtype, compile or
+# checkpoint flags: never research knobs.
+SKIP_PARTS = frozenset({
+    "PATH", "DIR", "FILE", "FILENAME", "URL", "LOG", "LOGS", "LOGGING", "WANDB", "SAVE", "OUT",
+    "CHECKPOINT", "CKPT", "RESUME", "INIT", "OUTPUT", "VERBOSE", "DEBUG", "PRINT", "PORT", "HOST",
+    "RANK", "WORKERS", "COMPILE", "PROFILE", "NAME", "PROJECT", "RUN", "SEED", "DEVICE", "DTYPE",
+    "BACKEND", "DDP", "AMP", "EXCLUDE", "BUDGET", "TIME", "THREADS", "SLEEP", "WAIT", "TIMEOUT",
+})
+# What the metric is measured on and how: changing it changes the measurement, not the model.
+EVAL_PARTS = frozenset({"EVAL", "EVALUATION", "VAL", "VALID", "VALIDATION", "TEST", "SPLIT",
+                        "METRIC", "INTERVAL", "EVERY", "FREQ", "DATASET", "DATA"})
+STEP_PARTS = frozenset({"ITERS", "ITER", "ITERATIONS", "STEPS", "EPOCHS", "EPOCH"})
+CONTEXT_PARTS = frozenset({"SEQ", "CONTEXT", "CTX"})
+_SKIP_WORDS = ("CHECKPOINT", "SEED", "WANDB")  # also inside a part: always_save_checkpoint
+
+
+def skip_reason(name: str) -> str | None:
+    """Why a constant is never proposed ("evaluation", "io/runtime"), or None for a knob."""
+    parts, upper = name_parts(name), name.upper()
+    if parts & EVAL_PARTS:
+        return "evaluation"
+    if "BATCH" in parts:  # DEVICE_BATCH_SIZE is a knob, DEVICE is not
+        parts = parts - {"DEVICE"}
+    if parts & SKIP_PARTS or any(w in upper for w in _SKIP_WORDS):
+        return "io/runtime"
+    return None
+
+
+def is_context_length(name: str) -> bool:
+    parts = name_parts(name)
+    return bool(parts & CONTEXT_PARTS) or name.upper() in ("BLOCK_SIZE", "MAX_LEN", "MAX_SEQ_LEN")
+
+
+def _buys_compute(name: str) -> bool:
+    parts, upper = name_parts(name), name.upper()
+    return bool(parts & STEP_PARTS or "BATCH" in parts or "ACCUM" in upper
+                or is_context_length(name) or "TOKENS" in parts)
+
+
+def evaluation_names(source: str) -> set[str]:
+    """Constants that define the measurement (evaluation iterations, interval, data, split)."""
+    return {c.name for c in find_constants(source) if skip_reason(c.name) == "evaluation"}
+
+
+def compute_names(source: str) -> set[str]:
+    """Constants that buy compute: step/iteration/epoch counts and the schedule lengths tied
+    to them (`warmup_iters`, `lr_decay_iters`), batch size, gradient accumulation, context
+    length. An iteration-count project holds them unless the plan names them in `vary`."""
+    return {c.name for c in find_constants(source)
+            if skip_reason(c.name) is None and c.kind != "str" and _buys_compute(c.name)}
+
+
+def _identifiers(node: ast.AST) -> set[str]:
+    out = set()
+    for n in ast.walk(node):
+        if isinstance(n, ast.Name):
+            out.add(n.id)
+        elif isinstance(n, ast.Attribute):
+            out.add(n.attr)
+    return out
+
+
+def trains_by_iterations(source: str) -> bool:
+    """True when the script stops on a step/iteration/epoch count and never on the time budget
+    (`AUTORESEARCH_TIME_BUDGET`, a `*budget*` name or a clock in a stopping comparison)."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return False
+    if "AUTORESEARCH_TIME_BUDGET" in source:
+        return False
+    by_count = False
+    for node in ast.walk(tree):
+        names: set[str] = set()
+        if isinstance(node, ast.Compare):
+            names = _identifiers(node)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "range":
+            names = _identifiers(node)
+        elif isinstance(node, ast.While):
+            names = _identifiers(node.test)
+        if any("budget" in n.lower() or n in ("time", "perf_counter", "monotonic") for n in names):
+            return False
+        by_count = by_count or any(name_parts(n) & STEP_PARTS for n in names)
+    return by_count
+
+
+def divisibility(source: str) -> set[tuple[str, str]]:
+    """(a, b) for every `assert a % b == 0` (names or attributes such as config.n_embd):
+    a change of either must keep a divisible by b."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return set()
+    pairs = set()
+    for node in ast.walk(tree):
+        test = node.test if isinstance(node, ast.Assert) else None
+        if not isinstance(test, ast.Compare) or len(test.ops) != 1:
+            continue
+        sides = [test.left, test.comparators[0]]
+        zero = [s for s in sides if isinstance(s, ast.Constant) and s.value == 0]
+        mod = [s for s in sides if isinstance(s, ast.BinOp) and isinstance(s.op, ast.Mod)]
+        if zero and mod and isinstance(test.ops[0], (ast.Eq, ast.NotEq)):
+            a, b = (_leaf(mod[0].left), _leaf(mod[0].right))
+            if a and b:
+                pairs.add((a, b))
+    return pairs
+
+
+def _leaf(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return None

@@ -3,7 +3,9 @@
 The model answers with SEARCH/REPLACE blocks (or a whole file) and a DESCRIPTION line; an
 answer that does not apply is sent back with the error, in the same conversation. The API
 key is read from the environment per request and never written anywhere: not in logs, meta
-or error messages (any echo of it in a server's error text is scrubbed).
+or error messages (any echo of it in a server's error text is scrubbed). Requests go through
+httpx's async client: cancelling a proposal (a prepared one the loop no longer needs, a stop)
+closes its connection, so the server stops generating and billing.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ import os
 import random
 import re
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from typing import Any
+
+import httpx
 
 from autoresearch_tui.agents.base import (
     AgentFailed, AgentUnavailable, Proposal, ProposalContext, ProposalError,
@@ -56,17 +58,14 @@ def _retry_after(value: str | None) -> float | None:
         return None  # an HTTP date: fall back to our own backoff
 
 
-def post_json(url: str, headers: dict[str, str], payload: dict[str, Any], timeout: float) -> dict:
-    """One POST; _HttpStatus for an HTTP error, OSError for the network."""
-    data = json.dumps(payload).encode("utf-8")
-    req = urllib.request.Request(url, data=data, method="POST",
-                                 headers={"content-type": "application/json", **headers})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return json.loads(resp.read().decode("utf-8", "replace") or "{}")
-    except urllib.error.HTTPError as exc:
-        body = exc.read().decode("utf-8", "replace") if exc.fp else ""
-        raise _HttpStatus(exc.code, body, _retry_after(exc.headers.get("retry-after"))) from None
+async def post_json(client: httpx.AsyncClient, url: str, headers: dict[str, str],
+                    payload: dict[str, Any]) -> dict:
+    """One POST; _HttpStatus for an HTTP error, httpx.HTTPError for the network. Cancelling the
+    caller closes the connection, so the server stops generating (and billing)."""
+    resp = await client.post(url, json=payload, headers=headers)
+    if resp.status_code >= 400:
+        raise _HttpStatus(resp.status_code, resp.text, _retry_after(resp.headers.get("retry-after")))
+    return json.loads(resp.text or "{}")
 
 
 def api_message(body: str) -> str:
@@ -145,12 +144,13 @@ class ChatProposer:
             return min(retry_after, self.max_wait)
         return min(self.backoff_base * 2 ** attempt * (0.5 + random.random() / 2), self.max_wait)
 
-    def request(self, messages: list[dict[str, str]], key: str | None, log) -> dict:
-        """POST with retries on 429, 5xx and network errors (blocking: run it in a thread)."""
+    async def request(self, client: httpx.AsyncClient, messages: list[dict[str, str]], key: str | None,
+                      log) -> dict:
+        """POST with retries on 429, 5xx and network errors."""
         for attempt in range(self.http_retries + 1):
             last = attempt == self.http_retries
             try:
-                return post_json(self.url(), self.headers(key), self.payload(messages), self.timeout)
+                return await post_json(client, self.url(), self.headers(key), self.payload(messages))
             except _HttpStatus as exc:
                 detail = scrub(api_message(exc.body), key)
                 if exc.status in (401, 403):
@@ -160,13 +160,13 @@ class ChatProposer:
                     raise AgentFailed(f"{self.url()} answered {exc.status}: {detail or 'no details'}") from None
                 wait = self._backoff(attempt, exc.retry_after)
                 log(f"HTTP {exc.status}: {detail}; retrying in {wait:.1f} s\n")
-            except (OSError, ValueError) as exc:  # network errors, timeouts, bad JSON
-                reason = scrub(str(getattr(exc, "reason", exc)), key)
+            except (httpx.HTTPError, OSError, ValueError) as exc:  # network errors, timeouts, bad JSON
+                reason = scrub(str(exc) or type(exc).__name__, key)
                 if last:
                     raise AgentFailed(f"cannot reach {self.url()}: {reason}") from None
                 wait = self._backoff(attempt, None)
                 log(f"network error: {reason}; retrying in {wait:.1f} s\n")
-            time.sleep(wait)
+            await asyncio.sleep(wait)
         raise AgentFailed("unreachable")  # pragma: no cover
 
     async def propose(self, ctx: ProposalContext) -> Proposal:
@@ -185,12 +185,12 @@ class ChatProposer:
         tokens_in = tokens_out = 0
         started = time.monotonic()
         error = ""
+        client = httpx.AsyncClient(timeout=self.timeout)
         try:
             for attempt in range(self.max_retries + 1):
                 if attempt:
                     log(f"--- try {attempt + 1} of {self.max_retries + 1}\n")
-                data = await asyncio.wait_for(asyncio.to_thread(self.request, messages, key, log),
-                                              self.timeout)
+                data = await asyncio.wait_for(self.request(client, messages, key, log), self.timeout)
                 text, t_in, t_out, cut = self.parse(data)
                 tokens_in, tokens_out = tokens_in + t_in, tokens_out + t_out
                 log(text + "\n")
@@ -222,6 +222,7 @@ class ChatProposer:
             log(f"--- {exc}\n")
             raise
         finally:
+            await client.aclose()
             if logf:
                 logf.close()
 

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from autoresearch_tui.agents.base import AgentUnavailable, Proposer
-from autoresearch_tui.agents.command import PRESETS, CommandProposer, preset_command
+from autoresearch_tui.agents.command import PRESET_ENV, PRESETS, CommandProposer, preset_command
 from autoresearch_tui.agents.http_api import AnthropicProposer, ChatProposer, OpenAIProposer, scrub
 from autoresearch_tui.agents.prompt import load_template
 from autoresearch_tui.core.durations import parse_duration
 
 HTTP_AGENTS = {"openai": OpenAIProposer, "anthropic": AnthropicProposer}
-AGENTS = ("builtin", "command", *PRESETS, *HTTP_AGENTS)
+AGENTS = ("builtin", "optuna", "command", *PRESETS, *HTTP_AGENTS)
 DEFAULT_TIMEOUT = 900.0
 
 
@@ -62,6 +62,14 @@ def make_proposer(config: Any) -> Proposer:
         from autoresearch_tui.agents.builtin import BuiltinProposer
 
         return BuiltinProposer()
+    if name == "optuna":
+        try:
+            import optuna  # noqa: F401 - only to say how to install it
+        except ImportError:
+            raise AgentUnavailable('agent "optuna" needs Optuna: pip install "autoresearch-tui[optuna]"') from None
+        from autoresearch_tui.agents.optuna_search import OptunaProposer
+
+        return OptunaProposer()
     if name not in AGENTS:
         raise AgentUnavailable(f"unknown agent {name!r}; pick one of: {', '.join(AGENTS)}")
     template_path = _get(config, "prompt_template")
@@ -79,7 +87,7 @@ def make_proposer(config: Any) -> Proposer:
             max_retries=int(_get(config, "agent_max_retries", 3)),
             prices=_prices(_get(config, "agent_prices")), prompt_template=template, keep_last=keep_last)
     return CommandProposer(command_template(config), name=name, timeout=timeout,
-                           prompt_template=template, keep_last=keep_last)
+                           prompt_template=template, keep_last=keep_last, env=PRESET_ENV.get(name))
 
 
 def _probe(proposer: ChatProposer, timeout: float) -> str | None:

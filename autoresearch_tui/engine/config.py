@@ -123,7 +123,7 @@ class ResearchConfig:
         flag="--results", metavar="PATH", example='"results.tsv"',
         wizard=("Results file", "Where each experiment is logged (default results.tsv).", "results.tsv"))
     agent: str = key(
-        "builtin", agent_name, "who proposes changes: builtin, command, claude, codex, gemini, aider, "
+        "builtin", agent_name, "who proposes changes: builtin, optuna, command, claude, codex, gemini, aider, "
         "opencode, openai, anthropic (see Agents)", metavar="NAME", example='"builtin"',
         wizard=("Agent", "Who proposes changes (agent_cmd, agent_model: in the toml).", ""))
     train_command: str | list[str] | None = key(

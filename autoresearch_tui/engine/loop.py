@@ -89,7 +89,7 @@ class Engine:
         self._prefetch: tuple[str, asyncio.Future] | None = None  # (base commit, proposal task)
         self.spent = {"tokens_in": 0.0, "tokens_out": 0.0, "cost_usd": 0.0}
         self.review_answers: asyncio.Queue[ReviewAnswer] = asyncio.Queue()
-        self.pipeline = config.pipeline == "on" or (config.pipeline == "auto" and config.agent != "builtin")
+        self.pipeline = config.pipeline == "on" or (config.pipeline == "auto" and config.agent not in ("builtin", "optuna"))
         self.touches_tree = bool(getattr(proposer, "touches_tree", True))  # see agents.base.Proposer
 
     # -- commands (from the TUI, signal handlers or the control file) -------------------
