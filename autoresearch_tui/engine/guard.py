@@ -5,6 +5,8 @@ under refs/); afterwards whatever moved is put back. Commits the step made are k
 `refs/autoresearch/<tag>/forensic/<n>` so nothing is lost, but never on a branch. The git
 folder's code paths (`.git/hooks`, `.git/config`, `.git/info`) are compared with their state
 at session start and restored, before any git command could run what was planted there.
+The refs and those paths are read from the files (`gitstate`), re-read only where their stat data
+changed; git itself is asked when the files look unusual and before anything is restored.
 Every kept commit gets `refs/autoresearch/<tag>/keep/<n>`, so a keep can never become
 unreachable. At the end of the session the working tree is left clean.
 """
@@ -19,6 +21,7 @@ from typing import Any, Callable
 
 from autoresearch_tui.core.git import run_in
 from autoresearch_tui.engine import events as ev
+from autoresearch_tui.engine.gitstate import RefFiles, TreeFiles
 
 PROTECTED = ("config", "hooks", "info")
 
@@ -73,6 +76,9 @@ class Guard:
                  emit: Callable[[ev.Event], None]) -> None:
         self.root, self.gitdir, self.tag, self.branch = root, gitdir, tag, branch
         self.session_root, self.emit = session_root, emit
+        self.ref_files = RefFiles(root, gitdir)
+        self.tree = TreeFiles(gitdir, PROTECTED)
+        self.clean = self.tree.sigs()  # stat data at which the protected files were last as below
         self.files = _snapshot_files(gitdir)
         self.untracked = self._untracked()
         self.user: dict[str, str] | None = None  # refs the engine never moves
@@ -103,6 +109,14 @@ class Guard:
     def _engine_ref(self, ref: str) -> bool:
         return ref == self._branch_ref or ref.startswith(self._mine)
 
+    def _refs(self) -> dict[str, str]:
+        fast = self.ref_files.refs()
+        return refs(self.root) if fast is None else fast
+
+    def _symbolic_head(self) -> str | None:
+        read, head = self.ref_files.head()
+        return head if read else symbolic_head(self.root)
+
     # -- around a step -------------------------------------------------------------------
     def before(self, tip: str | None = None, quiet: bool = True) -> None:
         """Record the refs before a run or an agent step.
@@ -111,7 +125,7 @@ class Guard:
         where the engine moves the branch itself while steps run (`branch_moves`: parallel workers).
         `quiet`: no other step is running, so the user's refs as they are now are the user's.
         """
-        current = refs(self.root)
+        current = self._refs()
         if self.user is None or (quiet and self.open == 0):
             self.user = {r: s for r, s in current.items() if not self._engine_ref(r)}
         self.managed = {r: s for r, s in current.items() if r.startswith(self._mine)
@@ -123,23 +137,13 @@ class Guard:
         """Put back what the step changed; returns (and reports) what was restored."""
         self.open = max(0, self.open - 1)
         restored = self._restore_files()
-        current = refs(self.root)
+        changes = self._changes(self._refs())
+        if changes:  # git's own word before anything is put back
+            changes = self._changes(refs(self.root))
         keep: list[str] = []
         moved = False
         known = set((self.user or {}).values()) | set(self.managed.values()) | {self.tip}
-        wanted = {**(self.user or {}), **self.managed}
-        for ref in sorted(set(current) | set(wanted)):
-            if ref.startswith(self._forensic) or (ref == self._branch_ref and self.tip is None):
-                continue
-            if ref.startswith(self._mine) and ref not in self.managed:
-                continue  # the engine's own new refs (a keep, a discarded attempt) while steps ran
-            if ref == self._branch_ref:
-                old = self.tip
-            else:
-                old = wanted.get(ref)
-            new = current.get(ref)
-            if new == old:
-                continue
+        for ref, old, new in changes:
             if new and new not in known:
                 keep.append(new)
                 known.add(new)
@@ -151,7 +155,7 @@ class Guard:
                 git(self.root, "update-ref", "--no-deref", "-d", ref)
                 restored.append(f"{_short(ref)} (created; removed)")
         if self.tip is not None:
-            head = symbolic_head(self.root)
+            head = self._symbolic_head()
             if head != self._branch_ref:
                 detached = git(self.root, "rev-parse", "-q", "--verify", "HEAD", check=False).strip()
                 if detached and detached not in known:
@@ -172,7 +176,34 @@ class Guard:
                                           reason=f"the {label} changed the repository; restored{where}"))
         return restored
 
+    def _changes(self, current: dict[str, str]) -> list[tuple[str, str | None, str | None]]:
+        """(ref, value before the step, value now) for each ref the step moved, created or deleted."""
+        wanted = {**(self.user or {}), **self.managed}
+        out = []
+        for ref in sorted(set(current) | set(wanted)):
+            if ref.startswith(self._forensic) or (ref == self._branch_ref and self.tip is None):
+                continue
+            if ref.startswith(self._mine) and ref not in self.managed:
+                continue  # the engine's own new refs (a keep, a discarded attempt) while steps ran
+            old = self.tip if ref == self._branch_ref else wanted.get(ref)
+            new = current.get(ref)
+            if new != old:
+                out.append((ref, old, new))
+        return out
+
     def _restore_files(self) -> list[str]:
+        sigs = self.tree.sigs()
+        if sigs is not None and sigs == self.clean:
+            return []
+        changed = self._put_back_files()
+        if changed:  # stat data taken before the contents are compared, so a later write still shows
+            sigs = self.tree.sigs()
+            if _snapshot_files(self.gitdir) != self.files:
+                sigs = None
+        self.clean = sigs
+        return changed
+
+    def _put_back_files(self) -> list[str]:
         now = _snapshot_files(self.gitdir)
         if now == self.files:
             return []

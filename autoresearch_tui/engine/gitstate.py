@@ -1,0 +1,187 @@
+"""The guard's view of the repository, read from the files instead of git processes.
+
+Refs: HEAD, the loose files under `refs/` and `packed-refs` of the files backend, each re-read
+only when its stat data (inode, size, mtime, ctime) changed. ctime cannot be set back by a
+program, and a file changed within RACY_NS of being read is read again next time (two writes
+in one clock tick look the same). Anything unusual (reftable, symlinks, odd names, lock files,
+a symref or line that does not parse, a linked worktree) returns None: the caller asks git.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import time
+from pathlib import Path
+
+RACY_NS = 1_000_000_000
+_SHA = re.compile(rb"^([0-9a-f]{40}|[0-9a-f]{64})$")
+_NAME = re.compile(r"^[A-Za-z0-9_+@,=-][A-Za-z0-9._+@,=-]*$")
+
+Sig = tuple[int, int, int, int, int]
+
+
+def sig(st: os.stat_result) -> Sig:
+    return (st.st_ino, st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def settled(st: os.stat_result, now: int) -> bool:
+    """Old enough that a later change must show in its stat data."""
+    return st.st_ctime_ns < now - RACY_NS and st.st_mtime_ns < now - RACY_NS
+
+
+def own_git_dir(root: Path) -> Path | None:
+    dot = root / ".git"
+    return dot if dot.is_dir() and not dot.is_symlink() else None
+
+
+class RefFiles:
+    """refs -> sha and HEAD's target, as `git for-each-ref` and `git symbolic-ref` give them."""
+
+    def __init__(self, root: Path, common_dir: Path) -> None:
+        own = own_git_dir(root)
+        self.gitdir = common_dir
+        # a linked worktree keeps HEAD and its per-worktree refs elsewhere: git reads those
+        self.usable = own is not None and own.resolve() == common_dir.resolve()
+        self._files: dict[str, tuple[Sig | None, bytes]] = {}
+        self._packed: tuple[Sig | None, dict[str, str]] | None = None
+
+    def _read(self, path: str, key: str, st: os.stat_result, now: int) -> bytes:
+        s = (st.st_ino, st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        hit = self._files.get(key)
+        if hit is not None and hit[0] == s:
+            return hit[1]
+        with open(path, "rb") as fh:
+            data = fh.read()
+        self._files[key] = (s if settled(st, now) else None, data)
+        return data
+
+    def refs(self) -> dict[str, str] | None:
+        if not self.usable or os.path.lexists(self.gitdir / "reftable"):
+            return None
+        now = time.time_ns()
+        packed = self._packed_refs(now)
+        if packed is None:
+            return None
+        loose: dict[str, bytes] = {}
+        seen: set[str] = set()
+        if not self._walk(str(self.gitdir / "refs"), "refs", loose, seen, now):
+            return None
+        for key in set(self._files) - seen - {"HEAD"}:
+            del self._files[key]
+        out = dict(packed)
+        symrefs: dict[str, str] = {}
+        for name, data in loose.items():
+            text = data.strip()
+            if _SHA.match(text):
+                out[name] = text.decode()
+            elif text.startswith(b"ref: "):
+                symrefs[name] = text[5:].decode("utf-8", "replace").strip()
+            else:
+                return None
+        for name, target in symrefs.items():
+            for _ in range(5):
+                if target in symrefs:
+                    target = symrefs[target]
+            if target not in out:
+                return None
+            out[name] = out[target]
+        return out
+
+    def _walk(self, folder: str, prefix: str, loose: dict[str, bytes], seen: set[str], now: int) -> bool:
+        try:
+            entries = list(os.scandir(folder))
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return False
+        for entry in entries:
+            base = entry.name
+            if not _NAME.match(base) or base.endswith(".lock") or ".." in base:
+                return False
+            name = f"{prefix}/{base}"
+            st = entry.stat(follow_symlinks=False)
+            mode = st.st_mode
+            if stat.S_ISREG(mode):
+                seen.add(name)
+                try:
+                    loose[name] = self._read(entry.path, name, st, now)
+                except OSError:
+                    return False
+            elif not stat.S_ISDIR(mode) or not self._walk(entry.path, name, loose, seen, now):
+                return False
+        return True
+
+    def _packed_refs(self, now: int) -> dict[str, str] | None:
+        path = self.gitdir / "packed-refs"
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            self._packed = None
+            return {}
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        s = sig(st)
+        if self._packed is not None and self._packed[0] == s:
+            return self._packed[1]
+        out: dict[str, str] = {}
+        for line in path.read_bytes().splitlines():
+            if not line or line.startswith((b"#", b"^")):
+                continue
+            sha, _, name = line.partition(b" ")
+            if not _SHA.match(sha) or not name.startswith(b"refs/"):
+                return None
+            out[name.decode("utf-8", "replace")] = sha.decode()
+        self._packed = (s if settled(st, now) else None, out)
+        return out
+
+    def head(self) -> tuple[bool, str | None]:
+        """(read, the ref HEAD points at or None when detached); read False: ask git."""
+        if not self.usable:
+            return False, None
+        path = self.gitdir / "HEAD"
+        try:
+            st = os.lstat(path)
+            if not stat.S_ISREG(st.st_mode):
+                return False, None
+            text = self._read(str(path), "HEAD", st, time.time_ns()).strip()
+        except OSError:
+            return False, None
+        if text.startswith(b"ref: "):
+            return True, text[5:].decode("utf-8", "replace").strip() or None
+        return (True, None) if _SHA.match(text) else (False, None)
+
+
+class TreeFiles:
+    """Stat data of files and folders under some git-dir paths: equal means nothing was written."""
+
+    def __init__(self, gitdir: Path, names: tuple[str, ...]) -> None:
+        self.gitdir, self.names = gitdir, names
+
+    def sigs(self) -> dict[str, tuple] | None:
+        """rel -> stat data (links: their target); None when something changed too recently to tell."""
+        out: dict[str, tuple] = {}
+        now = time.time_ns()
+        fresh = False
+
+        def add(path: Path, rel: str) -> None:
+            nonlocal fresh
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                out[rel] = ("link", os.readlink(path))
+            elif stat.S_ISDIR(st.st_mode):
+                out[rel] = ("dir", stat.S_IMODE(st.st_mode))
+                for entry in os.scandir(path):
+                    add(Path(entry.path), f"{rel}/{entry.name}")
+            else:
+                out[rel] = ("file", *sig(st))
+                fresh = fresh or not settled(st, now)
+
+        try:
+            for name in self.names:
+                if os.path.lexists(self.gitdir / name):
+                    add(self.gitdir / name, name)
+        except OSError:  # changed while read
+            return None
+        return None if fresh else out
