@@ -66,3 +66,16 @@ def test_packed_refs_edited_are_restored(tmp_path: Path) -> None:
     packed.write_text(packed.read_text().replace(f"{head} refs/heads/other", f"{old} refs/heads/other"))
     assert any(r.startswith("other (moved") for r in guard.after("agent", 1))
     assert git(root, "rev-parse", "other") == head
+
+
+def test_refs_in_new_and_removed_folders_are_seen(tmp_path: Path) -> None:
+    root, guard, _ = repo(tmp_path)
+    head = git(root, "rev-parse", "HEAD")
+    guard.before(tip=head)
+    git(root, "update-ref", "refs/planted/deep/x", "HEAD~1")
+    assert "refs/planted/deep/x (created; removed)" in guard.after("agent", 1)
+    guard.before(tip=head)
+    git(root, "update-ref", "-d", "refs/tags/v1")
+    (root / ".git" / "refs" / "tags").rmdir()
+    assert any(r.startswith("v1 (deleted") for r in guard.after("agent", 2))
+    assert guard._refs() == refs(root)

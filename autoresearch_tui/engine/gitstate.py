@@ -5,14 +5,20 @@ only when its stat data (inode, size, mtime, ctime) changed. ctime cannot be set
 program, and a file changed within RACY_NS of being read is read again next time (two writes
 in one clock tick look the same). Anything unusual (reftable, symlinks, odd names, lock files,
 a symref or line that does not parse, a linked worktree) returns None: the caller asks git.
+On Linux an inotify watch on each refs folder and the git folder says which ref files changed
+since the last look, so only those are read again (no stat of a thousand discard refs per step).
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
 import stat
+import struct
+import sys
 import time
+import weakref
 from pathlib import Path
 
 RACY_NS = 1_000_000_000
@@ -36,6 +42,57 @@ def own_git_dir(root: Path) -> Path | None:
     return dot if dot.is_dir() and not dot.is_symlink() else None
 
 
+_MASK = 0x2 | 0x4 | 0x8 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x800  # every write, create, move, delete
+_OVERFLOW, _IGNORED, _ISDIR = 0x4000, 0x8000, 0x40000000
+_EVENT = struct.Struct("iIII")
+
+
+class Watch:
+    """Names written in watched folders since the last `changes()` (Linux inotify)."""
+
+    def __init__(self) -> None:
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.fd = self.libc.inotify_init1(0o4000 | 0o2000000)  # non-blocking, close-on-exec
+        if self.fd < 0:
+            raise OSError(ctypes.get_errno(), "inotify_init1")
+        weakref.finalize(self, os.close, self.fd)
+        self.folders: dict[int, str] = {}
+
+    def add(self, folder: str) -> None:
+        wd = self.libc.inotify_add_watch(self.fd, os.fsencode(folder), _MASK)
+        if wd < 0:
+            raise OSError(ctypes.get_errno(), "inotify_add_watch")
+        self.folders[wd] = folder
+
+    def changes(self) -> list[tuple[str | None, str]] | None:
+        """(folder, name) per event; None: events were lost or a folder came or went."""
+        out: list[tuple[str | None, str]] = []
+        whole = False
+        while True:
+            try:
+                data = os.read(self.fd, 65536)
+            except BlockingIOError:
+                return None if whole else out
+            i = 0
+            while i < len(data):
+                wd, mask, _, size = _EVENT.unpack_from(data, i)
+                name = data[i + 16:i + 16 + size].rstrip(b"\0").decode("utf-8", "surrogateescape")
+                i += 16 + size
+                if mask & (_OVERFLOW | _IGNORED | _ISDIR) or wd not in self.folders:
+                    whole = True
+                else:
+                    out.append((self.folders[wd], name))
+
+
+def _watch() -> Watch | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return Watch()
+    except (OSError, AttributeError):
+        return None
+
+
 class RefFiles:
     """refs -> sha and HEAD's target, as `git for-each-ref` and `git symbolic-ref` give them."""
 
@@ -46,6 +103,8 @@ class RefFiles:
         self.usable = own is not None and own.resolve() == common_dir.resolve()
         self._files: dict[str, tuple[Sig | None, bytes]] = {}
         self._packed: tuple[Sig | None, dict[str, str]] | None = None
+        self.watch = _watch() if self.usable else None
+        self._loose: dict[str, bytes] | None = None  # as of the last look, when a watch tells what changed
 
     def _read(self, path: str, key: str, st: os.stat_result, now: int) -> bytes:
         s = (st.st_ino, st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
@@ -61,15 +120,25 @@ class RefFiles:
         if not self.usable or os.path.lexists(self.gitdir / "reftable"):
             return None
         now = time.time_ns()
+        loose = self._watched(now)
         packed = self._packed_refs(now)
         if packed is None:
+            self._loose = None
             return None
-        loose: dict[str, bytes] = {}
-        seen: set[str] = set()
-        if not self._walk(str(self.gitdir / "refs"), "refs", loose, seen, now):
-            return None
-        for key in set(self._files) - seen - {"HEAD"}:
-            del self._files[key]
+        if loose is None:
+            loose, seen = {}, set()
+            try:
+                if self.watch is not None:
+                    self.watch.changes()  # the walk below reads everything written until now
+                    self.watch.add(str(self.gitdir))
+            except OSError:
+                self.watch = None
+            if not self._walk(str(self.gitdir / "refs"), "refs", loose, seen, now):
+                self._loose = None
+                return None
+            for key in set(self._files) - seen - {"HEAD"}:
+                del self._files[key]
+            self._loose = loose if self.watch is not None else None
         out = dict(packed)
         symrefs: dict[str, str] = {}
         for name, data in loose.items():
@@ -89,7 +158,44 @@ class RefFiles:
             out[name] = out[target]
         return out
 
+    def _watched(self, now: int) -> dict[str, bytes] | None:
+        """The loose refs from the last look with what the watch says changed read again; None: walk."""
+        if self.watch is None or self._loose is None:
+            return None
+        changes = self.watch.changes()
+        if changes is None:
+            return None
+        top = str(self.gitdir)
+        refs_dir = os.path.join(top, "refs")
+        for folder, base in changes:
+            if folder == top:
+                if base == "refs" or base == "reftable":
+                    return None
+                continue  # packed-refs is checked by its stat data; the index and others do not matter
+            path = os.path.join(folder, base)
+            name = "refs" + path[len(refs_dir):]
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                self._loose.pop(name, None)
+                self._files.pop(name, None)
+                continue
+            except OSError:
+                return None
+            if not stat.S_ISREG(st.st_mode) or not _NAME.match(base) or base.endswith(".lock") or ".." in base:
+                return None
+            try:
+                self._loose[name] = self._read(path, name, st, now)
+            except OSError:
+                return None
+        return self._loose
+
     def _walk(self, folder: str, prefix: str, loose: dict[str, bytes], seen: set[str], now: int) -> bool:
+        if self.watch is not None:
+            try:
+                self.watch.add(folder)  # before the listing: a change during the walk is seen next time
+            except OSError:
+                self.watch = None
         try:
             entries = list(os.scandir(folder))
         except FileNotFoundError:
