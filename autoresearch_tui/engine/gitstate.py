@@ -26,6 +26,7 @@ _SHA = re.compile(rb"^([0-9a-f]{40}|[0-9a-f]{64})$")
 _NAME = re.compile(r"^[A-Za-z0-9_+@,=-][A-Za-z0-9._+@,=-]*$")
 
 Sig = tuple[int, int, int, int, int]
+_NO_PACKED: dict[str, str] = {}  # one object, so an unchanged view is recognised; never written
 
 
 def sig(st: os.stat_result) -> Sig:
@@ -105,6 +106,8 @@ class RefFiles:
         self._packed: tuple[Sig | None, dict[str, str]] | None = None
         self.watch = _watch() if self.usable else None
         self._loose: dict[str, bytes] | None = None  # as of the last look, when a watch tells what changed
+        self._same = False  # the last `_watched` found no ref file written
+        self._view: tuple[dict[str, str], dict[str, str]] | None = None  # (packed, refs) of the last look
 
     def _read(self, path: str, key: str, st: os.stat_result, now: int) -> bytes:
         s = (st.st_ino, st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
@@ -125,6 +128,9 @@ class RefFiles:
         if packed is None:
             self._loose = None
             return None
+        if loose is not None and self._view is not None and self._view[0] is packed and self._same:
+            return dict(self._view[1])
+        self._view = None
         if loose is None:
             loose, seen = {}, set()
             try:
@@ -156,7 +162,9 @@ class RefFiles:
             if target not in out:
                 return None
             out[name] = out[target]
-        return out
+        if self._loose is not None:
+            self._view = (packed, out)
+        return dict(out)
 
     def _watched(self, now: int) -> dict[str, bytes] | None:
         """The loose refs from the last look with what the watch says changed read again; None: walk."""
@@ -165,6 +173,7 @@ class RefFiles:
         changes = self.watch.changes()
         if changes is None:
             return None
+        self._same = True
         top = str(self.gitdir)
         refs_dir = os.path.join(top, "refs")
         for folder, base in changes:
@@ -172,6 +181,7 @@ class RefFiles:
                 if base == "refs" or base == "reftable":
                     return None
                 continue  # packed-refs is checked by its stat data; the index and others do not matter
+            self._same = False
             path = os.path.join(folder, base)
             name = "refs" + path[len(refs_dir):]
             try:
@@ -225,7 +235,7 @@ class RefFiles:
             st = os.lstat(path)
         except FileNotFoundError:
             self._packed = None
-            return {}
+            return _NO_PACKED
         if not stat.S_ISREG(st.st_mode):
             return None
         s = sig(st)

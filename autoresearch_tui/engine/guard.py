@@ -179,8 +179,9 @@ class Guard:
     def _changes(self, current: dict[str, str]) -> list[tuple[str, str | None, str | None]]:
         """(ref, value before the step, value now) for each ref the step moved, created or deleted."""
         wanted = {**(self.user or {}), **self.managed}
+        differ = {r for r, _ in set(current.items()) ^ set(wanted.items())} | {self._branch_ref}
         out = []
-        for ref in sorted(set(current) | set(wanted)):
+        for ref in sorted(differ):
             if ref.startswith(self._forensic) or (ref == self._branch_ref and self.tip is None):
                 continue
             if ref.startswith(self._mine) and ref not in self.managed:
