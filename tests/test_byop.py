@@ -222,14 +222,6 @@ def test_itergpt_runs_seeded_by_iteration_count(tmp_path: Path) -> None:
     assert bad.returncode != 0 and "assert config.n_embd % config.n_head == 0" in bad.stderr
 
 
-def _proposer_reads_lowercase() -> bool:
-    from autoresearch_tui.agents.constants import find_constants
-    return bool(find_constants("learning_rate = 6e-4\n"))
-
-
-awaits_proposer = pytest.mark.xfail(not _proposer_reads_lowercase(), strict=False,
-                                    reason="the built-in proposer reads UPPER_CASE names only (issue 13 item 1)")
-
 COMPUTE_OR_EVAL = {"max_iters", "lr_decay_iters", "batch_size", "gradient_accumulation_steps", "block_size",
                    "eval_interval", "eval_iters", "final_eval_batches"}
 
@@ -258,7 +250,6 @@ def subprocess_ok(cwd: Path, *args: str) -> bool:
 
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
-@awaits_proposer
 def test_itergpt_config_file_as_the_editable_file(tmp_path: Path) -> None:
     project = _sample_repo(tmp_path)
     out = cli("run", "--headless", "--yes", "--train", "config/train_default.py", "--readonly", "model.py",
@@ -272,7 +263,6 @@ def test_itergpt_config_file_as_the_editable_file(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
-@awaits_proposer
 def test_itergpt_train_script_as_the_editable_file_with_overrides(tmp_path: Path) -> None:
     project = _sample_repo(tmp_path)
     out = cli("run", "--headless", "--yes", "--train", "train.py", "--readonly", "model.py",
