@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import shutil
 import subprocess
@@ -13,11 +12,9 @@ import pytest
 
 from autoresearch_tui.agents.base import Proposal
 from autoresearch_tui.engine import contract, events as ev, inert
-from autoresearch_tui.engine.config import load_config
-from autoresearch_tui.engine.loop import Engine
 from autoresearch_tui.engine.results import read_results
 
-from conftest import FAKE_TRAIN, Scripted, cli, git, make_project
+from conftest import FAKE_TRAIN, Scripted, cli, git, make_project, run_engine
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_projects"
 
@@ -38,16 +35,6 @@ print(f"val_bpb: {value:.6f}")
 BUDGET_TRAIN = ITER_TRAIN.replace("x = 0\n", "x = 0\nbudget = float(os.environ['AUTORESEARCH_TIME_BUDGET'])\n")
 
 pytestmark = pytest.mark.slow  # engine sessions on sample-like projects
-
-
-def run_engine(project: Path, proposer, **overrides) -> tuple[Engine, ev.SessionEnded, list[ev.Event]]:
-    values = {"time_budget": "2s", "metric": "val_bpb:min", "tag": "t1", **overrides}
-    config = load_config(project, None, values)
-    seen: list[ev.Event] = []
-    engine = Engine(config, proposer, listeners=[seen.append])
-    engine.prepare()
-    end = asyncio.run(engine.run())
-    return engine, end, seen
 
 
 def notices(events: list[ev.Event]) -> list[str]:
