@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
@@ -11,6 +12,9 @@ from pathlib import Path
 import pytest
 
 from autoresearch_tui.agents.base import Proposal, ProposalContext, SearchExhausted
+from autoresearch_tui.engine import events as ev
+from autoresearch_tui.engine.config import load_config
+from autoresearch_tui.engine.loop import Engine
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_RESULTS = Path(os.environ.get("AUTORESEARCH_REAL_RESULTS", ROOT.parent / "shared" / "real-results"))
@@ -98,3 +102,14 @@ class Scripted:
             src = re.sub(rf"^{name} = .*$", f"{name} = {value}", src, flags=re.M)
         text = ", ".join(f"{k} -> {v}" for k, v in edits.items())
         return Proposal(src, text, {"constant": next(iter(edits)), "new": next(iter(edits.values()))})
+
+
+def run_engine(project: Path, proposer, **overrides) -> tuple[Engine, ev.SessionEnded, list[ev.Event]]:
+    """A whole session of the real engine in this process; its events as they were emitted."""
+    values = {"time_budget": "2s", "metric": "val_bpb:min", "tag": "t1", **overrides}
+    config = load_config(project, None, values)
+    seen: list[ev.Event] = []
+    engine = Engine(config, proposer, listeners=[seen.append])
+    engine.prepare()
+    end = asyncio.run(engine.run())
+    return engine, end, seen

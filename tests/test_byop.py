@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import shutil
 import subprocess
@@ -13,11 +12,9 @@ import pytest
 
 from autoresearch_tui.agents.base import Proposal
 from autoresearch_tui.engine import contract, events as ev, inert
-from autoresearch_tui.engine.config import load_config
-from autoresearch_tui.engine.loop import Engine
 from autoresearch_tui.engine.results import read_results
 
-from conftest import FAKE_TRAIN, Scripted, cli, git, make_project
+from conftest import FAKE_TRAIN, Scripted, cli, git, make_project, run_engine
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_projects"
 
@@ -38,16 +35,6 @@ print(f"val_bpb: {value:.6f}")
 BUDGET_TRAIN = ITER_TRAIN.replace("x = 0\n", "x = 0\nbudget = float(os.environ['AUTORESEARCH_TIME_BUDGET'])\n")
 
 pytestmark = pytest.mark.slow  # engine sessions on sample-like projects
-
-
-def run_engine(project: Path, proposer, **overrides) -> tuple[Engine, ev.SessionEnded, list[ev.Event]]:
-    values = {"time_budget": "2s", "metric": "val_bpb:min", "tag": "t1", **overrides}
-    config = load_config(project, None, values)
-    seen: list[ev.Event] = []
-    engine = Engine(config, proposer, listeners=[seen.append])
-    engine.prepare()
-    end = asyncio.run(engine.run())
-    return engine, end, seen
 
 
 def notices(events: list[ev.Event]) -> list[str]:
@@ -222,14 +209,6 @@ def test_itergpt_runs_seeded_by_iteration_count(tmp_path: Path) -> None:
     assert bad.returncode != 0 and "assert config.n_embd % config.n_head == 0" in bad.stderr
 
 
-def _proposer_reads_lowercase() -> bool:
-    from autoresearch_tui.agents.constants import find_constants
-    return bool(find_constants("learning_rate = 6e-4\n"))
-
-
-awaits_proposer = pytest.mark.xfail(not _proposer_reads_lowercase(), strict=False,
-                                    reason="the built-in proposer reads UPPER_CASE names only (issue 13 item 1)")
-
 COMPUTE_OR_EVAL = {"max_iters", "lr_decay_iters", "batch_size", "gradient_accumulation_steps", "block_size",
                    "eval_interval", "eval_iters", "final_eval_batches"}
 
@@ -258,7 +237,6 @@ def subprocess_ok(cwd: Path, *args: str) -> bool:
 
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
-@awaits_proposer
 def test_itergpt_config_file_as_the_editable_file(tmp_path: Path) -> None:
     project = _sample_repo(tmp_path)
     out = cli("run", "--headless", "--yes", "--train", "config/train_default.py", "--readonly", "model.py",
@@ -272,7 +250,6 @@ def test_itergpt_config_file_as_the_editable_file(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
-@awaits_proposer
 def test_itergpt_train_script_as_the_editable_file_with_overrides(tmp_path: Path) -> None:
     project = _sample_repo(tmp_path)
     out = cli("run", "--headless", "--yes", "--train", "train.py", "--readonly", "model.py",

@@ -18,19 +18,9 @@ from autoresearch_tui.engine.control import Stop
 from autoresearch_tui.engine.session import SessionDir
 from autoresearch_tui.engine.state import SessionState
 
-from conftest import FAKE_TRAIN, Scripted, git, make_project
+from conftest import FAKE_TRAIN, Scripted, git, make_project, run_engine
 
 pytestmark = pytest.mark.slow  # starts engines or real training runs
-
-
-def run_engine(project: Path, proposer, **overrides) -> tuple[Engine, ev.SessionEnded, list[ev.Event]]:
-    values = {"time_budget": "2s", "metric": "val_bpb:min", "tag": "t1", **overrides}
-    config = load_config(project, None, values)
-    seen: list[ev.Event] = []
-    engine = Engine(config, proposer, listeners=[seen.append])
-    engine.prepare()
-    end = asyncio.run(engine.run())
-    return engine, end, seen
 
 
 def rows(project: Path):

@@ -136,7 +136,9 @@ async def test_live_screen_at_80x24_stacks_the_panes_at_full_width(finished_sess
         head = text.splitlines()[:2]
         assert "ENDED" in head[0] and "  proj" in head[0] and "…" not in head[1]
         diff = _panes(text, "1 Diff", "2 Training log")
-        assert any(ln.startswith("│-LR = ") for ln in diff) and any(ln.startswith("│+LR = ") for ln in diff)
+        changed = re.compile(r"│[-+](LR|WIDTH) = ")  # whichever constant the proposer moved: its -/+ lines
+        assert any(changed.match(ln) and ln[1] == "-" for ln in diff), diff
+        assert any(changed.match(ln) and ln[1] == "+" for ln in diff), diff
         log = [ln.strip("│") for ln in _panes(text, "2 Training log", "3 Best metric")]
         assert max(len(ln.rstrip()) for ln in log) >= 70, log  # the progress line, full width
         for line in diff + log:

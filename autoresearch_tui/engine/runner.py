@@ -7,6 +7,7 @@ The raw bytes go to the log file untouched (`\\r` progress lines included); read
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import signal
 import time
@@ -140,19 +141,24 @@ async def run_process(
     def end(sig: int = signal.SIGKILL) -> None:
         processes.signal_tree(proc.pid, sig, mark, started_at, seen.values())
 
+    async def exited() -> None:
+        # Not proc.wait(): it also waits for the pipes to close, which a daemon the run left
+        # behind (setsid + fork, holding stdout) never does.
+        await processes.exited(proc, math.inf)
+
     async def stop(reason_timeout: bool) -> None:
         nonlocal timed_out, killed
         timed_out, killed = reason_timeout, not reason_timeout
         end(signal.SIGTERM)
         try:
-            await asyncio.wait_for(proc.wait(), grace_s)
+            await asyncio.wait_for(exited(), grace_s)
         except asyncio.TimeoutError:
             pass
         end()
 
     pump_task = asyncio.ensure_future(pump())
     sample_task = asyncio.ensure_future(sample())
-    waiters = [asyncio.ensure_future(proc.wait())]
+    waiters = [asyncio.ensure_future(exited())]
     kill_wait = asyncio.ensure_future(kill_event.wait()) if kill_event is not None else None
     if kill_wait:
         waiters.append(kill_wait)
@@ -160,13 +166,17 @@ async def run_process(
         done, _ = await asyncio.wait(waiters, timeout=limit_s, return_when=asyncio.FIRST_COMPLETED)
         if waiters[0] not in done:
             await stop(reason_timeout=not (kill_wait and kill_wait in done))
-        await proc.wait()
+        await exited()
         # Grandchildren that kept the pipe open would block the pump forever.
         end()
         try:
             await asyncio.wait_for(pump_task, 5)
         except asyncio.TimeoutError:
             pump_task.cancel()
+        try:
+            await asyncio.wait_for(proc.wait(), 5)  # reaps the transport once the pipes closed
+        except asyncio.TimeoutError:
+            pass
     finally:
         for task in (sample_task, kill_wait, *waiters):
             if task is not None and not task.done():
