@@ -97,6 +97,18 @@ def test_writer_round_trip(tmp_path: Path) -> None:
     assert [r.line for r in table.rows] == [2, 3, 4, 5]
 
 
+def test_a_row_after_a_torn_line_starts_on_its_own_line(tmp_path: Path) -> None:
+    """A crash mid-write left half a row: the next row is still read back whole."""
+    path = tmp_path / "results.tsv"
+    ensure_header(path, "val_bpb")
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write("a1b2c3d\t0.99")  # torn: no newline
+    append_row(path, ResultRow("b2c3d4e", 0.98, 1.0, "keep", "next"))
+    table = read_results(path)
+    assert [r.commit for r in table.rows] == ["b2c3d4e"] and table.rows[0].metric == 0.98
+    assert len(table.skipped) == 1
+
+
 def test_messy_file(tmp_path: Path) -> None:
     text = (
         HEADER

@@ -77,6 +77,21 @@ def open_append(path: Path) -> int:
     return open_fd(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
 
 
+def append(path: Path, data: bytes, sync: bool = True, fresh_line: bool = False) -> None:
+    """One write at the end of `path`, never through a link: a crash can at worst leave a
+    truncated last line. fresh_line: if an earlier crash left one, start on a new line."""
+    fd = open_fd(path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
+    try:
+        size = os.fstat(fd).st_size if fresh_line else 0
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            data = b"\n" + data
+        os.write(fd, data)
+        if sync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_atomic(path: Path, data: bytes, sync: bool = False) -> None:
     """Replace `path` with `data` via a temporary file in the same (verified) folder."""
     path = Path(os.path.abspath(path))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import gc
 import math
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,18 +56,7 @@ def append_row(path: Path, row: ResultRow) -> None:
 
 def _append(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = text.encode("utf-8")
-    fd = safefs.open_fd(path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
-    try:
-        # A previous crash mid-write could leave a line without its newline: start fresh.
-        size = os.fstat(fd).st_size
-        if size:
-            if os.pread(fd, 1, size - 1) != b"\n":
-                    data = b"\n" + data
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    safefs.append(path, text.encode("utf-8"), fresh_line=True)
 
 
 # ---------------------------------------------------------------------------

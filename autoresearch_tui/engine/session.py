@@ -12,7 +12,6 @@ Layout of `.autoresearch/<tag>/`:
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -32,14 +31,7 @@ CONTROL = "control.jsonl"
 
 def append_line(path: Path, line: str, sync: bool = True) -> None:
     """One write of a whole line; a crash can at worst leave a truncated last line."""
-    data = (line.rstrip("\n") + "\n").encode("utf-8")
-    fd = safefs.open_append(path)
-    try:
-        os.write(fd, data)
-        if sync:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
+    safefs.append(path, (line.rstrip("\n") + "\n").encode("utf-8"), sync)
 
 
 def write_atomic(path: Path, text: str) -> None:
