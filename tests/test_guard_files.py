@@ -3,9 +3,13 @@ writes that keep a file's size, made in place or right after the guard looked, a
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
+import time
 from pathlib import Path
 
+from autoresearch_tui.engine.gitstate import IndexView
 from autoresearch_tui.engine.guard import Guard, refs
 
 
@@ -79,3 +83,71 @@ def test_refs_in_new_and_removed_folders_are_seen(tmp_path: Path) -> None:
     (root / ".git" / "refs" / "tags").rmdir()
     assert any(r.startswith("v1 (deleted") for r in guard.after("agent", 2))
     assert guard._refs() == refs(root)
+
+
+# -- after a training run: "nothing tracked changed" from the index and stat data -------------------
+
+RUN = [sys.executable, "-c"]
+
+
+def tracked_repo(tmp_path: Path) -> tuple[Path, Guard, str]:
+    root = tmp_path / "w"
+    (root / "src").mkdir(parents=True)
+    (root / "train.py").write_text("LR = 0.1\n")
+    (root / "src" / "model.py").write_text("WIDTH = 8\n")
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    time.sleep(0.05)  # the files' clock tick is over before git writes the index (else racy: git is asked)
+    git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "one")
+    return root, Guard(root, root / ".git", "t", "main", tmp_path, [].append), git(root, "rev-parse", "HEAD")
+
+
+def run_step(guard: Guard, tip: str, root: Path, code: str) -> list[str]:
+    guard.before(tip=tip)
+    subprocess.run([*RUN, code], cwd=root, check=True)
+    return guard.after("training run", 1)
+
+
+def test_untouched_tree_is_judged_from_the_index(tmp_path: Path) -> None:
+    root, guard, tip = tracked_repo(tmp_path)
+    assert guard.index.unchanged(guard.index.mark(), tip)
+    assert run_step(guard, tip, root, "open('log.txt', 'w').write('x')") == []
+
+
+def test_same_size_edit_with_mtime_set_back_is_reset(tmp_path: Path) -> None:
+    root, guard, tip = tracked_repo(tmp_path)
+    edit = ("import os; p = 'src/model.py'; st = os.stat(p); open(p, 'w').write('WIDTH = 9\\n');"
+            " os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))")
+    assert run_step(guard, tip, root, edit) == ["src/model.py (changed; reset)"]
+    assert (root / "src" / "model.py").read_text() == "WIDTH = 8\n"
+
+
+def test_a_run_that_rewrites_the_index_is_judged_by_git(tmp_path: Path) -> None:
+    root, guard, tip = tracked_repo(tmp_path)
+    edit = "import subprocess; open('train.py', 'w').write('LR = 9.9\\n'); subprocess.run(['git', 'add', 'train.py'])"
+    assert run_step(guard, tip, root, edit) == ["train.py (changed; reset)"]
+    assert git(root, "status", "--porcelain") == ""
+    # the index rewritten to the same entries (a refresh) is not trusted either
+    sig = guard.index.mark()
+    git(root, "update-index", "--really-refresh")
+    os.utime(root / ".git" / "index")
+    assert not guard.index.unchanged(sig, tip)
+
+
+def test_folder_swapped_for_a_link_to_itself_is_seen(tmp_path: Path) -> None:
+    root, guard, tip = tracked_repo(tmp_path)  # the files keep their stat data; git sees them deleted
+    swap = "import os; os.rename('src', '../moved'); os.symlink(os.path.abspath('../moved'), 'src')"
+    assert run_step(guard, tip, root, swap) == ["src/model.py (changed; reset)"]
+
+
+def test_racy_entries_and_unusual_states_ask_git(tmp_path: Path) -> None:
+    root, guard, tip = tracked_repo(tmp_path)
+    index = root / ".git" / "index"
+    entry_mtime = (root / "train.py").stat().st_mtime_ns
+    os.utime(index, ns=(entry_mtime, entry_mtime))  # an entry written in the index's own clock tick
+    assert not guard.index.unchanged(guard.index.mark(), tip)
+    root, guard, tip = tracked_repo(tmp_path / "b")
+    assert guard.index.unchanged(guard.index.mark(), tip)
+    git(root, "gc", "-q", "--prune=now")  # the commit only in a pack: git reads it (a tree once read is kept)
+    fresh = IndexView(root, root / ".git")
+    assert not fresh.unchanged(fresh.mark(), tip) and guard.index.unchanged(guard.index.mark(), tip)

@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from autoresearch_tui.core.git import run_in
 from autoresearch_tui.engine import events as ev
-from autoresearch_tui.engine.gitstate import RefFiles, TreeFiles
+from autoresearch_tui.engine.gitstate import IndexView, RefFiles, TreeFiles
 
 PROTECTED = ("config", "hooks", "info")
 
@@ -78,6 +78,8 @@ class Guard:
         self.session_root, self.emit = session_root, emit
         self.ref_files = RefFiles(root, gitdir)
         self.tree = TreeFiles(gitdir, PROTECTED)
+        self.index = IndexView(root, gitdir)
+        self.index_sig = None  # the index's stat data when the first of the open steps began
         self.clean = self.tree.sigs()  # stat data at which the protected files were last as below
         self.files = _snapshot_files(gitdir)
         self.untracked = self._untracked()
@@ -131,13 +133,16 @@ class Guard:
         self.managed = {r: s for r, s in current.items() if r.startswith(self._mine)
                         and not r.startswith(self._forensic)}
         self.tip = None if self.branch_moves else tip
+        if self.open == 0:
+            self.index_sig = self.index.mark()
         self.open += 1
 
     def after(self, label: str, n: int) -> list[str]:
         """Put back what the step changed; returns (and reports) what was restored."""
         self.open = max(0, self.open - 1)
         restored = self._restore_files()
-        changes = self._changes(self._refs())
+        current = self._refs()
+        changes = self._changes(current)
         if changes:  # git's own word before anything is put back
             changes = self._changes(refs(self.root))
         keep: list[str] = []
@@ -163,7 +168,7 @@ class Guard:
                 git(self.root, "symbolic-ref", "HEAD", self._branch_ref)
                 restored.append(f"HEAD ({'detached' if head is None else _short(head)}; back on {self.branch})")
                 moved = True
-            dirty = [] if moved or label != "training run" else self._tracked_changes()
+            dirty = [] if moved or label != "training run" else self._run_changes(current)
             if moved or dirty:  # a run has no business editing tracked files: back to the commit it ran
                 git(self.root, "reset", "--hard", "--quiet", self.tip)
                 restored += [f"{p} (changed; reset)" for p in dirty]
@@ -259,6 +264,13 @@ class Guard:
         if restored:
             self.emit(ev.GuardrailTripped(iteration=n, reverted=restored,
                                           reason="the working tree is left clean at the end of the session"))
+
+    def _run_changes(self, current: dict[str, str]) -> list[str]:
+        """Tracked paths the run changed: none when the index and stat data say so, else git's word."""
+        replaced = any(r.startswith("refs/replace/") for r in current)  # git would read another commit
+        if self.tip is not None and not replaced and self.index.unchanged(self.index_sig, self.tip):
+            return []
+        return self._tracked_changes()
 
     def _tracked_changes(self) -> list[str]:
         out = git(self.root, "status", "--porcelain", "-z", "--untracked-files=no", check=False)
