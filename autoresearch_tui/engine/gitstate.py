@@ -283,23 +283,27 @@ class TreeFiles:
         now = time.time_ns()
         fresh = False
 
-        def add(path: Path, rel: str) -> None:
+        def add(path: str, rel: str, st: os.stat_result) -> None:
             nonlocal fresh
-            st = os.lstat(path)
             if stat.S_ISLNK(st.st_mode):
                 out[rel] = ("link", os.readlink(path))
             elif stat.S_ISDIR(st.st_mode):
                 out[rel] = ("dir", stat.S_IMODE(st.st_mode))
-                for entry in os.scandir(path):
-                    add(Path(entry.path), f"{rel}/{entry.name}")
+                with os.scandir(path) as entries:
+                    for entry in entries:
+                        add(entry.path, f"{rel}/{entry.name}", entry.stat(follow_symlinks=False))
             else:
                 out[rel] = ("file", *sig(st))
                 fresh = fresh or not settled(st, now)
 
         try:
             for name in self.names:
-                if os.path.lexists(self.gitdir / name):
-                    add(self.gitdir / name, name)
+                path = os.path.join(self.gitdir, name)
+                try:
+                    st = os.lstat(path)
+                except FileNotFoundError:
+                    continue
+                add(path, name, st)
         except OSError:  # changed while read
             return None
         return None if fresh else out

@@ -108,9 +108,6 @@ class Guard:
     def _branch_ref(self) -> str:
         return f"refs/heads/{self.branch}"
 
-    def _engine_ref(self, ref: str) -> bool:
-        return ref == self._branch_ref or ref.startswith(self._mine)
-
     def _refs(self) -> dict[str, str]:
         fast = self.ref_files.refs()
         return refs(self.root) if fast is None else fast
@@ -128,10 +125,10 @@ class Guard:
         `quiet`: no other step is running, so the user's refs as they are now are the user's.
         """
         current = self._refs()
+        mine, forensic, branch = self._mine, self._forensic, self._branch_ref  # not per ref: a long history has 1,000s
         if self.user is None or (quiet and self.open == 0):
-            self.user = {r: s for r, s in current.items() if not self._engine_ref(r)}
-        self.managed = {r: s for r, s in current.items() if r.startswith(self._mine)
-                        and not r.startswith(self._forensic)}
+            self.user = {r: s for r, s in current.items() if r != branch and not r.startswith(mine)}
+        self.managed = {r: s for r, s in current.items() if r.startswith(mine) and not r.startswith(forensic)}
         self.tip = None if self.branch_moves else tip
         if self.open == 0:
             self.index_sig = self.index.mark()
