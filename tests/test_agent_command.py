@@ -15,6 +15,7 @@ import pytest
 from autoresearch_tui.agents.base import AgentFailed, AgentUnavailable, ProposalContext
 from autoresearch_tui.agents.command import CommandProposer
 from autoresearch_tui.agents.registry import check_backend, make_proposer
+from autoresearch_tui.engine.config import ResearchConfig
 
 TRAIN = "DEPTH = 8\nMATRIX_LR = 0.04\n\nprint('val_bpb: 1.0')\n"
 PREPARE = "TIME_BUDGET = 300\n"
@@ -189,7 +190,7 @@ async def test_missing_cli_is_one_clear_line(repo, tmp_path, monkeypatch):
         await CommandProposer("no-such-agent-xyz --go").propose(context(repo, tmp_path / "a.log"))
     assert str(err.value) == "no-such-agent-xyz: command not found on PATH; install it or pick another --agent"
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    cfg = type("Cfg", (), {"agent": "claude", "project": repo})()
+    cfg = ResearchConfig(agent="claude", project=repo)
     message = check_backend(cfg)
     assert message and message.startswith("claude: command not found on PATH; install Claude Code")
     assert "\n" not in message
@@ -209,7 +210,7 @@ async def test_no_shell_metacharacters_are_literal_argv(repo, tmp_path):
 
 def test_presets_build_the_documented_commands(repo):
     def cfg(**kw):
-        return type("Cfg", (), {"project": repo, **kw})()
+        return ResearchConfig(project=repo, **kw)
     assert make_proposer(cfg(agent="claude")).argv == [
         "claude", "-p", "--permission-mode", "acceptEdits", "--output-format", "json"]
     assert make_proposer(cfg(agent="codex", agent_model="o3")).argv == [

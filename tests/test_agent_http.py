@@ -14,6 +14,7 @@ import pytest
 from autoresearch_tui.agents.base import AgentFailed, AgentUnavailable, ProposalContext
 from autoresearch_tui.agents.http_api import AnthropicProposer, OpenAIProposer
 from autoresearch_tui.agents.registry import check_backend, make_proposer
+from autoresearch_tui.engine.config import ResearchConfig
 
 from model_server import ModelServer, Script
 
@@ -179,8 +180,7 @@ async def test_the_key_never_reaches_disk_meta_or_messages(server, key, tmp_path
         with pytest.raises((AgentFailed, AgentUnavailable)) as err:
             await proposer(server, max_retries=max_retries).propose(ctx)
         seen += [str(err.value), repr(err.value)]
-    cfg = type("Cfg", (), {"agent": server.wire, "agent_base_url": server.url + "/v1", "agent_key_env": KEY_ENV,
-                           "project": tmp_path})()
+    cfg = ResearchConfig(agent=server.wire, agent_base_url=server.url + "/v1", agent_key_env=KEY_ENV, project=tmp_path)
     assert check_backend(cfg) is None
     (tmp_path / "session" / "meta.json").write_text(json.dumps(seen))
     assert all(key not in s for s in seen)
@@ -192,7 +192,7 @@ async def test_the_key_never_reaches_disk_meta_or_messages(server, key, tmp_path
 
 def test_check_backend_reports_a_rejected_key_and_an_unreachable_endpoint(server, monkeypatch, tmp_path):
     monkeypatch.setenv(KEY_ENV, "bad")
-    cfg = type("Cfg", (), {"agent": server.wire, "agent_base_url": server.url, "agent_key_env": KEY_ENV})()
+    cfg = ResearchConfig(agent=server.wire, agent_base_url=server.url, agent_key_env=KEY_ENV)
     assert check_backend(cfg) == f"the API rejected the key in ${KEY_ENV} (401)"
     cfg.agent_base_url = "http://127.0.0.1:9"  # discard port: nothing listens
     assert check_backend(cfg).startswith("cannot reach http://127.0.0.1:9")

@@ -1,16 +1,10 @@
-"""Build a proposer from the config by name, and check it can work before the night starts.
-
-Config attributes read (getattr with defaults, so any config-like object works): agent,
-agent_cmd, agent_timeout, agent_model, agent_base_url, agent_key_env, agent_max_retries,
-agent_prices, prompt_template, history_keep_last, project.
-"""
+"""Build a proposer from the config by name, and check it can work before the night starts."""
 
 from __future__ import annotations
 
 import urllib.error
 import urllib.request
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autoresearch_tui.agents.base import AgentUnavailable, Proposer
 from autoresearch_tui.agents.command import PRESET_ENV, PRESETS, CommandProposer, preset_command
@@ -18,18 +12,12 @@ from autoresearch_tui.agents.http_api import AnthropicProposer, ChatProposer, Op
 from autoresearch_tui.agents.prompt import load_template
 from autoresearch_tui.core.durations import parse_duration
 
+if TYPE_CHECKING:
+    from autoresearch_tui.engine.config import ResearchConfig
+
 HTTP_AGENTS = {"openai": OpenAIProposer, "anthropic": AnthropicProposer}
 AGENTS = ("builtin", "optuna", "command", *PRESETS, *HTTP_AGENTS)
 DEFAULT_TIMEOUT = 900.0
-
-
-def _get(config: Any, name: str, default: Any = None) -> Any:
-    value = getattr(config, name, None)
-    return default if value is None or value == "" else value
-
-
-def _project(config: Any) -> str:
-    return str(_get(config, "project", Path.cwd()))
 
 
 def _prices(value: Any) -> dict[str, float] | None:
@@ -43,21 +31,20 @@ def _prices(value: Any) -> dict[str, float] | None:
         raise AgentUnavailable("agent_prices values must be numbers ($ per 1M tokens)") from None
 
 
-def command_template(config: Any) -> str:
+def command_template(config: ResearchConfig) -> str:
     """The argv template for a command agent: agent_cmd wins over the preset."""
-    name = _get(config, "agent", "builtin")
-    cmd = _get(config, "agent_cmd")
-    if cmd:
-        return cmd
+    name = config.agent.strip().lower()
+    if config.agent_cmd:
+        return config.agent_cmd
     if name == "command":
         raise AgentUnavailable('agent "command" needs agent_cmd, '
                                'e.g. agent_cmd = "my-agent --prompt-file {prompt_file}"')
-    return preset_command(name, _get(config, "agent_model"))
+    return preset_command(name, config.agent_model)
 
 
-def make_proposer(config: Any) -> Proposer:
+def make_proposer(config: ResearchConfig) -> Proposer:
     """The proposer named by config.agent; AgentUnavailable (one line) for a bad setup."""
-    name = str(_get(config, "agent", "builtin")).strip().lower()
+    name = config.agent.strip().lower()
     if name == "builtin":
         from autoresearch_tui.agents.builtin import BuiltinProposer
 
@@ -72,20 +59,17 @@ def make_proposer(config: Any) -> Proposer:
         return OptunaProposer()
     if name not in AGENTS:
         raise AgentUnavailable(f"unknown agent {name!r}; pick one of: {', '.join(AGENTS)}")
-    template_path = _get(config, "prompt_template")
-    template = load_template(template_path, _project(config)) if template_path else None
-    timeout = _get(config, "agent_timeout", DEFAULT_TIMEOUT)
+    template = load_template(config.prompt_template, str(config.project)) if config.prompt_template else None
     try:
-        timeout = parse_duration(timeout)  # 900, "900", "15m"
+        timeout = parse_duration(config.agent_timeout)  # 900, "900", "15m"
     except ValueError:
-        raise AgentUnavailable(f"agent_timeout {timeout!r} is not a duration; use e.g. 900 or 15m") from None
-    keep_last = int(_get(config, "history_keep_last", 15))
+        raise AgentUnavailable(f"agent_timeout {config.agent_timeout!r} is not a duration; use e.g. 900 or 15m") from None
+    keep_last = config.history_keep_last
     if name in HTTP_AGENTS:
         return HTTP_AGENTS[name](
-            model=_get(config, "agent_model"), base_url=_get(config, "agent_base_url"),
-            key_env=_get(config, "agent_key_env"), timeout=timeout,
-            max_retries=int(_get(config, "agent_max_retries", 3)),
-            prices=_prices(_get(config, "agent_prices")), prompt_template=template, keep_last=keep_last)
+            model=config.agent_model, base_url=config.agent_base_url, key_env=config.agent_key_env,
+            timeout=timeout, max_retries=config.agent_max_retries, prices=_prices(config.agent_prices),
+            prompt_template=template, keep_last=keep_last)
     return CommandProposer(command_template(config), name=name, timeout=timeout,
                            prompt_template=template, keep_last=keep_last, env=PRESET_ENV.get(name))
 
@@ -111,12 +95,12 @@ def _probe(proposer: ChatProposer, timeout: float) -> str | None:
         return f"cannot reach {base}: {reason}; check agent_base_url or your network"
 
 
-def check_backend(config: Any, timeout: float = 5.0) -> str | None:
+def check_backend(config: ResearchConfig, timeout: float = 5.0) -> str | None:
     """Pre-flight: one clear line saying what is wrong, or None when the agent can run."""
     try:
         proposer = make_proposer(config)
         if isinstance(proposer, CommandProposer):
-            return proposer.check(_project(config))
+            return proposer.check(str(config.project))
         if isinstance(proposer, ChatProposer):
             return _probe(proposer, timeout)
     except AgentUnavailable as exc:
