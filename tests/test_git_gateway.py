@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from autoresearch_tui.core.git import Git, run_async
+from autoresearch_tui.core.git import Git, git_dirs, run_async, run_in
 from autoresearch_tui.engine import events as ev
 from autoresearch_tui.engine.config import load_config
 from autoresearch_tui.engine.api import create_engine
 from autoresearch_tui.engine.landing import merge_best
+from autoresearch_tui.engine.preflight import bare_error, index_lock_error
 
 from conftest import Scripted, git, make_project
 
@@ -73,3 +74,26 @@ def test_planted_hooks_and_drivers_never_run(tmp_path: Path) -> None:
     assert asyncio.run(run_async(project, "status", "--porcelain"))[0] == 0
     assert sorted(p.name for p in marks.iterdir()) == []
     assert os.environ.get("GIT_DIR") is None  # nothing leaked into this process
+
+
+def test_a_linked_worktree_and_a_bare_repository_use_their_repository_config(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "proj")
+    marks = tmp_path / "marks"
+    plant(project, marks)
+    linked = tmp_path / "linked"
+    git(project, "worktree", "add", "-q", "--detach", str(linked))  # plain git: the plants run
+    for mark in marks.iterdir():
+        mark.unlink()
+    own = project / ".git" / "worktrees" / "linked"
+    assert git_dirs(linked / "sub-folder-that-is-not-there") == (own, project / ".git")
+    (linked / "train.py").write_text("LR = 0.5\n")
+    run_in(linked, "add", "train.py")  # the filter named in the shared config is emptied, so never runs
+    assert run_in(linked, "diff", "--cached", "--name-only").split() == ["train.py"]
+    assert sorted(p.name for p in marks.iterdir()) == []
+    (own / "index.lock").write_text("")
+    assert f"{own / 'index.lock'} exists" in index_lock_error(linked)
+    bare = tmp_path / "bare.git"
+    git(tmp_path, "clone", "-q", "--bare", str(project), str(bare))
+    assert git_dirs(bare / "refs") == (bare, bare)
+    assert bare_error(bare).startswith(f"{bare} is a bare repository")
+    assert bare_error(linked) is None and git_dirs(tmp_path) is None

@@ -69,7 +69,7 @@ def file_hash(path: Path) -> str | None:
 
 async def run_async(cwd: str | Path | None, *args: str) -> tuple[int, str]:
     """(exit code, stdout) of a git command without blocking the event loop (the agents' checks)."""
-    git_dir = _git_dir_of(Path(cwd)) if cwd else None
+    git_dir = _common_dir(Path(cwd)) if cwd else None
     try:
         proc = await asyncio.create_subprocess_exec(
             "git", *safe_options(git_dir), *args, cwd=str(cwd) if cwd else None, stdin=asyncio.subprocess.DEVNULL,
@@ -84,7 +84,7 @@ def run_in(root: Path, *args: str, check: bool = True, timeout: float | None = N
     """stdout of a git command in `root`, as the app's identity and in its own session (a group
     signal to the engine never reaches it). check=False: "" when git fails or cannot start."""
     try:
-        out = subprocess.run(["git", *safe_options(_git_dir_of(Path(root))), *args], cwd=root, capture_output=True,
+        out = subprocess.run(["git", *safe_options(_common_dir(Path(root))), *args], cwd=root, capture_output=True,
                              text=True, env={**os.environ, **AUTHOR_ENV}, start_new_session=True, timeout=timeout,
                              input=stdin)
     except (OSError, subprocess.TimeoutExpired):
@@ -121,21 +121,32 @@ def parse_status(out: str) -> tuple[list[str], set[str]]:
 STATUS_ARGS = ("status", "--porcelain", "-z", "--untracked-files=all")
 
 
-def _git_dir_of(path: Path) -> Path | None:
-    """The git dir for a working tree folder, found without a process (None: not in a repository)."""
-    for folder in (path, *path.parents):
+def git_dirs(path: Path) -> tuple[Path, Path] | None:
+    """(git dir, common dir) of the repository `path` is in, found as git finds it but without a
+    process: a linked worktree's own git dir (its index, HEAD) and the main one it shares config and
+    refs with; a `.git` folder or a bare repository is both. None: not in a repository."""
+    start = Path(path).resolve()
+    for folder in (start, *start.parents):
         dot = folder / ".git"
         if dot.is_dir():
-            return dot
-        if dot.is_file():  # a linked worktree: "gitdir: <path>"; its config is the main one's
+            return dot, dot
+        if dot.is_file():
             text = dot.read_text(encoding="utf-8", errors="replace").strip()
             if text.startswith("gitdir:"):
-                linked = (folder / text[len("gitdir:"):].strip()).resolve()
-                common = linked / "commondir"
-                if common.exists():
-                    return (linked / common.read_text().strip()).resolve()
-                return linked
+                own = (folder / text[len("gitdir:"):].strip()).resolve()
+                try:
+                    return own, (own / (own / "commondir").read_text().strip()).resolve()
+                except OSError:
+                    return own, own
+        if (folder / "HEAD").is_file() and (folder / "objects").is_dir() and (folder / "refs").is_dir():
+            return folder, folder
     return None
+
+
+def _common_dir(path: Path) -> Path | None:
+    """Where the config git reads for `path` lives (None: not in a repository)."""
+    dirs = git_dirs(path)
+    return dirs[1] if dirs else None
 
 
 class Git:

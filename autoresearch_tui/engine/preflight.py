@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping, NamedTuple
 
 from autoresearch_tui.core.durations import exact_duration
-from autoresearch_tui.core.git import Git
+from autoresearch_tui.core.git import Git, git_dirs
 from autoresearch_tui.engine import fairness
 from autoresearch_tui.engine.config import KEYS, ResearchConfig, apply_values, project_path_problem, validate
 from autoresearch_tui.engine.config_values import check_tag
@@ -219,28 +219,13 @@ def git_error(project: Path) -> str | None:
     return None
 
 
-def git_dir(project: Path) -> Path | None:
-    """The repository's git folder (also for a worktree's `.git` file), without running git."""
-    for folder in (Path(project).resolve(), *Path(project).resolve().parents):
-        dot = folder / ".git"
-        if dot.is_dir():
-            return dot
-        if dot.is_file():
-            line = dot.read_text(encoding="utf-8", errors="replace").strip()
-            if line.startswith("gitdir:"):
-                return (folder / line.removeprefix("gitdir:").strip()).resolve()
-        if (folder / "HEAD").is_file() and (folder / "objects").is_dir() and (folder / "refs").is_dir():
-            return folder  # a bare repository
-    return None
-
-
 def repository_error(project: Path) -> str | None:
     """What GitPython would stumble on, said with the fix: a bare repository, a left-over index.lock."""
     return bare_error(project) or index_lock_error(project)
 
 
 def bare_error(project: Path) -> str | None:
-    folder = git_dir(project)
+    folder = (git_dirs(project) or (None,))[0]
     if folder is None or folder.name == ".git" or (folder / "commondir").exists():
         return None  # not a repository (Git says so with the fix), or one with a work tree
     return (f"{folder} is a bare repository (no working tree to train in); clone it "
@@ -248,7 +233,7 @@ def bare_error(project: Path) -> str | None:
 
 
 def index_lock_error(project: Path) -> str | None:
-    folder = git_dir(project)
+    folder = (git_dirs(project) or (None,))[0]  # a linked worktree's index is in its own git dir
     lock = folder / "index.lock" if folder is not None else None
     if lock is None or not lock.exists():
         return None
