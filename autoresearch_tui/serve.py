@@ -2,6 +2,7 @@
 
 Each browser connection starts its own `autoresearch-tui watch SESSION` process, so a tab is a
 watcher like any other: closing it never touches the loop, and the server outlives the loop.
+Those processes carry the server's `AUTORESEARCH_PROC` mark and end with it.
 On 127.0.0.1 whoever can reach the port (an SSH forward) may look; on any other address every
 request needs the token the command prints once, as a URL (the page then keeps it in a cookie).
 """
@@ -12,6 +13,7 @@ import asyncio
 import hmac
 import html
 import logging
+import os
 import secrets
 import shlex
 import signal
@@ -22,6 +24,8 @@ from string import Template
 
 from aiohttp import web
 from textual_serve.server import Server
+
+from autoresearch_tui.core import processes
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 PAGE = Template((Path(__file__).parent / "serve_page.html").read_text(encoding="utf-8"))
@@ -36,11 +40,12 @@ def needs_token(host: str) -> bool:
 class WatchServer(Server):
     """textual-serve's server with our page and a guard in front of every route."""
 
-    def __init__(self, session: Path, host: str, port: int, token: str | None) -> None:
+    def __init__(self, session: Path, host: str, port: int, token: str | None, mark: str) -> None:
         command = shlex.join([sys.executable, "-m", "autoresearch_tui", "watch", str(session)])
         super().__init__(command, host=host, port=port, title=f"{session.name} · autoresearch-tui (read-only)")
         self.session = session
         self.token = token
+        self.mark = mark
 
     @property
     def cookie(self) -> str:
@@ -114,37 +119,19 @@ class WatchServer(Server):
                 loop.add_signal_handler(sig, stop.set)
             await stop.wait()
         finally:
-            await _end_watchers()  # a tab whose browser went away would hold the shutdown otherwise
+            await _end_watchers(self.mark)  # a tab whose browser went away would hold the shutdown otherwise
             await runner.cleanup()
 
 
-async def _end_watchers(grace: float = 3.0) -> None:
-    """The watch processes of open tabs: they only read, so ending them loses nothing.
-
-    asyncio reaps them (it started them); this only signals and waits.
-    """
-    import psutil
-
-    def running(p: psutil.Process) -> bool:
-        try:
-            return p.status() != psutil.STATUS_ZOMBIE
-        except psutil.NoSuchProcess:
-            return False
-
-    def signal_all(procs: list[psutil.Process], sig: int) -> None:
-        for p in procs:
-            try:
-                p.send_signal(sig)
-            except psutil.NoSuchProcess:
-                pass
-
-    children = psutil.Process().children(recursive=True)
-    signal_all(children, signal.SIGTERM)
+async def _end_watchers(mark: str, grace: float = 3.0) -> None:
+    """The watch processes of open tabs, found by their mark: they only read, so ending them loses
+    nothing. asyncio reaps them (it started them); this only signals and waits."""
+    processes.signal_tree(None, signal.SIGTERM, mark)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + grace
-    while any(map(running, children)) and loop.time() < deadline:
+    while processes.with_mark(mark) and loop.time() < deadline:
         await asyncio.sleep(0.05)
-    signal_all([p for p in children if running(p)], signal.SIGKILL)
+    processes.end_tree(None, mark)
 
 
 def _int(value: str | None, default: int) -> int:
@@ -157,6 +144,9 @@ def _int(value: str | None, default: int) -> int:
 def serve(session: Path, host: str, port: int) -> None:
     """Serve until Ctrl-C or SIGTERM."""
     token = secrets.token_urlsafe(24) if needs_token(host) else None
-    server = WatchServer(session.resolve(), host, port, token)
+    inherited = os.environ.get(processes.MARK)  # under it, so whoever started this server still reaches them
+    mark = f"{inherited}:{processes.unique_mark('serve')}" if inherited else processes.unique_mark("serve")
+    os.environ[processes.MARK] = mark  # textual-serve starts each tab's process with this environment
+    server = WatchServer(session.resolve(), host, port, token, mark)
     server.initialize_logging()
     asyncio.run(server.run())

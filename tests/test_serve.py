@@ -18,6 +18,7 @@ import aiohttp
 import psutil
 import pytest
 
+from autoresearch_tui.core.processes import MARK, with_mark
 from autoresearch_tui.engine.session import SessionDir
 
 from browser import Chromium, find_chromium
@@ -207,8 +208,11 @@ async def test_beyond_loopback_every_route_needs_the_token(session, served):
                 screen += msg.data if msg.type == aiohttp.WSMsgType.BINARY else b""
             watcher = server.children()
             assert len(watcher) == 1
+            mark = psutil.Process(watcher[0]).environ().get(MARK, "")  # ended like every other tree
+            assert mark.startswith(f"serve:{server.proc.pid}:")
             assert server.stop() == 0  # stopping the server ends the watch processes it started
     assert wait_until(lambda: not pid_alive(watcher[0])), "a watch process outlived the server"
+    assert with_mark(mark) == []
     assert "Traceback" not in "".join(server.output), server.output
 
 
