@@ -3,7 +3,9 @@ writes that keep a file's size, made in place or right after the guard looked, a
 
 from __future__ import annotations
 
+import hashlib
 import os
+import struct
 import subprocess
 import sys
 import time
@@ -140,14 +142,40 @@ def test_folder_swapped_for_a_link_to_itself_is_seen(tmp_path: Path) -> None:
     assert run_step(guard, tip, root, swap) == ["src/model.py (changed; reset)"]
 
 
-def test_racy_entries_and_unusual_states_ask_git(tmp_path: Path) -> None:
+def restat(index: Path, root: Path) -> None:
+    """The index's entries given their files' stat data as it is now (content ids kept), as a
+    write in the same clock tick as git's look would leave them; the index's mtime in that tick."""
+    data = bytearray(index.read_bytes())
+    i = 12
+    for _ in range(struct.unpack_from(">I", data, 8)[0]):
+        end = data.index(b"\0", i + 62)
+        st = os.lstat(root / data[i + 62:end].decode())
+        struct.pack_into(">10I", data, i, st.st_ctime_ns // 10**9, st.st_ctime_ns % 10**9, st.st_mtime_ns // 10**9,
+                         st.st_mtime_ns % 10**9, st.st_dev & 0xFFFFFFFF, st.st_ino, 0o100644, st.st_uid, st.st_gid,
+                         st.st_size)
+        i += (end - i + 8) & ~7
+    index.write_bytes(data[:-20] + hashlib.sha1(data[:-20]).digest())
+    newest = max(os.lstat(root / p).st_mtime_ns for p in ("train.py", "src/model.py"))
+    os.utime(index, ns=(newest, newest))
+
+
+def test_racy_entries_are_compared_by_content(tmp_path: Path) -> None:
     root, guard, tip = tracked_repo(tmp_path)
     index = root / ".git" / "index"
-    entry_mtime = (root / "train.py").stat().st_mtime_ns
-    os.utime(index, ns=(entry_mtime, entry_mtime))  # an entry written in the index's own clock tick
+    restat(index, root)  # same content: the fast path still answers
+    assert guard.index.unchanged(guard.index.mark(), tip)
+    (root / "train.py").write_text("LR = 0.9\n")  # same size; its entry now says so, in the index's tick
+    restat(index, root)
     assert not guard.index.unchanged(guard.index.mark(), tip)
-    root, guard, tip = tracked_repo(tmp_path / "b")
+    assert run_step(guard, tip, root, "pass") == ["train.py (changed; reset)"]
+    assert (root / "train.py").read_text() == "LR = 0.1\n"
+
+
+def test_unusual_states_ask_git(tmp_path: Path) -> None:
+    root, guard, tip = tracked_repo(tmp_path)
     assert guard.index.unchanged(guard.index.mark(), tip)
     git(root, "gc", "-q", "--prune=now")  # the commit only in a pack: git reads it (a tree once read is kept)
     fresh = IndexView(root, root / ".git")
     assert not fresh.unchanged(fresh.mark(), tip) and guard.index.unchanged(guard.index.mark(), tip)
+    git(root, "update-index", "--assume-unchanged", "train.py")  # git would not look at it
+    assert not guard.index.unchanged(guard.index.mark(), tip)

@@ -24,6 +24,7 @@ import zlib
 from pathlib import Path
 
 RACY_NS = 1_000_000_000
+RACY_READ_BYTES = 1 << 24  # a racy tracked file bigger than this: git compares it
 _SHA = re.compile(rb"^([0-9a-f]{40}|[0-9a-f]{64})$")
 _NAME = re.compile(r"^[A-Za-z0-9_+@,=-][A-Za-z0-9._+@,=-]*$")
 
@@ -322,8 +323,9 @@ class IndexView:
     when (1) the index file was not written since (ctime cannot be set back), (2) its entries hash
     to the tree of `tip` (computed here, the index's own cache-tree is not trusted), and (3) every
     tracked file's stat data equals its entry, including ctime, with each entry recorded strictly
-    before the index was written: any write after that (the run's) gives the file a newer ctime.
-    Git's own refresh trusts the same stat data (and the cache-tree besides). False: ask git.
+    before the index was written: any write after that (the run's) gives the file a newer ctime;
+    an entry recorded in the index's own clock tick has its content hashed and compared, as git
+    does. Git's own refresh trusts the same stat data (and the cache-tree besides). False: ask git.
     """
 
     def __init__(self, root: Path, common_dir: Path) -> None:
@@ -361,10 +363,11 @@ class IndexView:
 
     def _files_match(self, entries: list[tuple], index_mtime: int) -> bool:
         dirs: set[str] = set()
-        for path, mode, _, stats in entries:
-            csec, cnsec, msec, mnsec, dev, ino, emode, uid, gid, size = stats
-            if csec * 10**9 + cnsec >= index_mtime or msec * 10**9 + mnsec >= index_mtime:
-                return False  # racy: written in the index's own clock tick
+        for path, mode, oid, stats in entries:
+            csec, cnsec, msec, mnsec = stats[:4]
+            # racy: recorded in the index's own clock tick, so a later write in that tick would not
+            # show in the stat data; the content is compared instead, as git does
+            racy = csec * 10**9 + cnsec >= index_mtime or msec * 10**9 + mnsec >= index_mtime
             parent = path.rpartition("/")[0]
             while parent and parent not in dirs:  # a folder swapped for a link to a copy is a change
                 if not stat.S_ISDIR(os.lstat(os.path.join(self.root, parent)).st_mode):
@@ -387,6 +390,8 @@ class IndexView:
                    fst.st_size & m)
             if now != stats or mode != kind:
                 return False
+            if racy and _blob_id(os.path.join(self.root, path), fst, len(oid)) != oid:
+                return False
         return True
 
     def _tree_of(self, commit: str) -> str | None:
@@ -408,6 +413,15 @@ class IndexView:
             return None
         self.trees[commit] = body[5:5 + len(commit)].decode()
         return self.trees[commit]
+
+
+def _blob_id(path: str, st: os.stat_result, hash_size: int) -> bytes | None:
+    """The object id git gives this file's content (a link: its target); None: too big to read here."""
+    if st.st_size > RACY_READ_BYTES:
+        return None
+    data = os.fsencode(os.readlink(path)) if stat.S_ISLNK(st.st_mode) else Path(path).read_bytes()
+    algo = hashlib.sha1 if hash_size == 20 else hashlib.sha256
+    return algo(b"blob %d\0%s" % (len(data), data)).digest()
 
 
 def _entries(data: bytes, hash_size: int) -> list[tuple] | None:
