@@ -7,6 +7,7 @@ in one clock tick look the same). Anything unusual (reftable, symlinks, odd name
 a symref or line that does not parse, a linked worktree) returns None: the caller asks git.
 On Linux an inotify watch on each refs folder and the git folder says which ref files changed
 since the last look, so only those are read again (no stat of a thousand discard refs per step).
+The index (`IndexView`): whether a training run changed a tracked file, from `.git/index`.
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ folder's code paths (`.git/hooks`, `.git/config`, `.git/info`) are compared with
 at session start and restored, before any git command could run what was planted there.
 The refs and those paths are read from the files (`gitstate`), re-read only where their stat data
 changed; git itself is asked when the files look unusual and before anything is restored.
+Whether a training run edited tracked files is read from `.git/index` and the files' stat data
+(`gitstate.IndexView`); `git status` answers whenever that cannot tell.
 Every kept commit gets `refs/autoresearch/<tag>/keep/<n>`, so a keep can never become
 unreachable. At the end of the session the working tree is left clean.
 """
