@@ -26,6 +26,7 @@ from pathlib import Path
 
 RACY_NS = 1_000_000_000
 RACY_READ_BYTES = 1 << 24  # a racy tracked file bigger than this: git compares it
+INDEX_MAX_ENTRIES = 1000  # beyond this many tracked files git's own refresh is faster (2,000: 20 vs 13 ms)
 _SHA = re.compile(rb"^([0-9a-f]{40}|[0-9a-f]{64})$")
 _NAME = re.compile(r"^[A-Za-z0-9_+@,=-][A-Za-z0-9._+@,=-]*$")
 
@@ -427,11 +428,12 @@ def _blob_id(path: str, st: os.stat_result, hash_size: int) -> bytes | None:
 
 def _entries(data: bytes, hash_size: int) -> list[tuple] | None:
     """(path, mode, object id, stat fields) per entry of a version 2 or 3 index; None: anything else
-    (version 4, conflicts, assume-valid, skip-worktree, intent-to-add, gitlinks, split or sparse index)."""
+    (version 4, conflicts, assume-valid, skip-worktree, intent-to-add, gitlinks, split or sparse
+    index, more than INDEX_MAX_ENTRIES entries)."""
     if data[:4] != b"DIRC":
         return None
     version, count = struct.unpack_from(">II", data, 4)
-    if version not in (2, 3):
+    if version not in (2, 3) or count > INDEX_MAX_ENTRIES:
         return None
     out = []
     i = 12
