@@ -140,6 +140,8 @@ def test_folder_swapped_for_a_link_to_itself_is_seen(tmp_path: Path) -> None:
     root, guard, tip = tracked_repo(tmp_path)  # the files keep their stat data; git sees them deleted
     swap = "import os; os.rename('src', '../moved'); os.symlink(os.path.abspath('../moved'), 'src')"
     assert run_step(guard, tip, root, swap) == ["src/model.py (changed; reset)"]
+    assert not (root / "src").is_symlink() and (root / "src" / "model.py").read_text() == "WIDTH = 8\n"
+    assert git(root, "status", "--porcelain") == "" and (tmp_path / "moved" / "model.py").exists()
 
 
 def restat(index: Path, root: Path) -> None:

@@ -169,6 +169,7 @@ class Guard:
                 moved = True
             dirty = [] if moved or label != "training run" else self._run_changes(current)
             if moved or dirty:  # a run has no business editing tracked files: back to the commit it ran
+                self._unlink_folder_links(dirty)
                 git(self.root, "reset", "--hard", "--quiet", self.tip)
                 restored += [f"{p} (changed; reset)" for p in dirty]
         for sha in keep:
@@ -249,6 +250,7 @@ class Guard:
         restored = self._restore_files()
         tracked = self._tracked_changes()
         if tracked:
+            self._unlink_folder_links(tracked)
             git(self.root, "reset", "--hard", "--quiet")
             restored += [f"{p} (changed; reset)" for p in tracked]
         stray = self.session_root / "stray"
@@ -263,6 +265,17 @@ class Guard:
         if restored:
             self.emit(ev.GuardrailTripped(iteration=n, reverted=restored,
                                           reason="the working tree is left clean at the end of the session"))
+
+    def _unlink_folder_links(self, paths: list[str]) -> None:
+        """A link where a tracked file's folder should be: git never writes through it, so
+        `reset --hard` would leave the file missing. The link goes (never what it points to)."""
+        for rel in paths:
+            folder = self.root
+            for part in rel.split("/")[:-1]:
+                folder = folder / part
+                if folder.is_symlink():
+                    folder.unlink()
+                    break
 
     def _run_changes(self, current: dict[str, str]) -> list[str]:
         """Tracked paths the run changed: none when the index and stat data say so, else git's word."""
