@@ -60,10 +60,11 @@ def make_proposer(config: ResearchConfig) -> Proposer:
     if name not in AGENTS:
         raise AgentUnavailable(f"unknown agent {name!r}; pick one of: {', '.join(AGENTS)}")
     template = load_template(config.prompt_template, str(config.project)) if config.prompt_template else None
+    timeout = config.agent_timeout
     try:
-        timeout = parse_duration(config.agent_timeout)  # 900, "900", "15m"
+        timeout = parse_duration(timeout)  # 900, "900", "15m"
     except ValueError:
-        raise AgentUnavailable(f"agent_timeout {config.agent_timeout!r} is not a duration; use e.g. 900 or 15m") from None
+        raise AgentUnavailable(f"agent_timeout {timeout!r} is not a duration; use e.g. 900 or 15m") from None
     keep_last = config.history_keep_last
     if name in HTTP_AGENTS:
         return HTTP_AGENTS[name](
