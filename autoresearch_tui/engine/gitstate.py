@@ -365,7 +365,7 @@ class IndexView:
 
     def _files_match(self, entries: list[tuple], index_mtime: int) -> bool:
         dirs: set[str] = set()
-        for path, mode, oid, stats in entries:
+        for path, _, oid, stats in entries:
             csec, cnsec, msec, mnsec = stats[:4]
             # racy: recorded in the index's own clock tick, so a later write in that tick would not
             # show in the stat data; the content is compared instead, as git does
@@ -390,7 +390,7 @@ class IndexView:
             now = (fst.st_ctime_ns // 10**9 & m, fst.st_ctime_ns % 10**9, fst.st_mtime_ns // 10**9 & m,
                    fst.st_mtime_ns % 10**9, fst.st_dev & m, fst.st_ino & m, kind, fst.st_uid & m, fst.st_gid & m,
                    fst.st_size & m)
-            if now != stats or mode != kind:
+            if now != stats:  # the entry's mode is among them
                 return False
             if racy and _blob_id(os.path.join(self.root, path), fst, len(oid)) != oid:
                 return False
