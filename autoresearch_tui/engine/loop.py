@@ -3,21 +3,28 @@
 The engine publishes every step as an event to the session directory and to in-process
 listeners. Commands arrive as method calls or through the session's control file.
 
-Keep or discard is decided on one path for every slot count: `_measure` runs a candidate on its
-slot and asks noise.judge (re-running while in doubt), then `_record` writes the rows (durable),
-then the ref and patch of a discard, then resets the branch to the best. With workers
-(parallel.py) a keep is first replayed onto the best of the moment.
+One engine for every slot count: the sequential loop is one slot in the main tree; workers are
+N slots in worktrees (slots.py), run by the local or the Ray executor. Where a slot's commits and
+runs live is its workspace's business (workspace.py, slots.py); the loop asks both the same.
+
+Keep or discard is decided on one path: `_measure` runs a candidate on its slot and asks
+noise.judge (re-running while in doubt), then `_record` lands a keep (with workers: replayed onto
+the best of the moment), writes the rows (durable), then the ref and patch of a discard, then
+resets the branch to the best.
+
+Stopping: the first stop request lets the runs in flight finish and starts no new one; the
+second kills them all.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from autoresearch_tui.agents.base import (
     Attempt, Proposal, ProposalContext, ProposalError, Proposer, SearchExhausted,
@@ -32,12 +39,13 @@ from autoresearch_tui.engine.control import ReviewAnswer, watch_control
 from autoresearch_tui.engine.fairness import Fairness
 from autoresearch_tui.engine.guard import Guard
 from autoresearch_tui.engine.noise import CRASH, DISCARD, KEEP
-from autoresearch_tui.engine.resume import RUN_PID, Recovered, recover
-from autoresearch_tui.engine.executors import Executor, LocalExecutor, RunSpec
+from autoresearch_tui.engine.resume import Recovered, recover
+from autoresearch_tui.engine.executors import EXECUTORS, Executor, LocalExecutor, RunSpec, make_executor, ray_available
 from autoresearch_tui.engine.runner import RunOutcome
 from autoresearch_tui.engine.session import SessionDir, write_atomic
-from autoresearch_tui.engine.slots import Slot
+from autoresearch_tui.engine.slots import Slot, SlotWorkspace, build_slots, wants_workers
 from autoresearch_tui.engine.workspace import Workspace
+from autoresearch_tui.errors import RuntimeFailure, UserError
 
 Listener = Callable[[ev.Event], None]
 MAX_FAILED_PROPOSALS = 3
@@ -62,9 +70,13 @@ class Engine:
         self.stop_requests = 0
         self.paused = False
         self.notes: list[str] = []
-        self._kill = asyncio.Event()
-        self.slots = [Slot(0, "", kill=self._kill)]  # the sequential loop: one slot, the main tree
+        self.slotted = wants_workers(config)  # worker slots in worktrees, else one slot in the main tree
+        self.slots = [Slot(0, "")]  # the workers' slots replace it once the platform is known
         self.executor: Executor = LocalExecutor()
+        self._tasks: set[asyncio.Future] = set()  # one per candidate in flight
+        self._wake = asyncio.Event()  # a slot came free, or a stop request
+        self._error: BaseException | None = None  # raised by a candidate's task
+        self._issued = 0  # the highest experiment number handed to a slot
         self._resume = asyncio.Event()
         self._resume.set()
         self.rows: list[results.ResultRow] = []
@@ -89,23 +101,30 @@ class Engine:
         self._prefetch: tuple[str, asyncio.Future] | None = None  # (base commit, proposal task)
         self.spent = {"tokens_in": 0.0, "tokens_out": 0.0, "cost_usd": 0.0}
         self.review_answers: asyncio.Queue[ReviewAnswer] = asyncio.Queue()
-        self.pipeline = config.pipeline == "on" or (config.pipeline == "auto" and config.agent not in ("builtin", "optuna"))
+        # Prepare the next candidate during a run; workers overlap proposing and training already.
+        self.pipeline = not self.slotted and (
+            config.pipeline == "on" or (config.pipeline == "auto" and config.agent not in ("builtin", "optuna")))
         self.touches_tree = bool(getattr(proposer, "touches_tree", True))  # see agents.base.Proposer
 
     # -- commands (from the TUI, signal handlers or the control file) -------------------
     def request_stop(self) -> int:
-        """First: finish the current run, then stop. Second: kill the run now."""
+        """First: the runs in flight finish, no new one starts. Second: kill them all."""
         self.stop_requests += 1
         self._resume.set()
         if self.stop_requests >= 2:
-            self._kill.set()
+            for slot in self.slots:
+                slot.kill.set()
+        self._wake.set()
         if self.session is not None:
             self.emit(ev.StopRequested(kill=self.stop_requests >= 2))
         return self.stop_requests
 
     def kill_run(self, worker: int | None = None) -> None:
-        """Kill the current run (recorded as discard); `worker` matters only with parallel workers."""
-        self._kill.set()
+        """Kill the current run (recorded as discard), or one worker's. With one slot a kill that
+        arrives between runs kills the next (the user pressed it for the run on screen)."""
+        for slot in self.slots:
+            if (worker is None or slot.index == worker) and (slot.running or len(self.slots) == 1):
+                slot.kill.set()
 
     def pause(self) -> None:
         self.paused = True
@@ -117,10 +136,6 @@ class Engine:
 
     def instruct(self, text: str) -> None:
         self.notes.append(text)
-
-    async def review(self, n: int, commit: str, proposal: Proposal) -> tuple[str | None, Proposal]:
-        """`review = true`: a human approves, edits or rejects the committed proposal."""
-        return await review.review(self, n, commit, proposal)
 
     def answer_review(self, answer: ReviewAnswer) -> None:
         self.review_answers.put_nowait(answer)
@@ -135,11 +150,13 @@ class Engine:
     # -- setup -----------------------------------------------------------------------------
     def prepare(self) -> None:
         """Check everything and create the branch and session; raises UserError on bad input."""
+        self._check_executor()
         self._adopt(setup.start(self.config))
 
     def prepare_resume(self, rerun_pending: bool = True) -> None:
         """Continue `autoresearch/<tag>`: reconcile what a crash left behind, then go on."""
         cfg = self.config
+        self._check_executor()
         opened = setup.reopen(cfg)
         rec = recover(opened.repo, opened.session, opened.results_path, cfg.branch, cfg.tag, rerun_pending)
         started = rec.state.started
@@ -148,7 +165,9 @@ class Engine:
                 (started.original_branch, started.base_commit) if started else ("?", opened.repo.head()))
         self._adopt(opened)
         self.recovered = rec
-        self.rows, self.history, self.iteration = list(rec.rows), list(rec.history), rec.iteration
+        self.rows, self.history = list(rec.rows), list(rec.history)
+        # Worker results arrive out of order: continue after the highest experiment number used.
+        self.iteration = self._issued = max([rec.iteration, *(a.iteration for a in rec.history)])
         self.best_commit = rec.best_commit or ""
         self.noise = noise.NoiseModel({c: list(v) for c, v in rec.state.noise.groups.items()})  # rows + BestRemeasured
         for event in rec.new_events:
@@ -164,10 +183,32 @@ class Engine:
     def _adopt(self, opened: setup.Opened) -> None:
         self.repo, self.session, self.results_path = opened.repo, opened.session, opened.results_path
         self.original_branch, self.base_commit = opened.original_branch, opened.base_commit
-        self.ws = Workspace(self.config, opened.repo, self.emit, opened.session.root)
+        kind = SlotWorkspace if self.slotted else Workspace
+        self.ws = kind(self.config, opened.repo, self.emit, opened.session.root)
+        self.ws.remove_worktree()  # left behind by a session that was killed
         self.mark = processes.session_mark(opened.session.root, self.config.tag)
         self.fair = Fairness(self.config, self.emit)
         self.guard = Guard.for_repo(opened.repo, self.config.tag, self.config.branch, opened.session.root, self.emit)
+
+    def _check_executor(self) -> None:
+        """Refuse a bad executor before anything is created (a branch, a session)."""
+        kind = self.config.executor
+        if kind not in EXECUTORS:
+            raise UserError(f"executor {kind!r} is not one of {', '.join(EXECUTORS)}")
+        why = ray_available() if kind == "ray" else None
+        if why:
+            raise UserError(f'executor = "ray": {why}')
+
+    def _start_slots(self) -> None:
+        assert self.platform is not None
+        self.executor = make_executor(self.config, self.platform.device)
+        self.executor.start()
+        if not self.slotted:
+            return
+        self.slots = build_slots(self.config, self.platform, self.executor)
+        self.guard.branch_moves = True  # keeps land while other steps run: the guard leaves the branch be
+        where = ", ".join(f"w{s.index} {s.device}" for s in self.slots)
+        self.emit(ev.Notice(message=f"{len(self.slots)} workers ({self.executor.name} executor): {where}"))
 
     # -- main ------------------------------------------------------------------------------
     async def run(self) -> ev.SessionEnded:
@@ -200,6 +241,23 @@ class Engine:
                 processes.end_tree(None, f"{self.mark}:{kind}")
 
     async def _loop(self) -> ev.SessionEnded:
+        self._start_slots()
+        try:
+            reason = await self._steps()
+            await self._drain()  # the runs in flight finish first
+            return self._finish("killed" if self._killed_out else reason)
+        except BaseException:
+            for slot in self.slots:
+                slot.kill.set()
+            live = [t for t in self._tasks if not t.done()]
+            if live:
+                await asyncio.wait(live, timeout=self.config.kill_grace + 15)
+            raise
+        finally:
+            self.executor.close()
+
+    async def _steps(self) -> str:
+        """Baseline, then propose -> commit -> hand to a slot, until a reason to end (returned)."""
         cfg, repo = self.config, self.repo
         assert repo is not None
         rec = self.recovered
@@ -230,83 +288,166 @@ class Engine:
                 hint = ("check --metric: the log must print `NAME: value`" if bad_metric
                         else "fix the training script first")
                 self.emit(ev.Notice(message=f"the baseline crashed: {record.crash}; {hint}", level="error"))
-                return self._finish("bad_metric" if bad_metric else "baseline_crashed")
+                return "bad_metric" if bad_metric else "baseline_crashed"
         if rec is not None and rec.pending is not None:
             n, commit, description, meta = rec.pending
             self.emit(ev.IterationStarted(iteration=n, parent=self.best_commit))
             self.emit(ev.ProposalMade(iteration=n, description=description,
                                       diff=repo.diff(self.best_commit, commit, self.ws.train_rel), meta=meta))
-            await self._evaluate(n, commit, Proposal("", description, meta))
+            slot = self._claim(n, self.ws.adopt(commit, self.best_commit))
+            slot.commit, slot.description, slot.meta = commit, description, dict(meta)
+            await self._evaluate(slot, n, commit, Proposal("", description, meta))
             if self._killed_out:
-                return self._finish("killed")
+                return "killed"
         failed_proposals, feedback = 0, ""
         while True:
             if cfg.max_iterations is not None and self.iteration >= cfg.max_iterations:
-                return self._finish("max_iterations")
+                return "max_iterations"
             if self.stop_requests:
-                return self._finish("stopped")
+                return "stopped"
             if cfg.max_cost is not None and self.spent["cost_usd"] >= cfg.max_cost:
                 self.emit(ev.Notice(message=f"the agent has spent ${self.spent['cost_usd']:.2f}, "
                                             f"the max_cost of ${cfg.max_cost:.2f}; stopping", level="warning"))
-                return self._finish("cost_cap")
+                return "cost_cap"
             if self.paused:
                 self.emit(ev.LoopPaused(reason=self.pause_reason or "paused by the user; resume to continue",
                                         breaker=bool(self.pause_reason)))
                 await self._resume.wait()
                 self.pause_reason = ""
                 if self.stop_requests:
-                    return self._finish("stopped")
+                    return "stopped"
                 self.emit(ev.LoopResumed())
             n = self.iteration + 1
             self.emit(ev.IterationStarted(iteration=n, parent=self.best_commit))
             untracked_before = self.repo.untracked_files() if self.touches_tree else None
-            self.guard.before(tip=self.best_commit, quiet=self._prefetch is None)
+            base = self.best_commit
+            self.guard.before(tip=base, quiet=self._prefetch is None)
+            slot: Slot | None = None
             try:
-                proposal = sanitize.proposal(await self._propose(n, feedback))
+                proposal = sanitize.proposal(await self._propose(n, feedback, base))
             except ProposalError as exc:
                 self.guard.after("agent", n)
                 report_files.add_spend(self.spent, getattr(exc, "meta", None) or {})
                 self.emit(ev.ProposalFailed(iteration=n, reason=str(exc), meta=getattr(exc, "meta", None) or {}))
                 if isinstance(exc, SearchExhausted):
-                    return self._finish("exhausted")
+                    return "exhausted"
                 if exc.fatal:
                     self.emit(ev.Notice(message=str(exc), level="error"))
-                    return self._finish("agent_unavailable")
+                    return "agent_unavailable"
                 commit, feedback = None, str(exc)
             else:
                 self.guard.after("agent", n)
                 report_files.add_spend(self.spent, proposal.meta)
-                commit, feedback = self.ws.apply(n, proposal, self.best_commit, untracked_before)
+                slot = self._claim(n, base)
+                commit, feedback = self.ws.apply(slot, n, proposal, self.best_commit, untracked_before)
                 if commit is not None and cfg.review:
-                    commit, proposal = await self.review(n, commit, proposal)
+                    commit, proposal = await review.review(self, slot, n, commit, proposal)
                     if commit is None:
                         continue  # rejected by the reviewer: not the agent's failure
-            if commit is None:
+            if commit is None or slot is None:
+                if slot is not None:
+                    slot.release()
                 self.ws.restore(self.best_commit, untracked_before)
                 failed_proposals += 1
                 if failed_proposals >= MAX_FAILED_PROPOSALS:
                     self.emit(ev.Notice(message=f"{failed_proposals} proposals in a row were unusable "
                                                 f"(last: {feedback}); stopping", level="error"))
-                    return self._finish("proposals_failed")
+                    return "proposals_failed"
                 continue
             failed_proposals, feedback = 0, ""
             self._start_prefetch(n + 1)
-            await self._evaluate(n, commit, proposal)
+            await self._evaluate(slot, n, commit, proposal)
             if self._killed_out:
-                return self._finish("killed")
+                return "killed"
             if self._recheck:
                 feedback = await self._recheck_best()
 
-    async def _evaluate(self, n: int, commit: str, proposal: Proposal) -> None:
-        await self._measure(self.slots[0], n, commit, proposal)
+    # -- slots ---------------------------------------------------------------------------
+    def _claim(self, n: int, base: str) -> Slot:
+        slot = next((s for s in self.slots if not s.busy), None)
+        if slot is None:
+            raise RuntimeFailure("no free slot for a new candidate (engine bug: please report)")
+        slot.release()
+        slot.n, slot.base = n, base
+        return slot
+
+    def _in_flight(self) -> tuple[Attempt, ...]:
+        busy = sorted((s for s in self.slots if s.busy and s.commit), key=lambda s: s.n or 0)
+        return tuple(Attempt(s.n or 0, s.commit, "running", None, s.description, dict(s.meta)) for s in busy)
+
+    async def _evaluate(self, slot: Slot, n: int, commit: str, proposal: Proposal) -> None:
+        """Hand the candidate to its slot; return once another one may be proposed (one slot:
+        once this one is recorded)."""
+        if self.stop_requests:  # asked to stop while this one was being proposed: start nothing new
+            self.ws.drop(slot, self.best_commit)
+            slot.release()
+            self.emit(ev.Notice(message=f"stop requested: candidate #{n} was not started"))
+            await self._gate()
+            return
+        self._issued = max(self._issued, n)
+        self.iteration = max(self.iteration, n)
+        task = asyncio.ensure_future(self._candidate(slot, n, commit, proposal))
+        slot.task = task
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        await asyncio.sleep(0)  # let the slot start its run before the next proposal is made
+        await self._gate()
+
+    def _task_done(self, task: asyncio.Future) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None and self._error is None:
+            self._error = task.exception()
+        self._wake.set()
+
+    async def _gate(self) -> None:
+        """Wait for a free slot; when the loop is winding down, wait for every run."""
+        cfg = self.config
+        while True:
+            if self._error is not None:
+                raise self._error
+            live = [t for t in self._tasks if not t.done()]
+            if not live:
+                return
+            last = cfg.max_iterations is not None and self._issued >= cfg.max_iterations
+            if not (self.stop_requests or self._killed_out or last) and any(not s.busy for s in self.slots):
+                return
+            self._wake.clear()
+            waiter = asyncio.ensure_future(self._wake.wait())
+            await asyncio.wait([*live, waiter], return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+
+    async def _drain(self) -> None:
+        while True:
+            live = [t for t in self._tasks if not t.done()]
+            if not live:
+                break
+            await asyncio.wait(live)
+        if self._error is not None:
+            raise self._error
+
+    async def _candidate(self, slot: Slot, n: int, commit: str, proposal: Proposal) -> None:
+        """One slot's experiment: run, judge, record (again on top of the new best if asked)."""
+        try:
+            while True:
+                slot.rerun = None
+                await self._measure(slot, n, commit, proposal)
+                if slot.rerun is None:
+                    break
+                commit = slot.rerun
+        finally:
+            if self.stop_requests < 2:
+                slot.kill.clear()
+            slot.release()
+            self._wake.set()
+
+    # -- one decision path -----------------------------------------------------------------
 
     async def _measure(self, slot: Slot, n: int, commit: str, proposal: Proposal) -> None:
         """Run, judge (re-running while in doubt), record: the one decision path of every slot."""
         record = await self._run_with_retry(slot, n, commit)
         if record.outcome.killed:
-            self._killed_out = self.stop_requests >= 2
-            suffix = " (killed)" if self._killed_out else ""
-            self._kill.clear()
+            self._killed(slot, record)
+            suffix = " (killed)" if self.stop_requests >= 2 else ""
             self._record(slot, n, [record], DISCARD, "run killed by the user", proposal.description + suffix,
                          proposal.meta)
             return
@@ -332,7 +473,7 @@ class Engine:
             again = await self._run(slot, n, commit, attempt=len(records) + 1)
             self.reruns += 1
             if again.crash or again.metric is None:
-                self._killed(again)
+                self._killed(slot, again)
                 verdict = noise.Verdict(DISCARD, f"re-run crashed ({again.crash}): not confirmed", None)
                 break
             records.append(again)
@@ -343,11 +484,11 @@ class Engine:
         see the same machine: slow drift cancels); its value joins the best's runs. None, or why
         it failed."""
         best = self.best_commit
-        with self._best_tree(n, best, commit):
+        with self.ws.best_tree(n, best, commit):
             record = await self._run(slot, n, best, attempt)
         self.best_reruns += 1
         if record.crash or record.metric is None:
-            self._killed(record)
+            self._killed(slot, record)
             return f"the best's run crashed ({record.crash})"
         self.noise.add(best, record.metric)
         if best == self.best_commit:  # (parallel: another worker may have kept meanwhile)
@@ -358,23 +499,12 @@ class Engine:
                                     best_metric=noise.mean(runs)))
         return None
 
-    @contextmanager
-    def _best_tree(self, n: int, best: str, commit: str) -> Iterator[None]:
-        """The main tree holds the best's files while it runs; HEAD and the branch stay on the
-        candidate, so a kill at any instant leaves it committed and reachable, and resume finds a
-        dirty tree on the branch (reset) and the candidate not evaluated (run again)."""
-        assert self.repo is not None
-        self.repo.read_tree(best)
-        try:
-            yield
-        finally:
-            self.repo.reset_hard(commit)
-
-    def _killed(self, record: RunRecord) -> None:
-        """A re-run killed by the user: the kill is spent; the second stop request ends the session."""
+    def _killed(self, slot: Slot, record: RunRecord) -> None:
+        """A run killed by the user: the kill is spent; the second stop request ends the session."""
         if record.outcome.killed:
             self._killed_out = self._killed_out or self.stop_requests >= 2
-            self._kill.clear()
+            if self.stop_requests < 2:
+                slot.kill.clear()
 
     def _judge(self, values: list[float]) -> noise.Verdict:
         cfg = self.config
@@ -401,10 +531,12 @@ class Engine:
             project=str(project or cfg.project), readonly_path=", ".join(readonly_files),
             agent_log=str(self.session.root / "agents" / f"{n:04d}.log") if self.session else "",
             feedback=feedback, time_budget_s=cfg.time_budget or 0.0, mark=f"{self.mark}:agent:{n}",
+            in_flight=self._in_flight(),
         )
 
-    async def _propose(self, n: int, feedback: str) -> Proposal:
-        """The next proposal: the one prepared during the last run if still valid, else a fresh one."""
+    async def _propose(self, n: int, feedback: str, best: str) -> Proposal:
+        """The next proposal from `best`: the one prepared during the last run if still valid,
+        else a fresh one, knowing what the other slots are running."""
         prepared, self._prefetch = self._prefetch, None
         if prepared is not None and not feedback:
             base, task = prepared
@@ -414,19 +546,26 @@ class Engine:
                 self.emit(ev.Notice(message=f"the prepared candidate failed ({exc}); asking again", level="warning"))
             else:
                 others = proposal.meta.get("other_files_changed")
-                if others:  # the worktree is reset before the next use: nothing leaks, but say so
-                    self.emit(ev.GuardrailTripped(iteration=n, reverted=list(others),
-                                                  reason="only the training script may change (in the worktree)"))
-                if base == self.best_commit:
+                self._other_files(n, proposal)
+                if base == best:
                     return proposal
                 if not self.config.strict_pipeline:
-                    moved = self.ws.rebase_source(proposal.new_source, base, self.best_commit)
+                    moved = self.ws.rebase_source(proposal.new_source, base, best)
                     if moved is not None:
                         return Proposal(moved, proposal.description, {**proposal.meta, "rebased": True})
                 self.emit(ev.Notice(message="the prepared candidate does not apply to the new best; asking again"))
         elif prepared is not None:
             prepared[1].cancel()
-        return await self.proposer.propose(self._context(n, feedback))
+        source, project = self.ws.proposal_view(best, self.touches_tree)
+        proposal = await self.proposer.propose(self._context(n, feedback, source, project))
+        self._other_files(n, proposal)
+        return proposal
+
+    def _other_files(self, n: int, proposal: Proposal) -> None:
+        others = proposal.meta.get("other_files_changed")
+        if others:  # made in a scratch worktree, which is reset before its next use: nothing leaks
+            self.emit(ev.GuardrailTripped(iteration=n, reverted=list(others),
+                                          reason="only the training script may change (in the worktree)"))
 
     def _baseline_repeats(self) -> int:
         """Noise-aware policies need a noise estimate from the start: at least 3 baseline runs."""
@@ -467,21 +606,28 @@ class Engine:
     async def _run(self, slot: Slot, n: int, commit: str, attempt: int, batch_scale: float | None = None) -> RunRecord:
         cfg = self.config
         assert self.session is not None and self.platform is not None
+        project, pid_file, links = self.ws.run_place(slot, commit)
         log = self.session.run_log(n, commit, attempt)
+        slot.running = True
         self.emit(ev.RunStarted(iteration=n, commit=commit, log=str(log.relative_to(self.session.root)),
-                                budget_s=cfg.time_budget or 0, limit_s=self.fair.limit(), attempt=attempt))
-        updates = self.platform.env(cfg.time_budget or 0, batch_scale)
+                                budget_s=cfg.time_budget or 0, limit_s=self.fair.limit(), attempt=attempt,
+                                worker=slot.index, device=slot.device,
+                                description=slot.description if n else "baseline"))
+        updates = {**self.platform.env(cfg.time_budget or 0, batch_scale), **slot.env}
+        spec = RunSpec(cfg.command_argv(), project, {**self._base_env(), **updates}, updates, log, self.fair.limit(),
+                       cfg.kill_grace, slot.kill, pid_file, links, slot.index, f"{self.mark}:run:{n}:{attempt}")
         self.guard.before(tip=commit, quiet=self._prefetch is None)
-        outcome = await self.executor.run(RunSpec(
-            cfg.command_argv(), cfg.project, {**self._base_env(), **updates}, updates, log, self.fair.limit(),
-            cfg.kill_grace, slot.kill, self.session.root / RUN_PID, [], slot.index, f"{self.mark}:run:{n}:{attempt}"))
-        self.guard.after("training run", n)
+        try:
+            outcome = await self.executor.run(spec)
+        finally:
+            slot.running = False
+            self.guard.after("training run", n)
         r = metrics.read_run(log, cfg.metric or "", cfg.metric_pattern, outcome.exit_code, outcome.timed_out,
                              outcome.killed, self.fair.limit(), outcome.peak_rss_mb)
         self.emit(ev.RunFinished(iteration=n, commit=commit, exit_code=outcome.exit_code,
-                                 duration_s=round(outcome.duration_s, 3), timed_out=outcome.timed_out,
-                                 metric=r.metric, summary=r.summary, peak_memory_mb=r.peak_mb, oom=r.oom,
-                                 crash_reason=r.crash, attempt=attempt, cpu_s=outcome.cpu_s))
+                                 duration_s=round(outcome.duration_s, 3), timed_out=outcome.timed_out, metric=r.metric,
+                                 summary=r.summary, peak_memory_mb=r.peak_mb, oom=r.oom, crash_reason=r.crash,
+                                 attempt=attempt, worker=slot.index, cpu_s=outcome.cpu_s))
         return RunRecord(commit, outcome, r.metric, r.summary, r.peak_mb, r.oom, r.crash)
 
     def _record(self, slot: Slot, n: int, records: list[RunRecord], status: str, reason: str, description: str,
@@ -491,6 +637,19 @@ class Engine:
         Re-runs of one experiment (noise estimate, confirmation) are rows of their own."""
         cfg, repo = self.config, self.repo
         assert repo is not None and self.session is not None
+        measured = records[0].commit
+        if status == KEEP and n > 0:
+            kept, rerun, note = self.ws.land(slot, measured, description, self.best_commit)
+            if rerun is not None:  # measured on an older best: measure it on the new one
+                self.emit(ev.Notice(message=f"#{n} on w{slot.index}: {note}"))
+                slot.rerun = rerun
+                return
+            if kept is None:
+                status, reason = DISCARD, note
+            else:
+                records = [dataclasses.replace(r, commit=kept) for r in records]
+                if note:
+                    self.emit(ev.Notice(message=f"#{n} on w{slot.index}: {note}"))
         commit = records[0].commit
         status, reason = self.fair.judge(n, records, status, reason, description, self.best_commit, meta)
         if status == CRASH and records[0].crash and records[0].crash not in description:
@@ -508,7 +667,8 @@ class Engine:
         else:
             ref = repo.keep_ref(cfg.tag, n, commit)
             patch = self.session.attempts / f"{n:04d}-{commit[:7]}.patch"
-            write_atomic(patch, self.ws.diff_of(self.best_commit, commit))
+            # its own change (against the best it was proposed from), not the distance to a best that moved since
+            write_atomic(patch, self.ws.diff_of(slot.base or self.best_commit, commit))
         for i, record in enumerate(records):
             memory_gb = round((record.peak_mb or 0) / 1024, 1) if status != CRASH else 0.0
             metric = record.metric if status != CRASH else None
@@ -522,9 +682,10 @@ class Engine:
                                         status=status, description=text, reason=reason,
                                         best_commit=self.best_commit, best_metric=self.best_metric,
                                         attempt_ref=ref, rerun=i, worker=slot.index))
+        self.ws.diffs.pop(measured, None)  # a replayed keep leaves the measured commit's diff unused
         if status == KEEP and n > 0:
             hooks.fire(cfg.on_new_best, cfg.project, hooks.new_best_env(self.rows[-1], cfg.tag), f"{self.mark}:hook")
-        self.iteration = n
+        self.iteration = max(self.iteration, n)
         metric = noise.mean(values) if values else None
         self.history.append(Attempt(n, commit, status, metric, description, dict(meta)))
         if n and cfg.progress_every and n % cfg.progress_every == 0:
@@ -558,7 +719,13 @@ class Engine:
         best = self.best_commit
         self.emit(ev.Notice(message=f"{what}; re-running the best commit {best[:7]} to tell the environment's "
                                     "fault from the changes'", level="warning"))
-        record = await self._run(self.slots[0], self.iteration, best, attempt=1)  # as the baseline did
+        slot = self._claim(self.iteration, best)  # a slot is free: the loop got past the gate
+        try:
+            record = await self._run(slot, self.iteration, best, attempt=1)  # as the baseline did
+        finally:
+            if self.stop_requests < 2:
+                slot.kill.clear()
+            slot.release()
         if record.metric is not None and not record.crash:
             self.emit(ev.Notice(message=f"the best commit {best[:7]} still runs (metric {record.metric:.6f}): "
                                         "the changes were at fault; going on", level="warning"))
