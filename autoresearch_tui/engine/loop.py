@@ -19,12 +19,10 @@ second kills them all.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from autoresearch_tui.agents.base import (
     Attempt, Proposal, ProposalContext, ProposalError, Proposer, SearchExhausted,
@@ -33,15 +31,14 @@ from autoresearch_tui.agents.prompt import read_notes
 from autoresearch_tui.engine import events as ev
 from autoresearch_tui.core import processes, sanitize, secrets
 from autoresearch_tui.core.git import Git
-from autoresearch_tui.engine import hardware, hooks, metrics, noise, report_files, results, review, setup
+from autoresearch_tui.engine import hardware, hooks, measure, noise, report_files, results, review, setup
 from autoresearch_tui.engine.config import ResearchConfig
 from autoresearch_tui.engine.control import ReviewAnswer, watch_control
 from autoresearch_tui.engine.fairness import Fairness
 from autoresearch_tui.engine.guard import Guard
-from autoresearch_tui.engine.noise import CRASH, DISCARD, KEEP
+from autoresearch_tui.engine.noise import CRASH, KEEP
 from autoresearch_tui.engine.resume import Recovered, recover
-from autoresearch_tui.engine.executors import EXECUTORS, Executor, LocalExecutor, RunSpec, make_executor, ray_available
-from autoresearch_tui.engine.runner import RunOutcome
+from autoresearch_tui.engine.executors import EXECUTORS, Executor, LocalExecutor, make_executor, ray_available
 from autoresearch_tui.engine.session import SessionDir, write_atomic
 from autoresearch_tui.engine.slots import Slot, SlotWorkspace, build_slots, wants_workers
 from autoresearch_tui.engine.workspace import Workspace
@@ -49,17 +46,6 @@ from autoresearch_tui.errors import RuntimeFailure, UserError
 
 Listener = Callable[[ev.Event], None]
 MAX_FAILED_PROPOSALS = 3
-
-
-@dataclass
-class RunRecord:
-    commit: str
-    outcome: RunOutcome
-    metric: float | None
-    summary: dict[str, Any]
-    peak_mb: float | None
-    oom: bool
-    crash: str | None
 
 
 class Engine:
@@ -94,11 +80,11 @@ class Engine:
         self.recovered: Recovered | None = None
         self.ws: Workspace | None = None  # type: ignore[assignment]
         self.mark = ""  # the process mark of this session (core/processes.py)
-        self._killed_out = False  # the second stop request killed a run: end the session
+        self.killed_out = False  # the second stop request killed a run: end the session
         self.pause_reason = ""
-        self._crash_streak: tuple[str, int] = ("", 0)
-        self._recheck = ""  # the breaker tripped: re-run the best commit before deciding to pause
-        self._prefetch: tuple[str, asyncio.Future] | None = None  # (base commit, proposal task)
+        self.crash_streak: tuple[str, int] = ("", 0)
+        self.recheck = ""  # the breaker tripped: re-run the best commit before deciding to pause
+        self.prefetch: tuple[str, asyncio.Future] | None = None  # (base commit, proposal task)
         self.spent = {"tokens_in": 0.0, "tokens_out": 0.0, "cost_usd": 0.0}
         self.review_answers: asyncio.Queue[ReviewAnswer] = asyncio.Queue()
         # Prepare the next candidate during a run; workers overlap proposing and training already.
@@ -216,7 +202,7 @@ class Engine:
             self.prepare()
         cfg, repo = self.config, self.repo
         assert repo is not None and self.session is not None
-        env = self._base_env()
+        env = self.run_env()
         self.platform = await hardware.detect(cfg.command_argv(), cfg.train_script, cfg.project, env, cfg.device,
                                               f"{self.mark}:probe")
         snapshot = {**cfg.to_dict(), "project": str(cfg.project), "platform": self.platform.to_dict()}
@@ -234,8 +220,8 @@ class Engine:
             return await self._loop()
         finally:
             control.cancel()
-            if self._prefetch is not None:
-                self._prefetch[1].cancel()
+            if self.prefetch is not None:
+                self.prefetch[1].cancel()
             self.ws.remove_worktree()
             for kind in ("run", "agent"):  # whatever got away from its run or agent
                 processes.end_tree(None, f"{self.mark}:{kind}")
@@ -245,7 +231,7 @@ class Engine:
         try:
             reason = await self._steps()
             await self._drain()  # the runs in flight finish first
-            return self._finish("killed" if self._killed_out else reason)
+            return self._finish("killed" if self.killed_out else reason)
         except BaseException:
             for slot in self.slots:
                 slot.kill.set()
@@ -270,17 +256,17 @@ class Engine:
             self.best_commit = repo.head()
             self.emit(ev.IterationStarted(iteration=0, parent=self.best_commit))
             slot = self.slots[0]  # the baseline runs on the first slot
-            record = await self._run_with_retry(slot, 0, self.best_commit)
+            record = await measure.run_with_retry(self, slot, 0, self.best_commit)
             records = [record]
             for _ in range(self._baseline_repeats() - 1):
                 if record.crash or self.stop_requests:
                     break
-                again = await self._run(slot, 0, self.best_commit, attempt=len(records) + 1)
+                again = await measure.run(self, slot, 0, self.best_commit, attempt=len(records) + 1)
                 if again.crash or again.metric is None:
                     break
                 records.append(again)
             status, reason = (KEEP, "baseline") if not record.crash else (CRASH, record.crash)
-            self._record(slot, 0, records, status, reason, "baseline", {})
+            measure.record_outcome(self, slot, 0, records, status, reason, "baseline", {})
             if len(records) > 1:
                 self.emit(ev.Notice(message=f"baseline: {self.noise.describe()}"))
             if status == CRASH:
@@ -297,7 +283,7 @@ class Engine:
             slot = self._claim(n, self.ws.adopt(commit, self.best_commit))
             slot.commit, slot.description, slot.meta = commit, description, dict(meta)
             await self._evaluate(slot, n, commit, Proposal("", description, meta))
-            if self._killed_out:
+            if self.killed_out:
                 return "killed"
         failed_proposals, feedback = 0, ""
         while True:
@@ -321,7 +307,7 @@ class Engine:
             self.emit(ev.IterationStarted(iteration=n, parent=self.best_commit))
             untracked_before = self.repo.untracked_files() if self.touches_tree else None
             base = self.best_commit
-            self.guard.before(tip=base, quiet=self._prefetch is None)
+            self.guard.before(tip=base, quiet=self.prefetch is None)
             slot: Slot | None = None
             try:
                 proposal = sanitize.proposal(await self._propose(n, feedback, base))
@@ -357,9 +343,9 @@ class Engine:
             failed_proposals, feedback = 0, ""
             self._start_prefetch(n + 1)
             await self._evaluate(slot, n, commit, proposal)
-            if self._killed_out:
+            if self.killed_out:
                 return "killed"
-            if self._recheck:
+            if self.recheck:
                 feedback = await self._recheck_best()
 
     # -- slots ---------------------------------------------------------------------------
@@ -409,7 +395,7 @@ class Engine:
             if not live:
                 return
             last = cfg.max_iterations is not None and self._issued >= cfg.max_iterations
-            if not (self.stop_requests or self._killed_out or last) and any(not s.busy for s in self.slots):
+            if not (self.stop_requests or self.killed_out or last) and any(not s.busy for s in self.slots):
                 return
             self._wake.clear()
             waiter = asyncio.ensure_future(self._wake.wait())
@@ -430,7 +416,7 @@ class Engine:
         try:
             while True:
                 slot.rerun = None
-                await self._measure(slot, n, commit, proposal)
+                await measure.measure(self, slot, n, commit, proposal)
                 if slot.rerun is None:
                     break
                 commit = slot.rerun
@@ -439,77 +425,6 @@ class Engine:
                 slot.kill.clear()
             slot.release()
             self._wake.set()
-
-    # -- one decision path -----------------------------------------------------------------
-
-    async def _measure(self, slot: Slot, n: int, commit: str, proposal: Proposal) -> None:
-        """Run, judge (re-running while in doubt), record: the one decision path of every slot."""
-        record = await self._run_with_retry(slot, n, commit)
-        if record.outcome.killed:
-            self._killed(slot, record)
-            suffix = " (killed)" if self.stop_requests >= 2 else ""
-            self._record(slot, n, [record], DISCARD, "run killed by the user", proposal.description + suffix,
-                         proposal.meta)
-            return
-        if record.crash or record.metric is None:
-            self._record(slot, n, [record], CRASH, record.crash or "no metric", proposal.description, proposal.meta)
-            return
-        records, beside = [record], 0
-        while True:
-            verdict = self._judge([r.metric for r in records])
-            if verdict.action != noise.RERUN:
-                break
-            if self.stop_requests:  # no time to confirm: a doubt is not a win
-                verdict = noise.Verdict(DISCARD, verdict.reason + "; stopped before confirming", None)
-                break
-            self.emit(ev.Notice(message=f"#{n}: {verdict.reason}"))
-            if self.config.keep_policy == "confirm":  # interleaved: best, candidate, best, candidate ...
-                beside += 1
-                failed = await self._run_best(slot, n, commit, beside)
-                if failed or self.stop_requests:
-                    verdict = noise.Verdict(DISCARD, f"{failed or 'stopped'} before the candidate's run "
-                                                     f"{len(records) + 1}: not confirmed", None)
-                    break
-            again = await self._run(slot, n, commit, attempt=len(records) + 1)
-            self.reruns += 1
-            if again.crash or again.metric is None:
-                self._killed(slot, again)
-                verdict = noise.Verdict(DISCARD, f"re-run crashed ({again.crash}): not confirmed", None)
-                break
-            records.append(again)
-        self._record(slot, n, records, verdict.action, verdict.reason, proposal.description, proposal.meta)
-
-    async def _run_best(self, slot: Slot, n: int, commit: str, attempt: int) -> str | None:
-        """keep_policy confirm: run the best once, just before candidate n's next run (both then
-        see the same machine: slow drift cancels); its value joins the best's runs. None, or why
-        it failed."""
-        best = self.best_commit
-        with self.ws.best_tree(n, best, commit):
-            record = await self._run(slot, n, best, attempt)
-        self.best_reruns += 1
-        if record.crash or record.metric is None:
-            self._killed(slot, record)
-            return f"the best's run crashed ({record.crash})"
-        self.noise.add(best, record.metric)
-        if best == self.best_commit:  # (parallel: another worker may have kept meanwhile)
-            self.best_runs.append(record.metric)
-            self.best_metric = noise.mean(self.best_runs)
-        runs = self.noise.runs(best)
-        self.emit(ev.BestRemeasured(iteration=n, commit=best, metric=record.metric, runs=len(runs),
-                                    best_metric=noise.mean(runs)))
-        return None
-
-    def _killed(self, slot: Slot, record: RunRecord) -> None:
-        """A run killed by the user: the kill is spent; the second stop request ends the session."""
-        if record.outcome.killed:
-            self._killed_out = self._killed_out or self.stop_requests >= 2
-            if self.stop_requests < 2:
-                slot.kill.clear()
-
-    def _judge(self, values: list[float]) -> noise.Verdict:
-        cfg = self.config
-        return noise.judge(cfg.keep_policy, values, self.best_runs, cfg.direction or "min", self.noise.sigma,
-                           min_delta=cfg.min_delta, z=cfg.noise_z, max_runs=cfg.confirm_runs)
 
     # -- proposals -----------------------------------------------------------------------
     def _context(self, n: int, feedback: str = "", source: str | None = None,
@@ -537,7 +452,7 @@ class Engine:
     async def _propose(self, n: int, feedback: str, best: str) -> Proposal:
         """The next proposal from `best`: the one prepared during the last run if still valid,
         else a fresh one, knowing what the other slots are running."""
-        prepared, self._prefetch = self._prefetch, None
+        prepared, self.prefetch = self.prefetch, None
         if prepared is not None and not feedback:
             base, task = prepared
             try:
@@ -545,7 +460,6 @@ class Engine:
             except ProposalError as exc:
                 self.emit(ev.Notice(message=f"the prepared candidate failed ({exc}); asking again", level="warning"))
             else:
-                others = proposal.meta.get("other_files_changed")
                 self._other_files(n, proposal)
                 if base == best:
                     return proposal
@@ -585,7 +499,7 @@ class Engine:
         worktree = self.ws.prepare_worktree(base)
         ctx = self._context(n, source=self.ws.source_at(base), project=worktree)
         task = asyncio.ensure_future(self.proposer.propose(ctx))
-        self._prefetch = (base, task)
+        self.prefetch = (base, task)
         self.emit(ev.Notice(message=f"preparing candidate {n} while experiment {n - 1} trains"))
 
         def ready(done: asyncio.Future) -> None:
@@ -594,134 +508,17 @@ class Engine:
 
         task.add_done_callback(ready)
 
-    async def _run_with_retry(self, slot: Slot, n: int, commit: str) -> RunRecord:
-        record = await self._run(slot, n, commit, attempt=1)
-        if record.oom and not record.outcome.killed and not self.stop_requests and self.fair.retry_oom():
-            scale = (self.platform.adjustments.get("batch_scale", 1.0) if self.platform else 1.0) / 2
-            self.emit(ev.Notice(message=f"out of memory: retrying once with the device batch halved (x{scale:g})",
-                                level="warning"))
-            record = await self._run(slot, n, commit, attempt=2, batch_scale=scale)
-        return record
-
-    async def _run(self, slot: Slot, n: int, commit: str, attempt: int, batch_scale: float | None = None) -> RunRecord:
-        cfg = self.config
-        assert self.session is not None and self.platform is not None
-        project, pid_file, links = self.ws.run_place(slot, commit)
-        log = self.session.run_log(n, commit, attempt)
-        slot.running = True
-        self.emit(ev.RunStarted(iteration=n, commit=commit, log=str(log.relative_to(self.session.root)),
-                                budget_s=cfg.time_budget or 0, limit_s=self.fair.limit(), attempt=attempt,
-                                worker=slot.index, device=slot.device,
-                                description=slot.description if n else "baseline"))
-        updates = {**self.platform.env(cfg.time_budget or 0, batch_scale), **slot.env}
-        spec = RunSpec(cfg.command_argv(), project, {**self._base_env(), **updates}, updates, log, self.fair.limit(),
-                       cfg.kill_grace, slot.kill, pid_file, links, slot.index, f"{self.mark}:run:{n}:{attempt}")
-        self.guard.before(tip=commit, quiet=self._prefetch is None)
-        try:
-            outcome = await self.executor.run(spec)
-        finally:
-            slot.running = False
-            self.guard.after("training run", n)
-        r = metrics.read_run(log, cfg.metric or "", cfg.metric_pattern, outcome.exit_code, outcome.timed_out,
-                             outcome.killed, self.fair.limit(), outcome.peak_rss_mb)
-        self.emit(ev.RunFinished(iteration=n, commit=commit, exit_code=outcome.exit_code,
-                                 duration_s=round(outcome.duration_s, 3), timed_out=outcome.timed_out, metric=r.metric,
-                                 summary=r.summary, peak_memory_mb=r.peak_mb, oom=r.oom, crash_reason=r.crash,
-                                 attempt=attempt, worker=slot.index, cpu_s=outcome.cpu_s))
-        return RunRecord(commit, outcome, r.metric, r.summary, r.peak_mb, r.oom, r.crash)
-
-    def _record(self, slot: Slot, n: int, records: list[RunRecord], status: str, reason: str, description: str,
-                meta: dict[str, Any]) -> None:
-        """Rows first (durable), then git: a reset can never lose a measured result.
-
-        Re-runs of one experiment (noise estimate, confirmation) are rows of their own."""
-        cfg, repo = self.config, self.repo
-        assert repo is not None and self.session is not None
-        measured = records[0].commit
-        if status == KEEP and n > 0:
-            kept, rerun, note = self.ws.land(slot, measured, description, self.best_commit)
-            if rerun is not None:  # measured on an older best: measure it on the new one
-                self.emit(ev.Notice(message=f"#{n} on w{slot.index}: {note}"))
-                slot.rerun = rerun
-                return
-            if kept is None:
-                status, reason = DISCARD, note
-            else:
-                records = [dataclasses.replace(r, commit=kept) for r in records]
-                if note:
-                    self.emit(ev.Notice(message=f"#{n} on w{slot.index}: {note}"))
-        commit = records[0].commit
-        status, reason = self.fair.judge(n, records, status, reason, description, self.best_commit, meta)
-        if status == CRASH and records[0].crash and records[0].crash not in description:
-            description = f"{description} ({records[0].crash})"
-        values = [r.metric for r in records if r.metric is not None] if status != CRASH else []
-        for value in values:
-            self.noise.add(commit, value)
-        if status == KEEP:
-            self.best_commit, self.best_runs = commit, list(values)
-            self.best_metric = noise.mean(values)
-        ref = None
-        if status == KEEP:
-            self.ws.diffs.pop(commit, None)
-            self.guard.keep(n, commit)
-        else:
-            ref = repo.keep_ref(cfg.tag, n, commit)
-            patch = self.session.attempts / f"{n:04d}-{commit[:7]}.patch"
-            # its own change (against the best it was proposed from), not the distance to a best that moved since
-            write_atomic(patch, self.ws.diff_of(slot.base or self.best_commit, commit))
-        for i, record in enumerate(records):
-            memory_gb = round((record.peak_mb or 0) / 1024, 1) if status != CRASH else 0.0
-            metric = record.metric if status != CRASH else None
-            text = description if i == 0 else f"{description} (re-run {i + 1}/{len(records)}: {self._rerun_why(n)})"
-            row = results.ResultRow(commit[:7], metric, memory_gb, status, text)
-            results.append_row(self.results_path, row)
-            self.rows.append(row)
-            if i == len(records) - 1 and status != KEEP:
-                repo.reset_hard(self.best_commit)
-            self.emit(ev.ResultRecorded(iteration=n, commit=commit, metric=metric, memory_gb=memory_gb,
-                                        status=status, description=text, reason=reason,
-                                        best_commit=self.best_commit, best_metric=self.best_metric,
-                                        attempt_ref=ref, rerun=i, worker=slot.index))
-        self.ws.diffs.pop(measured, None)  # a replayed keep leaves the measured commit's diff unused
-        if status == KEEP and n > 0:
-            hooks.fire(cfg.on_new_best, cfg.project, hooks.new_best_env(self.rows[-1], cfg.tag), f"{self.mark}:hook")
-        self.iteration = max(self.iteration, n)
-        metric = noise.mean(values) if values else None
-        self.history.append(Attempt(n, commit, status, metric, description, dict(meta)))
-        if n and cfg.progress_every and n % cfg.progress_every == 0:
-            self._progress(n)
-        self._breaker(status, reason)
-
-    @staticmethod
-    def _rerun_why(n: int) -> str:
-        return "noise estimate" if n == 0 else "confirming"
-
-    def _breaker(self, status: str, reason: str) -> None:
-        """Same crash N times in a row (a missing module, a broken GPU): pause, don't burn the night."""
-        if status != CRASH or metrics.DIVERGED.search(reason):
-            # Divergence (NaN, FAIL) is the change's fault, not the environment's.
-            self._crash_streak = ("", 0)
-            return
-        signature = metrics.crash_signature(reason)
-        last, count = self._crash_streak
-        count = count + 1 if signature == last else 1
-        self._crash_streak = (signature, count)
-        limit = self.config.circuit_breaker
-        if limit and count >= limit:
-            self._crash_streak = ("", 0)
-            self._recheck = f"{count} experiments in a row crashed the same way ({reason})"
-
     async def _recheck_best(self) -> str:
         """Environment or changes? Re-run the best commit once: pause only if it fails too.
 
         Returns the feedback for the next proposal when the changes were at fault."""
-        what, self._recheck = self._recheck, ""
+        what, self.recheck = self.recheck, ""
         best = self.best_commit
         self.emit(ev.Notice(message=f"{what}; re-running the best commit {best[:7]} to tell the environment's "
                                     "fault from the changes'", level="warning"))
         slot = self._claim(self.iteration, best)  # a slot is free: the loop got past the gate
         try:
-            record = await self._run(slot, self.iteration, best, attempt=1)  # as the baseline did
+            record = await measure.run(self, slot, self.iteration, best, attempt=1)  # as the baseline did
         finally:
             if self.stop_requests < 2:
                 slot.kill.clear()
@@ -740,7 +537,7 @@ class Engine:
         self.pause()
         return ""
 
-    def _progress(self, n: int) -> None:
+    def write_progress(self, n: int) -> None:
         assert self.session is not None
         text = report_files.progress(self.config, self.rows, self.history, n, self.started)
         write_atomic(self.session.reports / f"progress-{n:04d}.md", text)
@@ -760,6 +557,6 @@ class Engine:
         return end
 
     # -- helpers ---------------------------------------------------------------------------
-    def _base_env(self) -> dict[str, str]:
+    def run_env(self) -> dict[str, str]:
         return secrets.clean_env({**os.environ, "PYTHONUNBUFFERED": "1"}, self.config)
 
