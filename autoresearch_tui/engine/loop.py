@@ -38,11 +38,11 @@ from autoresearch_tui.engine.fairness import Fairness
 from autoresearch_tui.engine.guard import Guard
 from autoresearch_tui.engine.noise import CRASH, KEEP
 from autoresearch_tui.engine.resume import Recovered, recover
-from autoresearch_tui.engine.executors import EXECUTORS, Executor, LocalExecutor, make_executor, ray_available
+from autoresearch_tui.engine.executors import Executor, LocalExecutor, check_executor, make_executor
 from autoresearch_tui.engine.session import SessionDir, write_atomic
 from autoresearch_tui.engine.slots import Slot, SlotWorkspace, build_slots, wants_workers
 from autoresearch_tui.engine.workspace import Workspace
-from autoresearch_tui.errors import RuntimeFailure, UserError
+from autoresearch_tui.errors import RuntimeFailure
 
 Listener = Callable[[ev.Event], None]
 MAX_FAILED_PROPOSALS = 3
@@ -136,13 +136,13 @@ class Engine:
     # -- setup -----------------------------------------------------------------------------
     def prepare(self) -> None:
         """Check everything and create the branch and session; raises UserError on bad input."""
-        self._check_executor()
+        check_executor(self.config)
         self._adopt(setup.start(self.config))
 
     def prepare_resume(self, rerun_pending: bool = True) -> None:
         """Continue `autoresearch/<tag>`: reconcile what a crash left behind, then go on."""
         cfg = self.config
-        self._check_executor()
+        check_executor(self.config)
         opened = setup.reopen(cfg)
         rec = recover(opened.repo, opened.session, opened.results_path, cfg.branch, cfg.tag, rerun_pending)
         started = rec.state.started
@@ -175,15 +175,6 @@ class Engine:
         self.mark = processes.session_mark(opened.session.root, self.config.tag)
         self.fair = Fairness(self.config, self.emit)
         self.guard = Guard.for_repo(opened.repo, self.config.tag, self.config.branch, opened.session.root, self.emit)
-
-    def _check_executor(self) -> None:
-        """Refuse a bad executor before anything is created (a branch, a session)."""
-        kind = self.config.executor
-        if kind not in EXECUTORS:
-            raise UserError(f"executor {kind!r} is not one of {', '.join(EXECUTORS)}")
-        why = ray_available() if kind == "ray" else None
-        if why:
-            raise UserError(f'executor = "ray": {why}')
 
     def _start_slots(self) -> None:
         assert self.platform is not None
@@ -254,33 +245,15 @@ class Engine:
                 self.emit(ev.Notice(message=f"resume: {repair}", level="warning"))
         if not self.best_commit:
             self.best_commit = repo.head()
-            self.emit(ev.IterationStarted(iteration=0, parent=self.best_commit))
-            slot = self.slots[0]  # the baseline runs on the first slot
-            record = await measure.run_with_retry(self, slot, 0, self.best_commit)
-            records = [record]
-            for _ in range(self._baseline_repeats() - 1):
-                if record.crash or self.stop_requests:
-                    break
-                again = await measure.run(self, slot, 0, self.best_commit, attempt=len(records) + 1)
-                if again.crash or again.metric is None:
-                    break
-                records.append(again)
-            status, reason = (KEEP, "baseline") if not record.crash else (CRASH, record.crash)
-            measure.record_outcome(self, slot, 0, records, status, reason, "baseline", {})
-            if len(records) > 1:
-                self.emit(ev.Notice(message=f"baseline: {self.noise.describe()}"))
-            if status == CRASH:
-                bad_metric = record.outcome.exit_code == 0 and not record.outcome.timed_out
-                hint = ("check --metric: the log must print `NAME: value`" if bad_metric
-                        else "fix the training script first")
-                self.emit(ev.Notice(message=f"the baseline crashed: {record.crash}; {hint}", level="error"))
-                return "bad_metric" if bad_metric else "baseline_crashed"
+            ended = await measure.baseline(self)
+            if ended:
+                return ended
         if rec is not None and rec.pending is not None:
             n, commit, description, meta = rec.pending
             self.emit(ev.IterationStarted(iteration=n, parent=self.best_commit))
             self.emit(ev.ProposalMade(iteration=n, description=description,
                                       diff=repo.diff(self.best_commit, commit, self.ws.train_rel), meta=meta))
-            slot = self._claim(n, self.ws.adopt(commit, self.best_commit))
+            slot = self.claim(n, self.ws.adopt(commit, self.best_commit))
             slot.commit, slot.description, slot.meta = commit, description, dict(meta)
             await self._evaluate(slot, n, commit, Proposal("", description, meta))
             if self.killed_out:
@@ -324,7 +297,7 @@ class Engine:
             else:
                 self.guard.after("agent", n)
                 report_files.add_spend(self.spent, proposal.meta)
-                slot = self._claim(n, base)
+                slot = self.claim(n, base)
                 commit, feedback = self.ws.apply(slot, n, proposal, self.best_commit, untracked_before)
                 if commit is not None and cfg.review:
                     commit, proposal = await review.review(self, slot, n, commit, proposal)
@@ -346,10 +319,10 @@ class Engine:
             if self.killed_out:
                 return "killed"
             if self.recheck:
-                feedback = await self._recheck_best()
+                feedback = await measure.recheck_best(self)
 
     # -- slots ---------------------------------------------------------------------------
-    def _claim(self, n: int, base: str) -> Slot:
+    def claim(self, n: int, base: str) -> Slot:
         slot = next((s for s in self.slots if not s.busy), None)
         if slot is None:
             raise RuntimeFailure("no free slot for a new candidate (engine bug: please report)")
@@ -481,15 +454,6 @@ class Engine:
             self.emit(ev.GuardrailTripped(iteration=n, reverted=list(others),
                                           reason="only the training script may change (in the worktree)"))
 
-    def _baseline_repeats(self) -> int:
-        """Noise-aware policies need a noise estimate from the start: at least 3 baseline runs."""
-        cfg = self.config
-        if cfg.keep_policy in ("sigma", "confirm") and cfg.baseline_repeats < 2:
-            self.emit(ev.Notice(message=f"keep_policy {cfg.keep_policy} needs a noise estimate: "
-                                        "running the baseline 3 times (set baseline_repeats to choose)"))
-            return 3
-        return cfg.baseline_repeats
-
     def _start_prefetch(self, n: int) -> None:
         """While experiment n-1 trains, prepare candidate n from the best commit in a worktree."""
         cfg = self.config
@@ -507,35 +471,6 @@ class Engine:
                 self.emit(ev.CandidatePrepared(iteration=n, description=done.result().description))
 
         task.add_done_callback(ready)
-
-    async def _recheck_best(self) -> str:
-        """Environment or changes? Re-run the best commit once: pause only if it fails too.
-
-        Returns the feedback for the next proposal when the changes were at fault."""
-        what, self.recheck = self.recheck, ""
-        best = self.best_commit
-        self.emit(ev.Notice(message=f"{what}; re-running the best commit {best[:7]} to tell the environment's "
-                                    "fault from the changes'", level="warning"))
-        slot = self._claim(self.iteration, best)  # a slot is free: the loop got past the gate
-        try:
-            record = await measure.run(self, slot, self.iteration, best, attempt=1)  # as the baseline did
-        finally:
-            if self.stop_requests < 2:
-                slot.kill.clear()
-            slot.release()
-        if record.metric is not None and not record.crash:
-            self.emit(ev.Notice(message=f"the best commit {best[:7]} still runs (metric {record.metric:.6f}): "
-                                        "the changes were at fault; going on", level="warning"))
-            return f"{what}, while the unchanged script runs fine: that kind of change breaks it; try another"
-        if record.outcome.killed or self.stop_requests:
-            return ""
-        self.pause_reason = (f"{what} and the best commit {best[:7]} fails too ({record.crash or 'no metric'}): "
-                             "the environment is at fault; paused. Fix the cause, then resume: press p in the "
-                             f"TUI, or run `autoresearch-tui control {self.config.session_dir}/{self.config.tag} "
-                             "resume` in the project")
-        self.emit(ev.Notice(message=self.pause_reason, level="error"))
-        self.pause()
-        return ""
 
     def write_progress(self, n: int) -> None:
         assert self.session is not None

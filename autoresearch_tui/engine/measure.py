@@ -74,6 +74,72 @@ async def measure(engine: Engine, slot: Slot, n: int, commit: str, proposal: Pro
     record_outcome(engine, slot, n, records, verdict.action, verdict.reason, proposal.description, proposal.meta)
 
 
+async def baseline(engine: Engine) -> str | None:
+    """The unchanged script, on the first slot (repeated for a noise estimate when asked);
+    None, or why the session must end."""
+    best = engine.best_commit
+    engine.emit(ev.IterationStarted(iteration=0, parent=best))
+    slot = engine.slots[0]
+    first = await run_with_retry(engine, slot, 0, best)
+    records = [first]
+    for _ in range(baseline_repeats(engine) - 1):
+        if first.crash or engine.stop_requests:
+            break
+        again = await run(engine, slot, 0, best, attempt=len(records) + 1)
+        if again.crash or again.metric is None:
+            break
+        records.append(again)
+    status, reason = (KEEP, "baseline") if not first.crash else (CRASH, first.crash)
+    record_outcome(engine, slot, 0, records, status, reason, "baseline", {})
+    if len(records) > 1:
+        engine.emit(ev.Notice(message=f"baseline: {engine.noise.describe()}"))
+    if status != CRASH:
+        return None
+    bad_metric = first.outcome.exit_code == 0 and not first.outcome.timed_out
+    hint = "check --metric: the log must print `NAME: value`" if bad_metric else "fix the training script first"
+    engine.emit(ev.Notice(message=f"the baseline crashed: {first.crash}; {hint}", level="error"))
+    return "bad_metric" if bad_metric else "baseline_crashed"
+
+
+def baseline_repeats(engine: Engine) -> int:
+    """Noise-aware policies need a noise estimate from the start: at least 3 baseline runs."""
+    cfg = engine.config
+    if cfg.keep_policy in ("sigma", "confirm") and cfg.baseline_repeats < 2:
+        engine.emit(ev.Notice(message=f"keep_policy {cfg.keep_policy} needs a noise estimate: "
+                                      "running the baseline 3 times (set baseline_repeats to choose)"))
+        return 3
+    return cfg.baseline_repeats
+
+
+async def recheck_best(engine: Engine) -> str:
+    """The breaker tripped. Environment or changes? Re-run the best commit once on a free slot:
+    pause only if it fails too. Returns the feedback for the next proposal when the changes were
+    at fault."""
+    what, engine.recheck = engine.recheck, ""
+    best = engine.best_commit
+    engine.emit(ev.Notice(message=f"{what}; re-running the best commit {best[:7]} to tell the environment's "
+                                  "fault from the changes'", level="warning"))
+    slot = engine.claim(engine.iteration, best)  # a slot is free: the loop got past the gate
+    try:
+        again = await run(engine, slot, engine.iteration, best, attempt=1)  # as the baseline did
+    finally:
+        if engine.stop_requests < 2:
+            slot.kill.clear()
+        slot.release()
+    if again.metric is not None and not again.crash:
+        engine.emit(ev.Notice(message=f"the best commit {best[:7]} still runs (metric {again.metric:.6f}): "
+                                      "the changes were at fault; going on", level="warning"))
+        return f"{what}, while the unchanged script runs fine: that kind of change breaks it; try another"
+    if again.outcome.killed or engine.stop_requests:
+        return ""
+    engine.pause_reason = (f"{what} and the best commit {best[:7]} fails too ({again.crash or 'no metric'}): "
+                           "the environment is at fault; paused. Fix the cause, then resume: press p in the "
+                           f"TUI, or run `autoresearch-tui control {engine.config.session_dir}/{engine.config.tag} "
+                           "resume` in the project")
+    engine.emit(ev.Notice(message=engine.pause_reason, level="error"))
+    engine.pause()
+    return ""
+
 async def run_best(engine: Engine, slot: Slot, n: int, commit: str, attempt: int) -> str | None:
     """keep_policy confirm: run the best once, just before candidate n's next run (both then
     see the same machine: slow drift cancels); its value joins the best's runs. None, or why
