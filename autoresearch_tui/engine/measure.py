@@ -43,10 +43,11 @@ async def measure(engine: Engine, slot: Slot, n: int, commit: str, proposal: Pro
         spend_kill(engine, slot, record)
         suffix = " (killed)" if engine.stop_requests >= 2 else ""
         record_outcome(engine, slot, n, [record], DISCARD, "run killed by the user", proposal.description + suffix,
-                     proposal.meta)
+                       proposal.meta)
         return
     if record.crash or record.metric is None:
-        record_outcome(engine, slot, n, [record], CRASH, record.crash or "no metric", proposal.description, proposal.meta)
+        record_outcome(engine, slot, n, [record], CRASH, record.crash or "no metric", proposal.description,
+                       proposal.meta)
         return
     records, beside = [record], 0
     while True:
@@ -157,7 +158,7 @@ async def run_best(engine: Engine, slot: Slot, n: int, commit: str, attempt: int
         engine.best_metric = noise.mean(engine.best_runs)
     runs = engine.noise.runs(best)
     engine.emit(ev.BestRemeasured(iteration=n, commit=best, metric=record.metric, runs=len(runs),
-                                best_metric=noise.mean(runs)))
+                                  best_metric=noise.mean(runs)))
     return None
 
 
@@ -180,21 +181,22 @@ async def run_with_retry(engine: Engine, slot: Slot, n: int, commit: str) -> Run
     if record.oom and not record.outcome.killed and not engine.stop_requests and engine.fair.retry_oom():
         scale = (engine.platform.adjustments.get("batch_scale", 1.0) if engine.platform else 1.0) / 2
         engine.emit(ev.Notice(message=f"out of memory: retrying once with the device batch halved (x{scale:g})",
-                            level="warning"))
+                              level="warning"))
         record = await run(engine, slot, n, commit, attempt=2, batch_scale=scale)
     return record
 
 
-async def run(engine: Engine, slot: Slot, n: int, commit: str, attempt: int, batch_scale: float | None = None) -> RunRecord:
+async def run(engine: Engine, slot: Slot, n: int, commit: str, attempt: int,
+              batch_scale: float | None = None) -> RunRecord:
     cfg = engine.config
     assert engine.session is not None and engine.platform is not None
     project, pid_file, links = engine.ws.run_place(slot, commit)
     log = engine.session.run_log(n, commit, attempt)
     slot.running = True
     engine.emit(ev.RunStarted(iteration=n, commit=commit, log=str(log.relative_to(engine.session.root)),
-                            budget_s=cfg.time_budget or 0, limit_s=engine.fair.limit(), attempt=attempt,
-                            worker=slot.index, device=slot.device,
-                            description=slot.description if n else "baseline"))
+                              budget_s=cfg.time_budget or 0, limit_s=engine.fair.limit(), attempt=attempt,
+                              worker=slot.index, device=slot.device,
+                              description=slot.description if n else "baseline"))
     updates = {**engine.platform.env(cfg.time_budget or 0, batch_scale), **slot.env}
     spec = RunSpec(cfg.command_argv(), project, {**engine.run_env(), **updates}, updates, log, engine.fair.limit(),
                    cfg.kill_grace, slot.kill, pid_file, links, slot.index, f"{engine.mark}:run:{n}:{attempt}")
@@ -207,14 +209,14 @@ async def run(engine: Engine, slot: Slot, n: int, commit: str, attempt: int, bat
     r = metrics.read_run(log, cfg.metric or "", cfg.metric_pattern, outcome.exit_code, outcome.timed_out,
                          outcome.killed, engine.fair.limit(), outcome.peak_rss_mb)
     engine.emit(ev.RunFinished(iteration=n, commit=commit, exit_code=outcome.exit_code,
-                             duration_s=round(outcome.duration_s, 3), timed_out=outcome.timed_out, metric=r.metric,
-                             summary=r.summary, peak_memory_mb=r.peak_mb, oom=r.oom, crash_reason=r.crash,
-                             attempt=attempt, worker=slot.index, cpu_s=outcome.cpu_s))
+                               duration_s=round(outcome.duration_s, 3), timed_out=outcome.timed_out, metric=r.metric,
+                               summary=r.summary, peak_memory_mb=r.peak_mb, oom=r.oom, crash_reason=r.crash,
+                               attempt=attempt, worker=slot.index, cpu_s=outcome.cpu_s))
     return RunRecord(commit, outcome, r.metric, r.summary, r.peak_mb, r.oom, r.crash)
 
 
-def record_outcome(engine: Engine, slot: Slot, n: int, records: list[RunRecord], status: str, reason: str, description: str,
-            meta: dict[str, Any]) -> None:
+def record_outcome(engine: Engine, slot: Slot, n: int, records: list[RunRecord], status: str, reason: str,
+                   description: str, meta: dict[str, Any]) -> None:
     """Rows first (durable), then git: a reset can never lose a measured result.
 
     Re-runs of one experiment (noise estimate, confirmation) are rows of their own."""
@@ -262,9 +264,9 @@ def record_outcome(engine: Engine, slot: Slot, n: int, records: list[RunRecord],
         if i == len(records) - 1 and status != KEEP:
             repo.reset_hard(engine.best_commit)
         engine.emit(ev.ResultRecorded(iteration=n, commit=commit, metric=metric, memory_gb=memory_gb,
-                                    status=status, description=text, reason=reason,
-                                    best_commit=engine.best_commit, best_metric=engine.best_metric,
-                                    attempt_ref=ref, rerun=i, worker=slot.index))
+                                      status=status, description=text, reason=reason,
+                                      best_commit=engine.best_commit, best_metric=engine.best_metric,
+                                      attempt_ref=ref, rerun=i, worker=slot.index))
     engine.ws.diffs.pop(measured, None)  # a replayed keep leaves the measured commit's diff unused
     if status == KEEP and n > 0:
         hooks.fire(cfg.on_new_best, cfg.project, hooks.new_best_env(engine.rows[-1], cfg.tag), f"{engine.mark}:hook")
