@@ -178,7 +178,7 @@ class Engine:
 
     def _start_slots(self) -> None:
         assert self.platform is not None
-        self.executor = make_executor(self.config, self.platform.device)
+        self.executor = make_executor(self.config, self.platform.device, f"{self.mark}:ray")
         self.executor.start()
         if not self.slotted:
             return
