@@ -210,6 +210,18 @@ def test_after_a_keep_then_a_failure_it_tries_the_other_side():
     assert p.meta["new"] < 0.04 and p.meta["new"] != 0.02  # the other side, never the undone value
 
 
+@pytest.mark.parametrize("metric, further", [(1.003, True), (1.1, False)])
+def test_a_near_miss_is_pushed_further_a_clear_miss_turns_back(metric, further):
+    hist = baseline() + [Attempt(1, "a", "discard", metric, "", {
+        "constant": "MATRIX_LR", "old": 0.04, "new": 0.08, "category": "optimizer"})]
+    p = propose(ctx_for(SCRIPT, hist, iteration=2, vary=("MATRIX_LR",)))
+    assert p.meta["old"] == 0.04
+    if further:  # worse by less than noise: as far again the same way
+        assert p.meta["new"] == 0.16
+    else:
+        assert p.meta["new"] < 0.04
+
+
 def test_a_failure_moves_on_to_another_constant():
     steps, _, _ = simulate(12, flat)
     names = [s.proposal.meta["constant"] for s in steps]

@@ -7,6 +7,9 @@ seed), so a resumed session picks up exactly where it left off. The discipline:
   first), the seed perturbs it, and each failure on a constant halves its value while a keep
   raises it; so the first experiments touch many constants and a winner is followed up
   (the same step again) for as long as it keeps winning;
+* read a result within noise of the best (NEAR) as no evidence against its direction: after a
+  near miss the next move on that constant goes as far again the same way rather than to
+  the other side, and a keep that beat the best by no more than noise gets no keep boost;
 * never repeat a (constant, base value, new value) that history already holds, nor undo a keep;
 * learn from crashes: no value further in a direction that crashed, a string value the script
   does not mention is tried once and banned (with the other unmentioned ones) after a crash;
@@ -65,6 +68,7 @@ PHRASES = (("learning rate", "LR"), ("deeper", "DEPTH"), ("shallower", "DEPTH"),
            ("warm-up", "WARMUP"), ("heads", "HEAD"), ("wider", "DIM"), ("narrower", "DIM"))
 PRIORS = (1.0, 0.75, 0.6, 0.9, 0.45)  # by _tier: rates, batch, schedule, sizes, the rest
 KEEP_BOOST = 3.0  # a constant whose last change was kept is worth following up
+NEAR = 0.005  # a result within this fraction of the best is within noise: a near miss or a marginal keep
 JITTER = 0.35  # the seed moves each prior by a factor in [e^-0.35, e^0.35]
 MAX_PROJECT_FILES = 40
 
@@ -350,6 +354,7 @@ class _Record:
     last_kept: bool = False
     kept_dir: tuple[int, int] | None = None
     kept_dist: float = 0.0
+    marginal: bool = False  # the last keep beat the best by no more than noise
 
 
 class BuiltinProposer:
@@ -409,7 +414,16 @@ class BuiltinProposer:
         undone: dict[str, set[Any]] = defaultdict(set)  # values a keep moved away from
         crashed: dict[str, list[tuple[Any, tuple[int, int] | None]]] = defaultdict(list)
         records: dict[str, _Record] = defaultdict(_Record)
-        for a in hist:
+        near: dict[str, list[tuple[Any, Any, bool]]] = defaultdict(list)  # (base, new, worse) within noise
+        best = next((a.metric for a in ctx.history if a.iteration == 0 and a.metric is not None), None)
+        sign = 1 if ctx.direction == "max" else -1
+        for a in ctx.history:
+            gain = None if best is None or a.metric is None else sign * (a.metric - best)
+            tol = NEAR * abs(best) if best is not None else 0.0
+            if a.iteration > 0 and _kept(a) and a.metric is not None:
+                best = a.metric
+            if a.iteration <= 0 or not isinstance(a.meta.get("constant"), str):
+                continue
             name = a.meta["constant"]
             base, new = _canon(a.meta.get("old")), _canon(a.meta.get("new"))
             tried[name].add((base, new))
@@ -419,11 +433,20 @@ class BuiltinProposer:
             if _kept(a):
                 undone[name].add(base)
                 rec.fails, rec.last_kept = 0, True
+                rec.marginal = gain is not None and gain <= tol
                 rec.kept_dir = _direction(base, new)
                 rec.kept_dist = _dist(*[_element(v, rec.kept_dir[0]) for v in (base, new)]) \
                     if rec.kept_dir and _is_num(_element(base, rec.kept_dir[0])) else 0.0
             else:
-                rec.fails, rec.last_kept = rec.fails + 1, False
+                # A near miss (worse by no more than noise) is no failure, and the next move goes
+                # as far again that way, past the ladder's end if need be. A tie (often a
+                # constant that does not matter) is a failure that only orders the ladder that way.
+                rec.last_kept = False
+                close = gain is not None and -tol <= gain <= 0 and a.status.strip().lower() != "crash"
+                if close:
+                    near[name].append((base, new, gain < 0))
+                if not (close and gain < 0):
+                    rec.fails += 1
             if a.status.strip().lower() == "crash":
                 crashed[name].append((new, _direction(base, new)))
 
@@ -439,7 +462,8 @@ class BuiltinProposer:
             unseen_crashed = c.kind == "str" and any(
                 isinstance(v, str) and v.lower() not in seen for v, _ in crashed[c.name])
             moves = []
-            for m in moves_for(c, rules, seen):
+            further = [_further(c, rules, new) for base, new, miss in near[c.name] if miss and base == cur]
+            for m in moves_for(c, rules, seen) + [m for m in further if m is not None]:
                 v = _canon(m.value)
                 if v == cur or (cur, v) in tried[c.name] or v in undone[c.name]:
                     continue
@@ -478,7 +502,7 @@ class BuiltinProposer:
             ev = PRIORS[_tier(c.name)] * _jitter(ctx.seed, c.name)
             ev *= 0.5 ** rec.fails / (1 + 0.25 * rec.tries)
             if rec.last_kept:
-                ev *= KEEP_BOOST
+                ev *= 1.0 if rec.marginal else KEEP_BOOST
             if rec.fails >= self.max_failures:
                 ev *= 0.01  # rested until the others are rested too
             if c.name in busy:
@@ -488,9 +512,17 @@ class BuiltinProposer:
         chosen = max(pool, key=lambda c: (value(c), -index[c.name]))
         rec = records[chosen.name]
         want = hyp_dir if hyp_score(chosen) else None
+        cur = _canon(chosen.value)
+        near_dist = {}  # direction -> the farthest near miss that way from the current value
+        for base, new, _ in near[chosen.name]:
+            d = _direction(base, new)
+            if base == cur and d is not None:
+                near_dist[d] = max(near_dist.get(d, 0.0), _dist(_element(base, d[0]), _element(new, d[0])))
         failed_dirs = {_direction(_canon(a.meta.get("old")), _canon(a.meta.get("new")))
                        for a in hist if a.meta["constant"] == chosen.name and not _kept(a)
-                       and _canon(a.meta.get("old")) == _canon(chosen.value)}
+                       and _canon(a.meta.get("old")) == cur
+                       and (_canon(a.meta.get("old")), _canon(a.meta.get("new"))) not in
+                       {(base, new) for base, new, _ in near[chosen.name]}}
 
         def key(m: Move) -> tuple:
             if rec.last_kept and rec.kept_dir is not None:  # the same step again, then nearer
@@ -498,7 +530,8 @@ class BuiltinProposer:
                 return (0 if m.dir == rec.kept_dir else 1 if axis else 2,
                         abs(m.dist - rec.kept_dist), m.order)
             off = want is not None and m.dir is not None and m.dir[1] != want
-            return (1 if off else 0, m.dir in failed_dirs, m.order)
+            past_near = m.dir in near_dist and m.dist > near_dist[m.dir] and m.dir not in failed_dirs
+            return (1 if off else 0, not past_near, m.dir in failed_dirs, m.order)
 
         move = min(open_moves[chosen.name], key=key)
         return self._proposal(ctx, chosen, move)
@@ -513,6 +546,37 @@ class BuiltinProposer:
             meta={"constant": const.name, "old": _jsonable(const.value),
                   "new": _jsonable(move.value), "category": category_for_name(const.name)},
         )
+
+
+def _further(const: Constant, rules: Rules, new: Any) -> Move | None:
+    """The same step again past a near miss `new` of `const` (from its current value)."""
+    d = _direction(_canon(const.value), new)
+    if d is None:
+        return None
+    i = d[0]
+    a, b = _element(const.value, i), _element(new, i)
+    parts = name_parts(const.name)
+    if isinstance(a, int) and (rules.divides.get(const.name) or rules.multiple_of.get(const.name)):
+        return None  # sizes tied to another constant keep their own ladder
+    if isinstance(a, int):
+        c = b + (b - a) if a <= 0 or parts & COUNT_PARTS else round(b * b / a)
+        c = c if c != b else b + (b - a)
+    elif parts & BETA_PARTS and 0 < a < 1 and 0 < b < 1:
+        c = float(f"{1 - _sig((1 - b) ** 2 / (1 - a)):.10g}")
+        if not 0 < c < 1:
+            return None
+    else:
+        c = 2 * b if a == 0 or b / a <= 0 else _sig(b * b / a)
+        if parts & FRACTION_PARTS and 0 <= a <= 1 and not 0 <= c <= 1:
+            return None
+    if c == b or (isinstance(a, int) and c < 1 <= a):
+        return None
+    value: Any = c
+    if isinstance(const.value, (list, tuple)):
+        seq = list(const.value)
+        seq[i] = c
+        value = tuple(seq) if isinstance(const.value, tuple) else seq
+    return Move(value, 99, _dist(a, c), d)
 
 
 def _beyond_a_crash(m: Move, crashes: list[tuple[Any, tuple[int, int] | None]]) -> bool:
