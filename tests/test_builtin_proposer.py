@@ -222,6 +222,24 @@ def test_a_near_miss_is_pushed_further_a_clear_miss_turns_back(metric, further):
         assert p.meta["new"] < 0.04
 
 
+def test_a_near_miss_is_followed_up_next_at_most_a_doubling_further():
+    # no plan: the near miss beats the other constants' priors, and the push is capped
+    hist = baseline() + [Attempt(1, "a", "discard", 1.003, "", {
+        "constant": "EMBEDDING_LR", "old": 0.6, "new": 0.15, "category": "optimizer"})]
+    p = propose(ctx_for(SCRIPT, hist, iteration=2))
+    assert (p.meta["constant"], p.meta["old"], p.meta["new"]) == ("EMBEDDING_LR", 0.6, 0.075)
+
+
+def test_what_buys_compute_is_not_pushed_past_a_near_miss():
+    # past a near miss, more batch mostly buys what the time budget cuts off
+    hist = baseline() + [Attempt(1, "a", "discard", 1.003, "", {
+        "constant": "TOTAL_BATCH_SIZE", "old": 2**19, "new": 2**20, "category": "batch"})]
+    p = propose(ctx_for(SCRIPT, hist, iteration=2))
+    assert p.meta["constant"] != "TOTAL_BATCH_SIZE"
+    p = propose(ctx_for(SCRIPT, hist, iteration=2, vary=("TOTAL_BATCH_SIZE",)))
+    assert p.meta["new"] < 2**19  # its own ladder: the other side
+
+
 def test_a_failure_moves_on_to_another_constant():
     steps, _, _ = simulate(12, flat)
     names = [s.proposal.meta["constant"] for s in steps]

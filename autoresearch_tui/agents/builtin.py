@@ -10,7 +10,8 @@ seed), so a resumed session picks up exactly where it left off. The discipline:
 * read a result within noise of the best (NEAR) as no evidence against its direction: after a
   near miss the next move on that constant goes as far again the same way rather than to
   the other side, and a keep that beat the best by no more than noise gets no keep boost;
-* never repeat a (constant, base value, new value) that history already holds, nor undo a keep;
+* never repeat a (constant, base value, new value) that history already holds, nor undo a keep
+  or go past the value it left;
 * learn from crashes: no value further in a direction that crashed, a string value the script
   does not mention is tried once and banned (with the other unmentioned ones) after a crash;
 * keep the code's constraints: head counts among divisors of the width, widths and context
@@ -25,6 +26,7 @@ from __future__ import annotations
 import math
 import random
 import re
+import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,7 +70,9 @@ PHRASES = (("learning rate", "LR"), ("deeper", "DEPTH"), ("shallower", "DEPTH"),
            ("warm-up", "WARMUP"), ("heads", "HEAD"), ("wider", "DIM"), ("narrower", "DIM"))
 PRIORS = (1.0, 0.75, 0.6, 0.9, 0.45)  # by _tier: rates, batch, schedule, sizes, the rest
 KEEP_BOOST = 3.0  # a constant whose last change was kept is worth following up
+NEAR_BOOST = 2.0  # ... and one whose last change missed by no more than noise, pushed further
 NEAR = 0.005  # a result within this fraction of the best is within noise: a near miss or a marginal keep
+NOISE_SAMPLES = 6  # results before history's own estimate of the noise counts (when above NEAR)
 JITTER = 0.35  # the seed moves each prior by a factor in [e^-0.35, e^0.35]
 MAX_PROJECT_FILES = 40
 
@@ -355,6 +359,7 @@ class _Record:
     kept_dir: tuple[int, int] | None = None
     kept_dist: float = 0.0
     marginal: bool = False  # the last keep beat the best by no more than noise
+    near_miss: bool = False  # the last change missed the best by no more than noise
 
 
 class BuiltinProposer:
@@ -406,20 +411,23 @@ class BuiltinProposer:
                 "top-level literal assignments and never seeds, paths, I/O, evaluation settings or, "
                 "in a project that trains by iteration count, what buys compute (name those in vary)")
         rules = _rules(find_constants(ctx.train_source), code)
+        compute = compute_names(ctx.train_source)
         seen = _seen_strings(code)
         hist = [a for a in ctx.history
                 if a.iteration > 0 and isinstance(a.meta.get("constant"), str)]
         tried: dict[str, set[tuple[Any, Any]]] = defaultdict(set)
         tried_values: dict[str, set[Any]] = defaultdict(set)
         undone: dict[str, set[Any]] = defaultdict(set)  # values a keep moved away from
+        left: dict[str, list[tuple[Any, tuple[int, int] | None]]] = defaultdict(list)  # ... and which way
         crashed: dict[str, list[tuple[Any, tuple[int, int] | None]]] = defaultdict(list)
         records: dict[str, _Record] = defaultdict(_Record)
         near: dict[str, list[tuple[Any, Any, bool]]] = defaultdict(list)  # (base, new, worse) within noise
         best = next((a.metric for a in ctx.history if a.iteration == 0 and a.metric is not None), None)
         sign = 1 if ctx.direction == "max" else -1
+        noise = _noise(ctx.history)
         for a in ctx.history:
             gain = None if best is None or a.metric is None else sign * (a.metric - best)
-            tol = NEAR * abs(best) if best is not None else 0.0
+            tol = max(NEAR * abs(best), noise) if best is not None else 0.0
             if a.iteration > 0 and _kept(a) and a.metric is not None:
                 best = a.metric
             if a.iteration <= 0 or not isinstance(a.meta.get("constant"), str):
@@ -432,7 +440,10 @@ class BuiltinProposer:
             rec.tries += 1
             if _kept(a):
                 undone[name].add(base)
-                rec.fails, rec.last_kept = 0, True
+                back = _direction(new, base)
+                if back is not None and (_is_num(base) or isinstance(base, tuple)):
+                    left[name].append((base, back))
+                rec.fails, rec.last_kept, rec.near_miss = 0, True, False
                 rec.marginal = gain is not None and gain <= tol
                 rec.kept_dir = _direction(base, new)
                 rec.kept_dist = _dist(*[_element(v, rec.kept_dir[0]) for v in (base, new)]) \
@@ -442,9 +453,13 @@ class BuiltinProposer:
                 # as far again that way, past the ladder's end if need be. A tie (often a
                 # constant that does not matter) is a failure that only orders the ladder that way.
                 rec.last_kept = False
-                close = gain is not None and -tol <= gain <= 0 and a.status.strip().lower() != "crash"
+                # What buys compute saturates at the time budget: a near miss there is a miss.
+                close = (gain is not None and -tol <= gain <= 0 and name not in compute
+                         and a.status.strip().lower() != "crash")
                 if close:
                     near[name].append((base, new, gain < 0))
+                rec.near_miss = close and gain < 0 and _further(
+                    name, base, rules, new, compute) is not None
                 if not (close and gain < 0):
                     rec.fails += 1
             if a.status.strip().lower() == "crash":
@@ -462,7 +477,8 @@ class BuiltinProposer:
             unseen_crashed = c.kind == "str" and any(
                 isinstance(v, str) and v.lower() not in seen for v, _ in crashed[c.name])
             moves = []
-            further = [_further(c, rules, new) for base, new, miss in near[c.name] if miss and base == cur]
+            further = [_further(c.name, cur, rules, new, compute)
+                       for base, new, miss in near[c.name] if miss and base == cur]
             for m in moves_for(c, rules, seen) + [m for m in further if m is not None]:
                 v = _canon(m.value)
                 if v == cur or (cur, v) in tried[c.name] or v in undone[c.name]:
@@ -470,8 +486,8 @@ class BuiltinProposer:
                 if c.kind == "str" and m.value.lower() not in seen and (
                         unseen_crashed or v in tried_values[c.name]):
                     continue  # not in the script: tried once at most, none after a crash
-                if _beyond_a_crash(m, crashed[c.name]):
-                    continue
+                if _beyond(m, crashed[c.name]) or _beyond(m, left[c.name]):
+                    continue  # past a crash, or past a value a keep moved away from
                 moves.append(m)
             open_moves[c.name] = moves
         free = {name: [m for m in moves if _canon(m.value) not in running[name]]
@@ -503,6 +519,8 @@ class BuiltinProposer:
             ev *= 0.5 ** rec.fails / (1 + 0.25 * rec.tries)
             if rec.last_kept:
                 ev *= 1.0 if rec.marginal else KEEP_BOOST
+            elif rec.near_miss:
+                ev *= NEAR_BOOST
             if rec.fails >= self.max_failures:
                 ev *= 0.01  # rested until the others are rested too
             if c.name in busy:
@@ -548,40 +566,58 @@ class BuiltinProposer:
         )
 
 
-def _further(const: Constant, rules: Rules, new: Any) -> Move | None:
-    """The same step again past a near miss `new` of `const` (from its current value)."""
-    d = _direction(_canon(const.value), new)
-    if d is None:
+def _noise(history: Sequence[Attempt]) -> float:
+    """How far one result strays by chance, read from history: the median distance of the
+    results from the best they were compared with. Most single changes move the metric less
+    than a different random trajectory does, so the median is mostly noise (0 until
+    NOISE_SAMPLES results)."""
+    best, gaps = None, []
+    for a in history:
+        if a.metric is None:
+            continue
+        if best is not None and a.iteration > 0:
+            gaps.append(abs(a.metric - best))
+        if a.iteration <= 0 or _kept(a):
+            best = a.metric
+    return statistics.median(gaps) if len(gaps) >= NOISE_SAMPLES else 0.0
+
+
+def _further(name: str, cur: Any, rules: Rules, new: Any, compute: set[str]) -> Move | None:
+    """The same step again past a near miss `new` of constant `name` (from its value `cur`),
+    at most a doubling past it; None where the ladder should stay: sizes tied to another
+    constant, and what buys compute (past a near miss it mostly buys what the budget cuts off)."""
+    d = _direction(cur, new)
+    if d is None or name in compute:
         return None
     i = d[0]
-    a, b = _element(const.value, i), _element(new, i)
-    parts = name_parts(const.name)
-    if isinstance(a, int) and (rules.divides.get(const.name) or rules.multiple_of.get(const.name)):
-        return None  # sizes tied to another constant keep their own ladder
+    a, b = _element(cur, i), _element(new, i)
+    parts = name_parts(name)
+    if isinstance(a, int) and (rules.divides.get(name) or rules.multiple_of.get(name)):
+        return None
     if isinstance(a, int):
-        c = b + (b - a) if a <= 0 or parts & COUNT_PARTS else round(b * b / a)
+        c = b + (b - a) if a <= 0 or parts & COUNT_PARTS else round(b * min(max(b / a, 0.5), 2.0))
         c = c if c != b else b + (b - a)
     elif parts & BETA_PARTS and 0 < a < 1 and 0 < b < 1:
-        c = float(f"{1 - _sig((1 - b) ** 2 / (1 - a)):.10g}")
+        c = float(f"{1 - _sig((1 - b) * min(max((1 - b) / (1 - a), 0.5), 2.0)):.10g}")
         if not 0 < c < 1:
             return None
     else:
-        c = 2 * b if a == 0 or b / a <= 0 else _sig(b * b / a)
+        c = 2 * b if a == 0 or b / a <= 0 else _sig(b * min(max(b / a, 0.5), 2.0))
         if parts & FRACTION_PARTS and 0 <= a <= 1 and not 0 <= c <= 1:
             return None
     if c == b or (isinstance(a, int) and c < 1 <= a):
         return None
     value: Any = c
-    if isinstance(const.value, (list, tuple)):
-        seq = list(const.value)
+    if isinstance(cur, (list, tuple)):
+        seq = list(cur)
         seq[i] = c
-        value = tuple(seq) if isinstance(const.value, tuple) else seq
+        value = tuple(seq) if isinstance(cur, tuple) else seq
     return Move(value, 99, _dist(a, c), d)
 
 
-def _beyond_a_crash(m: Move, crashes: list[tuple[Any, tuple[int, int] | None]]) -> bool:
-    """A value at or past one that crashed, in the direction that crashed."""
-    for value, direction in crashes:
+def _beyond(m: Move, marks: list[tuple[Any, tuple[int, int] | None]]) -> bool:
+    """A value at or past one of `marks` (a crash, or where a keep left), in its direction."""
+    for value, direction in marks:
         if direction is None or m.dir is None or m.dir[0] != direction[0]:
             continue
         i, sign = direction
