@@ -222,12 +222,15 @@ def test_a_near_miss_is_pushed_further_a_clear_miss_turns_back(metric, further):
         assert p.meta["new"] < 0.04
 
 
-def test_a_near_miss_is_followed_up_next_at_most_a_doubling_further():
-    # no plan: the near miss beats the other constants' priors, and the push is capped
-    hist = baseline() + [Attempt(1, "a", "discard", 1.003, "", {
+@pytest.mark.parametrize("metric, followed", [(1.003, True), (1.1, False)])
+def test_a_near_miss_is_followed_up_at_most_a_doubling_further(metric, followed):
+    hist = baseline() + [Attempt(1, "a", "discard", metric, "", {
         "constant": "EMBEDDING_LR", "old": 0.6, "new": 0.15, "category": "optimizer"})]
-    p = propose(ctx_for(SCRIPT, hist, iteration=2))
-    assert (p.meta["constant"], p.meta["old"], p.meta["new"]) == ("EMBEDDING_LR", 0.6, 0.075)
+    p = propose(ctx_for(SCRIPT, hist, iteration=2, vary=("EMBEDDING_LR", "DEPTH")))
+    if followed:  # like a keep: next, the same way, capped at a doubling past the near miss
+        assert (p.meta["constant"], p.meta["old"], p.meta["new"]) == ("EMBEDDING_LR", 0.6, 0.075)
+    else:
+        assert p.meta["constant"] == "DEPTH"
 
 
 def test_what_buys_compute_is_not_pushed_past_a_near_miss():

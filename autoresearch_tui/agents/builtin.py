@@ -7,9 +7,10 @@ seed), so a resumed session picks up exactly where it left off. The discipline:
   first), the seed perturbs it, and each failure on a constant halves its value while a keep
   raises it; so the first experiments touch many constants and a winner is followed up
   (the same step again) for as long as it keeps winning;
-* read a result within noise of the best (NEAR) as no evidence against its direction: after a
-  near miss the next move on that constant goes as far again the same way rather than to
-  the other side, and a keep that beat the best by no more than noise gets no keep boost;
+* read a result within noise of the best (NEAR) as no evidence against its direction: a near
+  miss is followed up next, like a keep, once: as far again the same way (at most a doubling
+  past it) rather than to the other side; never for what buys compute, which saturates at
+  the time budget; a keep that beat the best by no more than noise gets no keep boost;
 * never repeat a (constant, base value, new value) that history already holds, nor undo a keep
   or go past the value it left;
 * learn from crashes: no value further in a direction that crashed, a string value the script
@@ -26,7 +27,6 @@ from __future__ import annotations
 import math
 import random
 import re
-import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,9 +70,7 @@ PHRASES = (("learning rate", "LR"), ("deeper", "DEPTH"), ("shallower", "DEPTH"),
            ("warm-up", "WARMUP"), ("heads", "HEAD"), ("wider", "DIM"), ("narrower", "DIM"))
 PRIORS = (1.0, 0.75, 0.6, 0.9, 0.45)  # by _tier: rates, batch, schedule, sizes, the rest
 KEEP_BOOST = 3.0  # a constant whose last change was kept is worth following up
-NEAR_BOOST = 2.0  # ... and one whose last change missed by no more than noise, pushed further
 NEAR = 0.005  # a result within this fraction of the best is within noise: a near miss or a marginal keep
-NOISE_SAMPLES = 6  # results before history's own estimate of the noise counts (when above NEAR)
 JITTER = 0.35  # the seed moves each prior by a factor in [e^-0.35, e^0.35]
 MAX_PROJECT_FILES = 40
 
@@ -424,10 +422,9 @@ class BuiltinProposer:
         near: dict[str, list[tuple[Any, Any, bool]]] = defaultdict(list)  # (base, new, worse) within noise
         best = next((a.metric for a in ctx.history if a.iteration == 0 and a.metric is not None), None)
         sign = 1 if ctx.direction == "max" else -1
-        noise = _noise(ctx.history)
         for a in ctx.history:
             gain = None if best is None or a.metric is None else sign * (a.metric - best)
-            tol = max(NEAR * abs(best), noise) if best is not None else 0.0
+            tol = NEAR * abs(best) if best is not None else 0.0
             if a.iteration > 0 and _kept(a) and a.metric is not None:
                 best = a.metric
             if a.iteration <= 0 or not isinstance(a.meta.get("constant"), str):
@@ -460,8 +457,7 @@ class BuiltinProposer:
                     near[name].append((base, new, gain < 0))
                 rec.near_miss = close and gain < 0 and _further(
                     name, base, rules, new, compute) is not None
-                if not (close and gain < 0):
-                    rec.fails += 1
+                rec.fails += 1
             if a.status.strip().lower() == "crash":
                 crashed[name].append((new, _direction(base, new)))
 
@@ -520,7 +516,7 @@ class BuiltinProposer:
             if rec.last_kept:
                 ev *= 1.0 if rec.marginal else KEEP_BOOST
             elif rec.near_miss:
-                ev *= NEAR_BOOST
+                ev *= KEEP_BOOST  # followed up like a keep, once: a second miss counts
             if rec.fails >= self.max_failures:
                 ev *= 0.01  # rested until the others are rested too
             if c.name in busy:
@@ -564,22 +560,6 @@ class BuiltinProposer:
             meta={"constant": const.name, "old": _jsonable(const.value),
                   "new": _jsonable(move.value), "category": category_for_name(const.name)},
         )
-
-
-def _noise(history: Sequence[Attempt]) -> float:
-    """How far one result strays by chance, read from history: the median distance of the
-    results from the best they were compared with. Most single changes move the metric less
-    than a different random trajectory does, so the median is mostly noise (0 until
-    NOISE_SAMPLES results)."""
-    best, gaps = None, []
-    for a in history:
-        if a.metric is None:
-            continue
-        if best is not None and a.iteration > 0:
-            gaps.append(abs(a.metric - best))
-        if a.iteration <= 0 or _kept(a):
-            best = a.metric
-    return statistics.median(gaps) if len(gaps) >= NOISE_SAMPLES else 0.0
 
 
 def _further(name: str, cur: Any, rules: Rules, new: Any, compute: set[str]) -> Move | None:
