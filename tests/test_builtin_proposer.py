@@ -233,6 +233,20 @@ def test_a_near_miss_is_followed_up_at_most_a_doubling_further(metric, followed)
         assert p.meta["constant"] == "DEPTH"
 
 
+def test_a_clear_miss_is_a_wall_until_nothing_else_is_left():
+    def attempt(it, name, old, new, metric):
+        return Attempt(it, "x", "discard", metric, "", {"constant": name, "old": old, "new": new,
+                                                         "category": category_for_name(name)})
+    hist = baseline() + [attempt(1, "DEPTH", 8, 9, 1.1), attempt(2, "DEPTH", 8, 7, 1.1)] + [
+        attempt(3 + i, "EMBEDDING_LR", 0.6, v, 1.0) for i, v in enumerate((1.2, 0.3, 0.9))]
+    # DEPTH 10 and 6 lie past clear misses: a rested constant's next value comes first
+    p = propose(ctx_for(SCRIPT, hist, iteration=6, vary=("DEPTH", "EMBEDDING_LR")))
+    assert p.meta["constant"] == "EMBEDDING_LR"
+    # ... but a wall never ends the search
+    p = propose(ctx_for(SCRIPT, hist, iteration=6, vary=("DEPTH",)))
+    assert p.meta["new"] in (6, 10)
+
+
 def test_what_buys_compute_is_not_pushed_past_a_near_miss():
     # past a near miss, more batch mostly buys what the time budget cuts off
     hist = baseline() + [Attempt(1, "a", "discard", 1.003, "", {

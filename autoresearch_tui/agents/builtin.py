@@ -13,8 +13,10 @@ seed), so a resumed session picks up exactly where it left off. The discipline:
   the time budget; a keep that beat the best by no more than noise gets no keep boost;
 * never repeat a (constant, base value, new value) that history already holds, nor undo a keep
   or go past the value it left;
-* learn from crashes: no value further in a direction that crashed, a string value the script
-  does not mention is tried once and banned (with the other unmentioned ones) after a crash;
+* learn from crashes and clear misses: no value further in a direction that crashed, or that
+  missed the best by more than noise from the same value (the ladder's finer steps stay); a
+  string value the script does not mention is tried once and banned (with the other
+  unmentioned ones) after a crash;
 * keep the code's constraints: head counts among divisors of the width, widths and context
   lengths by powers of two, `assert a % b == 0` honoured; skip a constant whose gate is off
   (a final-LR fraction while the warm-down ratio is 0);
@@ -417,6 +419,7 @@ class BuiltinProposer:
         tried_values: dict[str, set[Any]] = defaultdict(set)
         undone: dict[str, set[Any]] = defaultdict(set)  # values a keep moved away from
         left: dict[str, list[tuple[Any, tuple[int, int] | None]]] = defaultdict(list)  # ... and which way
+        walls: dict[str, list[tuple[Any, Any, tuple[int, int] | None]]] = defaultdict(list)
         crashed: dict[str, list[tuple[Any, tuple[int, int] | None]]] = defaultdict(list)
         records: dict[str, _Record] = defaultdict(_Record)
         near: dict[str, list[tuple[Any, Any, bool]]] = defaultdict(list)  # (base, new, worse) within noise
@@ -446,15 +449,17 @@ class BuiltinProposer:
                 rec.kept_dist = _dist(*[_element(v, rec.kept_dir[0]) for v in (base, new)]) \
                     if rec.kept_dir and _is_num(_element(base, rec.kept_dir[0])) else 0.0
             else:
-                # A near miss (worse by no more than noise) is no failure, and the next move goes
-                # as far again that way, past the ladder's end if need be. A tie (often a
-                # constant that does not matter) is a failure that only orders the ladder that way.
+                # A near miss (worse by no more than noise) is followed up once, further the same
+                # way; a tie (often a constant that does not matter) only orders the ladder that
+                # way. What buys compute saturates at the time budget: a near miss there is a miss.
+                # A clear miss is a wall for that constant's moves from the same value.
                 rec.last_kept = False
-                # What buys compute saturates at the time budget: a near miss there is a miss.
                 close = (gain is not None and -tol <= gain <= 0 and name not in compute
                          and a.status.strip().lower() != "crash")
                 if close:
                     near[name].append((base, new, gain < 0))
+                elif gain is not None and gain < -tol:
+                    walls[name].append((base, new, _direction(base, new)))
                 rec.near_miss = close and gain < 0 and _further(
                     name, base, rules, new, compute) is not None
                 rec.fails += 1
@@ -468,6 +473,7 @@ class BuiltinProposer:
                 running[a.meta["constant"]].add(_canon(a.meta.get("new")))
 
         open_moves: dict[str, list[Move]] = {}
+        walled: dict[str, list[Move]] = defaultdict(list)  # only past a clear miss: the last resort
         for c in cands:
             cur = _canon(c.value)
             unseen_crashed = c.kind == "str" and any(
@@ -483,9 +489,14 @@ class BuiltinProposer:
                         unseen_crashed or v in tried_values[c.name]):
                     continue  # not in the script: tried once at most, none after a crash
                 if _beyond(m, crashed[c.name]) or _beyond(m, left[c.name]):
-                    continue  # past a crash, or past a value a keep moved away from
+                    continue  # past a crash or a value a keep moved away from
+                if _beyond(m, [(new, d) for base, new, d in walls[c.name] if base == cur]):
+                    walled[c.name].append(m)
+                    continue
                 moves.append(m)
             open_moves[c.name] = moves
+        if not any(open_moves.values()):
+            open_moves = {c.name: walled[c.name] for c in cands}
         free = {name: [m for m in moves if _canon(m.value) not in running[name]]
                 for name, moves in open_moves.items()}
         if any(free.values()):  # else: only in-flight values are left; better a repeat than a stop
