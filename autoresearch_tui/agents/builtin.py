@@ -440,9 +440,7 @@ class BuiltinProposer:
             rec.tries += 1
             if _kept(a):
                 undone[name].add(base)
-                back = _direction(new, base)
-                if back is not None and (_is_num(base) or isinstance(base, tuple)):
-                    left[name].append((base, back))
+                left[name].append((base, _direction(new, base)))
                 rec.fails, rec.last_kept, rec.near_miss = 0, True, False
                 rec.marginal = gain is not None and gain <= tol
                 rec.kept_dir = _direction(base, new)
@@ -607,7 +605,8 @@ def _further(name: str, cur: Any, rules: Rules, new: Any, compute: set[str]) -> 
 
 
 def _beyond(m: Move, marks: list[tuple[Any, tuple[int, int] | None]]) -> bool:
-    """A value at or past one of `marks` (a crash, or where a keep left), in its direction."""
+    """A value at or past one of `marks` (a crash, a clear miss, or a value a keep moved away
+    from), in its direction."""
     for value, direction in marks:
         if direction is None or m.dir is None or m.dir[0] != direction[0]:
             continue
