@@ -218,6 +218,16 @@ class RayExecutor:
         self._owns = False
 
 
+def check_executor(config: Any) -> None:
+    """Refuse a bad executor before anything is created (a branch, a session)."""
+    kind = config.executor
+    if kind not in EXECUTORS:
+        raise UserError(f"executor {kind!r} is not one of {', '.join(EXECUTORS)}")
+    why = ray_available() if kind == "ray" else None
+    if why:
+        raise UserError(f'executor = "ray": {why}')
+
+
 def make_executor(config: Any, device: str) -> Executor:
     """The executor the config asks for (`executor`, `ray_address`); local by default."""
     kind = config.executor
