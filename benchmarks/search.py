@@ -11,7 +11,8 @@ best found once can be noise.
 Environment: ARBENCH_SEARCH_OUT=FILE keeps every run's trace in FILE (JSON) and reuses the
 traces already there, so a long run can be split or resumed; ARBENCH_SEARCH_METHODS,
 ARBENCH_SEARCH_PROJECTS and ARBENCH_SEARCH_SEEDS select (comma-separated) methods, projects and
-proposer seeds.
+proposer seeds; ARBENCH_SEARCH_N sets the number of experiments (a shorter run where a full one
+does not fit).
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ def _at(run: dict[str, Any], k: int, baseline: float) -> float:
 
 
 def run(quick: bool = False) -> Iterator[Figure]:
-    n = 6 if quick else 24
+    n = int(os.environ.get("ARBENCH_SEARCH_N") or (6 if quick else 24))
     seeds = tuple(int(x) for x in os.environ.get("ARBENCH_SEARCH_SEEDS", "0" if quick else "0,1,2").split(","))
     out = os.environ.get("ARBENCH_SEARCH_OUT")
     path = Path(out) if out else None

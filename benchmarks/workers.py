@@ -2,7 +2,7 @@
 
 A fake training of fixed length (sleep T = 1 s, then print the metric) and a fake instant agent
 (one constant of eight set to a random value per proposal, some better, most not), through the
-real engines on CPU: the sequential Engine, then ParallelEngine with 4 workers. Each session runs
+real engines on CPU: the sequential Engine, then the same Engine with 4 worker slots. Each session runs
 its baseline, then a window of W seconds (--quick: 6 s, else 30 s); the stop request at the end
 of the window lets the runs in flight finish. The figure is the ratio of the rates (experiments
 finished in the window / time of the last one finished in it); the counts in the window are in
@@ -60,16 +60,12 @@ def session(project: Path, workers: int, window: float) -> dict:
     from autoresearch_tui.engine import events as ev
     from autoresearch_tui.engine.config import load_config
     from autoresearch_tui.engine.loop import Engine
-    from autoresearch_tui.engine.parallel import ParallelEngine
 
     config = load_config(project, None, {"time_budget": "60s", "metric": "val_bpb:min", "tag": "bench",
                                          "device": "cpu", "progress_every": 0, "pipeline": "off"})
     stamps: list[tuple[float, ev.Event]] = []
-    if workers > 1:
-        config.workers = workers
-        engine: Engine = ParallelEngine(config, InstantAgent())
-    else:
-        engine = Engine(config, InstantAgent())
+    config.workers = workers  # 1: one slot in the main tree; more: worker slots in worktrees
+    engine = Engine(config, InstantAgent())
 
     def listen(event: ev.Event) -> None:
         now = time.perf_counter()

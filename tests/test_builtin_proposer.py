@@ -210,6 +210,53 @@ def test_after_a_keep_then_a_failure_it_tries_the_other_side():
     assert p.meta["new"] < 0.04 and p.meta["new"] != 0.02  # the other side, never the undone value
 
 
+@pytest.mark.parametrize("metric, further", [(1.003, True), (1.1, False)])
+def test_a_near_miss_is_pushed_further_a_clear_miss_turns_back(metric, further):
+    hist = baseline() + [Attempt(1, "a", "discard", metric, "", {
+        "constant": "MATRIX_LR", "old": 0.04, "new": 0.08, "category": "optimizer"})]
+    p = propose(ctx_for(SCRIPT, hist, iteration=2, vary=("MATRIX_LR",)))
+    assert p.meta["old"] == 0.04
+    if further:  # worse by less than noise: as far again the same way
+        assert p.meta["new"] == 0.16
+    else:
+        assert p.meta["new"] < 0.04
+
+
+@pytest.mark.parametrize("metric, followed", [(1.003, True), (1.1, False)])
+def test_a_near_miss_is_followed_up_at_most_a_doubling_further(metric, followed):
+    hist = baseline() + [Attempt(1, "a", "discard", metric, "", {
+        "constant": "EMBEDDING_LR", "old": 0.6, "new": 0.15, "category": "optimizer"})]
+    p = propose(ctx_for(SCRIPT, hist, iteration=2, vary=("EMBEDDING_LR", "DEPTH")))
+    if followed:  # like a keep: next, the same way, capped at a doubling past the near miss
+        assert (p.meta["constant"], p.meta["old"], p.meta["new"]) == ("EMBEDDING_LR", 0.6, 0.075)
+    else:
+        assert p.meta["constant"] == "DEPTH"
+
+
+def test_a_clear_miss_is_a_wall_until_nothing_else_is_left():
+    def attempt(it, name, old, new, metric):
+        return Attempt(it, "x", "discard", metric, "", {"constant": name, "old": old, "new": new,
+                                                         "category": category_for_name(name)})
+    hist = baseline() + [attempt(1, "DEPTH", 8, 9, 1.1), attempt(2, "DEPTH", 8, 7, 1.1)] + [
+        attempt(3 + i, "EMBEDDING_LR", 0.6, v, 1.0) for i, v in enumerate((1.2, 0.3, 0.9))]
+    # DEPTH 10 and 6 lie past clear misses: a rested constant's next value comes first
+    p = propose(ctx_for(SCRIPT, hist, iteration=6, vary=("DEPTH", "EMBEDDING_LR")))
+    assert p.meta["constant"] == "EMBEDDING_LR"
+    # ... but a wall never ends the search
+    p = propose(ctx_for(SCRIPT, hist, iteration=6, vary=("DEPTH",)))
+    assert p.meta["new"] in (6, 10)
+
+
+def test_what_buys_compute_is_not_pushed_past_a_near_miss():
+    # past a near miss, more batch mostly buys what the time budget cuts off
+    hist = baseline() + [Attempt(1, "a", "discard", 1.003, "", {
+        "constant": "TOTAL_BATCH_SIZE", "old": 2**19, "new": 2**20, "category": "batch"})]
+    p = propose(ctx_for(SCRIPT, hist, iteration=2))
+    assert p.meta["constant"] != "TOTAL_BATCH_SIZE"
+    p = propose(ctx_for(SCRIPT, hist, iteration=2, vary=("TOTAL_BATCH_SIZE",)))
+    assert p.meta["new"] < 2**19  # its own ladder: the other side
+
+
 def test_a_failure_moves_on_to_another_constant():
     steps, _, _ = simulate(12, flat)
     names = [s.proposal.meta["constant"] for s in steps]

@@ -10,7 +10,8 @@ import pytest
 
 from autoresearch_tui.cli import build_parser
 from autoresearch_tui.engine import preflight
-from autoresearch_tui.engine.config import KEYS, ResearchConfig, load_config, readme_table, replace_readme_table
+from autoresearch_tui.engine.config import KEYS, ResearchConfig, load_config
+from autoresearch_tui.engine.config_readme import readme_table, replace_readme_table
 from autoresearch_tui.errors import UserError
 from autoresearch_tui.tui.screens.wizard_fields import field_specs
 
@@ -37,7 +38,7 @@ def test_readme_table_is_the_schema() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert replace_readme_table(readme) == readme, (
         "README's config table differs from the schema: run "
-        "`python -m autoresearch_tui.engine.config --readme-table README.md`")
+        "`python -m autoresearch_tui.engine.config_readme --readme-table README.md`")
     for name, spec in KEYS.items():
         assert f"| `{name}` | `{spec.flag}` |" in readme_table()
 

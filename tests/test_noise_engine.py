@@ -150,8 +150,6 @@ def test_sigkill_during_the_best_run_loses_nothing(tmp_path: Path) -> None:
 
 
 def test_parallel_workers_run_the_best_in_their_own_worktree(tmp_path: Path, monkeypatch) -> None:
-    from autoresearch_tui.engine.parallel import ParallelEngine
-
     project = make_project(tmp_path / "p", NOISY_TRAIN.format(sigma=SIGMA))
     monkeypatch.setenv("ARBENCH_NOISE_COUNTER", str(tmp_path / "counter"))
     monkeypatch.setenv("ARBENCH_NOISE_SEED", "parallel")
@@ -159,7 +157,7 @@ def test_parallel_workers_run_the_best_in_their_own_worktree(tmp_path: Path, mon
                                          "workers": 2, "keep_policy": "confirm", "max_iterations": 6,
                                          "progress_every": 0})
     seen: list[ev.Event] = []
-    engine = ParallelEngine(config, Scripted(_proposer(True)), listeners=[seen.append])
+    engine = Engine(config, Scripted(_proposer(True)), listeners=[seen.append])
     engine.prepare()
     asyncio.run(engine.run())
 

@@ -17,7 +17,8 @@ from autoresearch_tui.engine import events as ev
 from autoresearch_tui.engine.config import load_config
 from autoresearch_tui.engine.control import ReviewAnswer
 from autoresearch_tui.engine.api import create_engine
-from autoresearch_tui.engine.parallel import ParallelEngine, parse_gpus
+from autoresearch_tui.engine.loop import Engine
+from autoresearch_tui.engine.slots import parse_gpus
 from autoresearch_tui.engine.results import read_results
 from autoresearch_tui.engine.session import SessionDir
 from autoresearch_tui.engine.state import SessionState
@@ -35,7 +36,7 @@ def run_parallel(project: Path, proposer, workers: int = 4, on_event=None, **ove
               **overrides}
     config = load_config(project, None, values)
     seen: list[ev.Event] = []
-    engine = ParallelEngine(config, proposer, listeners=[seen.append])
+    engine = Engine(config, proposer, listeners=[seen.append])
     if on_event is not None:
         engine.listeners.append(lambda e: on_event(engine, e))
     engine.prepare()
@@ -226,7 +227,7 @@ def test_first_stop_lets_runs_in_flight_finish(tmp_path: Path) -> None:
     config.workers = 3
     seen: list[ev.Event] = []
     seen_ref.append(seen)
-    engine = ParallelEngine(config, BuiltinProposer(), listeners=[seen.append])
+    engine = Engine(config, BuiltinProposer(), listeners=[seen.append])
     engine.listeners.append(lambda e: on_event(engine, e))
     engine.prepare()
     end = asyncio.run(engine.run())
@@ -276,7 +277,7 @@ def test_resume_after_a_parallel_session_continues_the_numbering(tmp_path: Path)
                                          "device": "cpu", "max_iterations": 7})
     config.workers = 3
     engine = create_engine(config, BuiltinProposer())
-    assert isinstance(engine, ParallelEngine)
+    assert engine.slotted  # worker slots in worktrees, as the first session had
     engine.prepare_resume()
     end = asyncio.run(engine.run())
     assert end.reason == "max_iterations"

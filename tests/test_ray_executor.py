@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from pathlib import Path
 
 import psutil
@@ -17,11 +18,40 @@ from autoresearch_tui.engine.results import read_results
 
 from conftest import FAKE_TRAIN, ROOT, Scripted, make_project
 from test_parallel import check_invariants, run_parallel
+from tui_helpers import finish, spawn_headless
+
+from autoresearch_tui.core import processes
 
 WHY_NOT = ray_available()
 pytestmark = [pytest.mark.skipif(WHY_NOT is not None, reason=f"Ray tests need the `ray` extra: {WHY_NOT}"),
               pytest.mark.slow]
 SPIRALS = ROOT / "sample_projects" / "spirals"
+
+
+def test_the_ray_instance_a_session_starts_is_marked_and_ended_with_it(tmp_path: Path, monkeypatch) -> None:
+    """executor = "ray" and no cluster: the session starts a local instance. Its processes (GCS,
+    raylet, workers) carry the session's mark while it runs, and none is left once it ends.
+    (First in the module: the other tests' instance must not exist yet in this process.)"""
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    popen, session = spawn_headless(tmp_path, "ray1", "--executor", "ray", "--workers", "2", "--device", "cpu",
+                                    duration=0.3, iterations=2, budget="20s")
+    mark = processes.session_mark(session, "ray1") + ":ray"
+    try:
+        deadline = time.monotonic() + 180
+        marked: list[psutil.Process] = []
+        while not marked and popen.poll() is None and time.monotonic() < deadline:
+            marked = processes.with_mark(mark)
+            time.sleep(0.5)
+        names = {p.name() for p in marked if not gone(p.pid)}
+        assert names, f"no process carries {mark} while the session runs: {(tmp_path / 'engine.out').read_text()}"
+        assert popen.wait(timeout=240) == 0, (tmp_path / "engine.out").read_text()
+    finally:
+        finish(popen, session=session)
+    assert len(read_results(session.parent.parent / "results.tsv").rows) == 3
+    deadline = time.monotonic() + 15
+    while (left := [p for p in processes.with_mark(mark) if not gone(p.pid)]) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not left, [(p.pid, p.name()) for p in left]
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """Parallel workers in the live / watch screen: a line per worker, `w` picks the followed one.
 
-The sessions are real: `autoresearch_tui run --headless --workers 2` (a ParallelEngine with two
+The sessions are real: `autoresearch_tui run --headless --workers 2` (an engine with two worker slots in
 worktrees) on a fake training script, followed by the watch screen.
 """
 

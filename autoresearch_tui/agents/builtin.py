@@ -7,9 +7,16 @@ seed), so a resumed session picks up exactly where it left off. The discipline:
   first), the seed perturbs it, and each failure on a constant halves its value while a keep
   raises it; so the first experiments touch many constants and a winner is followed up
   (the same step again) for as long as it keeps winning;
-* never repeat a (constant, base value, new value) that history already holds, nor undo a keep;
-* learn from crashes: no value further in a direction that crashed, a string value the script
-  does not mention is tried once and banned (with the other unmentioned ones) after a crash;
+* read a result within noise of the best (NEAR) as no evidence against its direction: a near
+  miss is followed up next, like a keep, once: as far again the same way (at most a doubling
+  past it) rather than to the other side; never for what buys compute, which saturates at
+  the time budget; a keep that beat the best by no more than noise gets no keep boost;
+* never repeat a (constant, base value, new value) that history already holds, nor undo a keep
+  or go past the value it left;
+* learn from crashes and clear misses: no value further in a direction that crashed, or that
+  missed the best by more than noise from the same value (the ladder's finer steps stay); a
+  string value the script does not mention is tried once and banned (with the other
+  unmentioned ones) after a crash;
 * keep the code's constraints: head counts among divisors of the width, widths and context
   lengths by powers of two, `assert a % b == 0` honoured; skip a constant whose gate is off
   (a final-LR fraction while the warm-down ratio is 0);
@@ -65,6 +72,7 @@ PHRASES = (("learning rate", "LR"), ("deeper", "DEPTH"), ("shallower", "DEPTH"),
            ("warm-up", "WARMUP"), ("heads", "HEAD"), ("wider", "DIM"), ("narrower", "DIM"))
 PRIORS = (1.0, 0.75, 0.6, 0.9, 0.45)  # by _tier: rates, batch, schedule, sizes, the rest
 KEEP_BOOST = 3.0  # a constant whose last change was kept is worth following up
+NEAR = 0.005  # a result within this fraction of the best is within noise: a near miss or a marginal keep
 JITTER = 0.35  # the seed moves each prior by a factor in [e^-0.35, e^0.35]
 MAX_PROJECT_FILES = 40
 
@@ -350,6 +358,8 @@ class _Record:
     last_kept: bool = False
     kept_dir: tuple[int, int] | None = None
     kept_dist: float = 0.0
+    marginal: bool = False  # the last keep beat the best by no more than noise
+    near_miss: bool = False  # the last change missed the best by no more than noise
 
 
 class BuiltinProposer:
@@ -401,15 +411,27 @@ class BuiltinProposer:
                 "top-level literal assignments and never seeds, paths, I/O, evaluation settings or, "
                 "in a project that trains by iteration count, what buys compute (name those in vary)")
         rules = _rules(find_constants(ctx.train_source), code)
+        compute = compute_names(ctx.train_source)
         seen = _seen_strings(code)
         hist = [a for a in ctx.history
                 if a.iteration > 0 and isinstance(a.meta.get("constant"), str)]
         tried: dict[str, set[tuple[Any, Any]]] = defaultdict(set)
         tried_values: dict[str, set[Any]] = defaultdict(set)
         undone: dict[str, set[Any]] = defaultdict(set)  # values a keep moved away from
+        left: dict[str, list[tuple[Any, tuple[int, int] | None]]] = defaultdict(list)  # ... and which way
+        walls: dict[str, list[tuple[Any, Any, tuple[int, int] | None]]] = defaultdict(list)
         crashed: dict[str, list[tuple[Any, tuple[int, int] | None]]] = defaultdict(list)
         records: dict[str, _Record] = defaultdict(_Record)
-        for a in hist:
+        near: dict[str, list[tuple[Any, Any, bool]]] = defaultdict(list)  # (base, new, worse) within noise
+        best = next((a.metric for a in ctx.history if a.iteration == 0 and a.metric is not None), None)
+        sign = 1 if ctx.direction == "max" else -1
+        for a in ctx.history:
+            gain = None if best is None or a.metric is None else sign * (a.metric - best)
+            tol = NEAR * abs(best) if best is not None else 0.0
+            if a.iteration > 0 and _kept(a) and a.metric is not None:
+                best = a.metric
+            if a.iteration <= 0 or not isinstance(a.meta.get("constant"), str):
+                continue
             name = a.meta["constant"]
             base, new = _canon(a.meta.get("old")), _canon(a.meta.get("new"))
             tried[name].add((base, new))
@@ -418,12 +440,27 @@ class BuiltinProposer:
             rec.tries += 1
             if _kept(a):
                 undone[name].add(base)
-                rec.fails, rec.last_kept = 0, True
+                left[name].append((base, _direction(new, base)))
+                rec.fails, rec.last_kept, rec.near_miss = 0, True, False
+                rec.marginal = gain is not None and gain <= tol
                 rec.kept_dir = _direction(base, new)
                 rec.kept_dist = _dist(*[_element(v, rec.kept_dir[0]) for v in (base, new)]) \
                     if rec.kept_dir and _is_num(_element(base, rec.kept_dir[0])) else 0.0
             else:
-                rec.fails, rec.last_kept = rec.fails + 1, False
+                # A near miss (worse by no more than noise) is followed up once, further the same
+                # way; a tie (often a constant that does not matter) only orders the ladder that
+                # way. What buys compute saturates at the time budget: a near miss there is a miss.
+                # A clear miss is a wall for that constant's moves from the same value.
+                rec.last_kept = False
+                close = (gain is not None and -tol <= gain <= 0 and name not in compute
+                         and a.status.strip().lower() != "crash")
+                if close:
+                    near[name].append((base, new, gain < 0))
+                elif gain is not None and gain < -tol:
+                    walls[name].append((base, new, _direction(base, new)))
+                rec.near_miss = close and gain < 0 and _further(
+                    name, base, rules, new, compute) is not None
+                rec.fails += 1
             if a.status.strip().lower() == "crash":
                 crashed[name].append((new, _direction(base, new)))
 
@@ -434,22 +471,30 @@ class BuiltinProposer:
                 running[a.meta["constant"]].add(_canon(a.meta.get("new")))
 
         open_moves: dict[str, list[Move]] = {}
+        walled: dict[str, list[Move]] = defaultdict(list)  # only past a clear miss: the last resort
         for c in cands:
             cur = _canon(c.value)
             unseen_crashed = c.kind == "str" and any(
                 isinstance(v, str) and v.lower() not in seen for v, _ in crashed[c.name])
             moves = []
-            for m in moves_for(c, rules, seen):
+            further = [_further(c.name, cur, rules, new, compute)
+                       for base, new, miss in near[c.name] if miss and base == cur]
+            for m in moves_for(c, rules, seen) + [m for m in further if m is not None]:
                 v = _canon(m.value)
                 if v == cur or (cur, v) in tried[c.name] or v in undone[c.name]:
                     continue
                 if c.kind == "str" and m.value.lower() not in seen and (
                         unseen_crashed or v in tried_values[c.name]):
                     continue  # not in the script: tried once at most, none after a crash
-                if _beyond_a_crash(m, crashed[c.name]):
+                if _beyond(m, crashed[c.name]) or _beyond(m, left[c.name]):
+                    continue  # past a crash or a value a keep moved away from
+                if _beyond(m, [(new, d) for base, new, d in walls[c.name] if base == cur]):
+                    walled[c.name].append(m)
                     continue
                 moves.append(m)
             open_moves[c.name] = moves
+        if not any(open_moves.values()):
+            open_moves = {c.name: walled[c.name] for c in cands}
         free = {name: [m for m in moves if _canon(m.value) not in running[name]]
                 for name, moves in open_moves.items()}
         if any(free.values()):  # else: only in-flight values are left; better a repeat than a stop
@@ -478,7 +523,9 @@ class BuiltinProposer:
             ev = PRIORS[_tier(c.name)] * _jitter(ctx.seed, c.name)
             ev *= 0.5 ** rec.fails / (1 + 0.25 * rec.tries)
             if rec.last_kept:
-                ev *= KEEP_BOOST
+                ev *= 1.0 if rec.marginal else KEEP_BOOST
+            elif rec.near_miss:
+                ev *= KEEP_BOOST  # followed up like a keep, once: a second miss counts
             if rec.fails >= self.max_failures:
                 ev *= 0.01  # rested until the others are rested too
             if c.name in busy:
@@ -488,9 +535,17 @@ class BuiltinProposer:
         chosen = max(pool, key=lambda c: (value(c), -index[c.name]))
         rec = records[chosen.name]
         want = hyp_dir if hyp_score(chosen) else None
+        cur = _canon(chosen.value)
+        near_dist = {}  # direction -> the farthest near miss that way from the current value
+        for base, new, _ in near[chosen.name]:
+            d = _direction(base, new)
+            if base == cur and d is not None:
+                near_dist[d] = max(near_dist.get(d, 0.0), _dist(_element(base, d[0]), _element(new, d[0])))
         failed_dirs = {_direction(_canon(a.meta.get("old")), _canon(a.meta.get("new")))
                        for a in hist if a.meta["constant"] == chosen.name and not _kept(a)
-                       and _canon(a.meta.get("old")) == _canon(chosen.value)}
+                       and _canon(a.meta.get("old")) == cur
+                       and (_canon(a.meta.get("old")), _canon(a.meta.get("new"))) not in
+                       {(base, new) for base, new, _ in near[chosen.name]}}
 
         def key(m: Move) -> tuple:
             if rec.last_kept and rec.kept_dir is not None:  # the same step again, then nearer
@@ -498,7 +553,8 @@ class BuiltinProposer:
                 return (0 if m.dir == rec.kept_dir else 1 if axis else 2,
                         abs(m.dist - rec.kept_dist), m.order)
             off = want is not None and m.dir is not None and m.dir[1] != want
-            return (1 if off else 0, m.dir in failed_dirs, m.order)
+            past_near = m.dir in near_dist and m.dist > near_dist[m.dir] and m.dir not in failed_dirs
+            return (1 if off else 0, not past_near, m.dir in failed_dirs, m.order)
 
         move = min(open_moves[chosen.name], key=key)
         return self._proposal(ctx, chosen, move)
@@ -515,9 +571,43 @@ class BuiltinProposer:
         )
 
 
-def _beyond_a_crash(m: Move, crashes: list[tuple[Any, tuple[int, int] | None]]) -> bool:
-    """A value at or past one that crashed, in the direction that crashed."""
-    for value, direction in crashes:
+def _further(name: str, cur: Any, rules: Rules, new: Any, compute: set[str]) -> Move | None:
+    """The same step again past a near miss `new` of constant `name` (from its value `cur`),
+    at most a doubling past it; None where the ladder should stay: sizes tied to another
+    constant, and what buys compute (past a near miss it mostly buys what the budget cuts off)."""
+    d = _direction(cur, new)
+    if d is None or name in compute:
+        return None
+    i = d[0]
+    a, b = _element(cur, i), _element(new, i)
+    parts = name_parts(name)
+    if isinstance(a, int) and (rules.divides.get(name) or rules.multiple_of.get(name)):
+        return None
+    if isinstance(a, int):
+        c = b + (b - a) if a <= 0 or parts & COUNT_PARTS else round(b * min(max(b / a, 0.5), 2.0))
+        c = c if c != b else b + (b - a)
+    elif parts & BETA_PARTS and 0 < a < 1 and 0 < b < 1:
+        c = float(f"{1 - _sig((1 - b) * min(max((1 - b) / (1 - a), 0.5), 2.0)):.10g}")
+        if not 0 < c < 1:
+            return None
+    else:
+        c = 2 * b if a == 0 or b / a <= 0 else _sig(b * min(max(b / a, 0.5), 2.0))
+        if parts & FRACTION_PARTS and 0 <= a <= 1 and not 0 <= c <= 1:
+            return None
+    if c == b or (isinstance(a, int) and c < 1 <= a):
+        return None
+    value: Any = c
+    if isinstance(cur, (list, tuple)):
+        seq = list(cur)
+        seq[i] = c
+        value = tuple(seq) if isinstance(cur, tuple) else seq
+    return Move(value, 99, _dist(a, c), d)
+
+
+def _beyond(m: Move, marks: list[tuple[Any, tuple[int, int] | None]]) -> bool:
+    """A value at or past one of `marks` (a crash, a clear miss, or a value a keep moved away
+    from), in its direction."""
+    for value, direction in marks:
         if direction is None or m.dir is None or m.dir[0] != direction[0]:
             continue
         i, sign = direction

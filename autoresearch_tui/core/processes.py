@@ -16,8 +16,9 @@ import signal
 import subprocess
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import psutil
 
@@ -31,6 +32,21 @@ def unique_mark(kind: str) -> str:
 
 def marked(env: dict[str, str] | None, mark: str) -> dict[str, str]:
     return {**(os.environ if env is None else env), MARK: mark}
+
+
+@contextmanager
+def marking(mark: str) -> Iterator[None]:
+    """Children that code not ours starts meanwhile (Ray starting its local instance) carry
+    `mark`: they inherit this process's environment."""
+    before = os.environ.get(MARK)
+    os.environ[MARK] = mark
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(MARK, None)
+        else:
+            os.environ[MARK] = before
 
 
 def session_mark(root: Path, tag: str) -> str:

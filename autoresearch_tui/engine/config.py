@@ -4,7 +4,7 @@ by flags, validated, saved.
 Each key is declared once, below, as a `ResearchConfig` field: its default, how a TOML or
 command-line value is read and checked (`parse`), its help, its flag and, for the wizard's
 fields, their label. The CLI flags, the wizard, the TOML validation and the README's reference
-table (`python -m autoresearch_tui.engine.config --readme-table [README.md]`) all come from it.
+table (`python -m autoresearch_tui.engine.config_readme --readme-table [README.md]`) all come from it.
 """
 
 from __future__ import annotations
@@ -484,49 +484,3 @@ def project_path_problem(root: Path, relative: str, written: bool = False) -> st
     if written and resolved == root:
         return f"{relative} is the project folder itself"
     return None
-
-
-# -- the README's reference table ------------------------------------------------------------
-
-def readme_table() -> str:
-    """The configuration reference, one row per key: the README holds this verbatim."""
-    rows = ["| key | flag | default | example | what it is |", "|---|---|---|---|---|"]
-    defaults = ResearchConfig(project=Path("."))
-    for spec in KEYS.values():
-        if spec.name == "tag":
-            default = "today, e.g. `nov24`"
-        else:
-            value = defaults.to_dict().get(spec.name)
-            default = f"`{tomlkit.item(value).as_string()}`" if value not in (None, [], {}) else "—"
-        rows.append(f"| `{spec.name}` | `{spec.flag}` | {default} | `{spec.example}` | "
-                    f"{spec.help.replace('|', '&#124;')} |")
-    return "\n".join(rows)
-
-
-README_START, README_END = "<!-- config-table:start -->", "<!-- config-table:end -->"
-
-
-def replace_readme_table(readme: str) -> str:
-    head, start, rest = readme.partition(README_START)
-    _, end, tail = rest.partition(README_END)
-    if not start or not end:
-        raise ValueError(f"the README has no {README_START} ... {README_END} block")
-    return f"{head}{README_START}\n{readme_table()}\n{README_END}{tail}"
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if not args or args[0] != "--readme-table":
-        print("usage: python -m autoresearch_tui.engine.config --readme-table [README.md]", file=sys.stderr)
-        return 2
-    if len(args) == 1:
-        print(readme_table())
-        return 0
-    readme = Path(args[1])
-    readme.write_text(replace_readme_table(readme.read_text(encoding="utf-8")), encoding="utf-8")
-    print(f"updated the config table in {readme}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

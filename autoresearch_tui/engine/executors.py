@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from autoresearch_tui.core import processes
 from autoresearch_tui.engine.runner import LogWriter, RunOutcome, run_process
 from autoresearch_tui.errors import UserError
 
@@ -86,8 +87,9 @@ class RayExecutor:
     name = "ray"
 
     def __init__(self, address: str | None = None, gpu: bool = False,
-                 init_kwargs: dict[str, Any] | None = None) -> None:
+                 init_kwargs: dict[str, Any] | None = None, mark: str = "") -> None:
         self.address = address or None
+        self.mark = mark  # carried by the Ray processes this session starts on this machine
         self.gpu = gpu
         self.init_kwargs = dict(init_kwargs or {})
         self._ray: Any = None
@@ -108,7 +110,8 @@ class RayExecutor:
             kwargs = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING,
                       **self.init_kwargs}
             try:
-                ray.init(address=self.address, **kwargs)
+                with processes.marking(self.mark):  # a local instance's GCS, raylet and workers
+                    ray.init(address=self.address, **kwargs)
             except (ConnectionError, ValueError, RuntimeError) as exc:
                 where = self.address or "a local instance"
                 raise UserError(f"could not connect to the Ray cluster at {where}: {exc}; "
@@ -215,14 +218,26 @@ class RayExecutor:
                 self._ray.shutdown()
             except Exception:  # noqa: BLE001
                 pass
+            processes.end_tree(None, self.mark)  # whatever of the local instance outlived shutdown
         self._owns = False
 
 
-def make_executor(config: Any, device: str) -> Executor:
-    """The executor the config asks for (`executor`, `ray_address`); local by default."""
+def check_executor(config: Any) -> None:
+    """Refuse a bad executor before anything is created (a branch, a session)."""
+    kind = config.executor
+    if kind not in EXECUTORS:
+        raise UserError(f"executor {kind!r} is not one of {', '.join(EXECUTORS)}")
+    why = ray_available() if kind == "ray" else None
+    if why:
+        raise UserError(f'executor = "ray": {why}')
+
+
+def make_executor(config: Any, device: str, mark: str = "") -> Executor:
+    """The executor the config asks for (`executor`, `ray_address`); local by default. `mark`:
+    what the processes it starts on this machine carry (core/processes.py)."""
     kind = config.executor
     if kind == "local":
         return LocalExecutor()
     if kind == "ray":
-        return RayExecutor(config.ray_address, gpu=device == "cuda")
+        return RayExecutor(config.ray_address, gpu=device == "cuda", mark=mark)
     raise UserError(f"executor {kind!r} is not one of {', '.join(EXECUTORS)}")

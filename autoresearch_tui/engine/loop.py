@@ -3,10 +3,17 @@
 The engine publishes every step as an event to the session directory and to in-process
 listeners. Commands arrive as method calls or through the session's control file.
 
-Keep or discard is decided on one path for every slot count: `_measure` runs a candidate on its
-slot and asks noise.judge (re-running while in doubt), then `_record` writes the rows (durable),
-then the ref and patch of a discard, then resets the branch to the best. With workers
-(parallel.py) a keep is first replayed onto the best of the moment.
+One engine for every slot count: the sequential loop is one slot in the main tree; workers are
+N slots in worktrees (slots.py), run by the local or the Ray executor. Where a slot's commits and
+runs live is its workspace's business (workspace.py, slots.py); the loop asks both the same.
+
+Keep or discard is decided on one path: `_measure` runs a candidate on its slot and asks
+noise.judge (re-running while in doubt), then `_record` lands a keep (with workers: replayed onto
+the best of the moment), writes the rows (durable), then the ref and patch of a discard, then
+resets the branch to the best.
+
+Stopping: the first stop request lets the runs in flight finish and starts no new one; the
+second kills them all.
 """
 
 from __future__ import annotations
@@ -14,10 +21,8 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Callable
 
 from autoresearch_tui.agents.base import (
     Attempt, Proposal, ProposalContext, ProposalError, Proposer, SearchExhausted,
@@ -26,32 +31,21 @@ from autoresearch_tui.agents.prompt import read_notes
 from autoresearch_tui.engine import events as ev
 from autoresearch_tui.core import processes, sanitize, secrets
 from autoresearch_tui.core.git import Git
-from autoresearch_tui.engine import hardware, hooks, metrics, noise, report_files, results, review, setup
+from autoresearch_tui.engine import hardware, hooks, measure, noise, report_files, results, review, setup
 from autoresearch_tui.engine.config import ResearchConfig
 from autoresearch_tui.engine.control import ReviewAnswer, watch_control
 from autoresearch_tui.engine.fairness import Fairness
 from autoresearch_tui.engine.guard import Guard
-from autoresearch_tui.engine.noise import CRASH, DISCARD, KEEP
-from autoresearch_tui.engine.resume import RUN_PID, Recovered, recover
-from autoresearch_tui.engine.executors import Executor, LocalExecutor, RunSpec
-from autoresearch_tui.engine.runner import RunOutcome
+from autoresearch_tui.engine.noise import CRASH, KEEP
+from autoresearch_tui.engine.resume import Recovered, recover
+from autoresearch_tui.engine.executors import Executor, LocalExecutor, check_executor, make_executor
 from autoresearch_tui.engine.session import SessionDir, write_atomic
-from autoresearch_tui.engine.slots import Slot
+from autoresearch_tui.engine.slots import Slot, SlotWorkspace, build_slots, wants_workers
 from autoresearch_tui.engine.workspace import Workspace
+from autoresearch_tui.errors import RuntimeFailure
 
 Listener = Callable[[ev.Event], None]
 MAX_FAILED_PROPOSALS = 3
-
-
-@dataclass
-class RunRecord:
-    commit: str
-    outcome: RunOutcome
-    metric: float | None
-    summary: dict[str, Any]
-    peak_mb: float | None
-    oom: bool
-    crash: str | None
 
 
 class Engine:
@@ -62,9 +56,13 @@ class Engine:
         self.stop_requests = 0
         self.paused = False
         self.notes: list[str] = []
-        self._kill = asyncio.Event()
-        self.slots = [Slot(0, "", kill=self._kill)]  # the sequential loop: one slot, the main tree
+        self.slotted = wants_workers(config)  # worker slots in worktrees, else one slot in the main tree
+        self.slots = [Slot(0, "")]  # the workers' slots replace it once the platform is known
         self.executor: Executor = LocalExecutor()
+        self._tasks: set[asyncio.Future] = set()  # one per candidate in flight
+        self._wake = asyncio.Event()  # a slot came free, or a stop request
+        self._error: BaseException | None = None  # raised by a candidate's task
+        self._issued = 0  # the highest experiment number handed to a slot
         self._resume = asyncio.Event()
         self._resume.set()
         self.rows: list[results.ResultRow] = []
@@ -82,30 +80,37 @@ class Engine:
         self.recovered: Recovered | None = None
         self.ws: Workspace | None = None  # type: ignore[assignment]
         self.mark = ""  # the process mark of this session (core/processes.py)
-        self._killed_out = False  # the second stop request killed a run: end the session
+        self.killed_out = False  # the second stop request killed a run: end the session
         self.pause_reason = ""
-        self._crash_streak: tuple[str, int] = ("", 0)
-        self._recheck = ""  # the breaker tripped: re-run the best commit before deciding to pause
-        self._prefetch: tuple[str, asyncio.Future] | None = None  # (base commit, proposal task)
+        self.crash_streak: tuple[str, int] = ("", 0)
+        self.recheck = ""  # the breaker tripped: re-run the best commit before deciding to pause
+        self.prefetch: tuple[str, asyncio.Future] | None = None  # (base commit, proposal task)
         self.spent = {"tokens_in": 0.0, "tokens_out": 0.0, "cost_usd": 0.0}
         self.review_answers: asyncio.Queue[ReviewAnswer] = asyncio.Queue()
-        self.pipeline = config.pipeline == "on" or (config.pipeline == "auto" and config.agent not in ("builtin", "optuna"))
+        # Prepare the next candidate during a run; workers overlap proposing and training already.
+        self.pipeline = not self.slotted and (
+            config.pipeline == "on" or (config.pipeline == "auto" and config.agent not in ("builtin", "optuna")))
         self.touches_tree = bool(getattr(proposer, "touches_tree", True))  # see agents.base.Proposer
 
     # -- commands (from the TUI, signal handlers or the control file) -------------------
     def request_stop(self) -> int:
-        """First: finish the current run, then stop. Second: kill the run now."""
+        """First: the runs in flight finish, no new one starts. Second: kill them all."""
         self.stop_requests += 1
         self._resume.set()
         if self.stop_requests >= 2:
-            self._kill.set()
+            for slot in self.slots:
+                slot.kill.set()
+        self._wake.set()
         if self.session is not None:
             self.emit(ev.StopRequested(kill=self.stop_requests >= 2))
         return self.stop_requests
 
     def kill_run(self, worker: int | None = None) -> None:
-        """Kill the current run (recorded as discard); `worker` matters only with parallel workers."""
-        self._kill.set()
+        """Kill the current run (recorded as discard), or one worker's. With one slot a kill that
+        arrives between runs kills the next (the user pressed it for the run on screen)."""
+        for slot in self.slots:
+            if (worker is None or slot.index == worker) and (slot.running or len(self.slots) == 1):
+                slot.kill.set()
 
     def pause(self) -> None:
         self.paused = True
@@ -117,10 +122,6 @@ class Engine:
 
     def instruct(self, text: str) -> None:
         self.notes.append(text)
-
-    async def review(self, n: int, commit: str, proposal: Proposal) -> tuple[str | None, Proposal]:
-        """`review = true`: a human approves, edits or rejects the committed proposal."""
-        return await review.review(self, n, commit, proposal)
 
     def answer_review(self, answer: ReviewAnswer) -> None:
         self.review_answers.put_nowait(answer)
@@ -135,11 +136,13 @@ class Engine:
     # -- setup -----------------------------------------------------------------------------
     def prepare(self) -> None:
         """Check everything and create the branch and session; raises UserError on bad input."""
+        check_executor(self.config)
         self._adopt(setup.start(self.config))
 
     def prepare_resume(self, rerun_pending: bool = True) -> None:
         """Continue `autoresearch/<tag>`: reconcile what a crash left behind, then go on."""
         cfg = self.config
+        check_executor(self.config)
         opened = setup.reopen(cfg)
         rec = recover(opened.repo, opened.session, opened.results_path, cfg.branch, cfg.tag, rerun_pending)
         started = rec.state.started
@@ -148,7 +151,9 @@ class Engine:
                 (started.original_branch, started.base_commit) if started else ("?", opened.repo.head()))
         self._adopt(opened)
         self.recovered = rec
-        self.rows, self.history, self.iteration = list(rec.rows), list(rec.history), rec.iteration
+        self.rows, self.history = list(rec.rows), list(rec.history)
+        # Worker results arrive out of order: continue after the highest experiment number used.
+        self.iteration = self._issued = max([rec.iteration, *(a.iteration for a in rec.history)])
         self.best_commit = rec.best_commit or ""
         self.noise = noise.NoiseModel({c: list(v) for c, v in rec.state.noise.groups.items()})  # rows + BestRemeasured
         for event in rec.new_events:
@@ -164,10 +169,23 @@ class Engine:
     def _adopt(self, opened: setup.Opened) -> None:
         self.repo, self.session, self.results_path = opened.repo, opened.session, opened.results_path
         self.original_branch, self.base_commit = opened.original_branch, opened.base_commit
-        self.ws = Workspace(self.config, opened.repo, self.emit, opened.session.root)
+        kind = SlotWorkspace if self.slotted else Workspace
+        self.ws = kind(self.config, opened.repo, self.emit, opened.session.root)
+        self.ws.remove_worktree()  # left behind by a session that was killed
         self.mark = processes.session_mark(opened.session.root, self.config.tag)
         self.fair = Fairness(self.config, self.emit)
         self.guard = Guard.for_repo(opened.repo, self.config.tag, self.config.branch, opened.session.root, self.emit)
+
+    def _start_slots(self) -> None:
+        assert self.platform is not None
+        self.executor = make_executor(self.config, self.platform.device, f"{self.mark}:ray")
+        self.executor.start()
+        if not self.slotted:
+            return
+        self.slots = build_slots(self.config, self.platform, self.executor)
+        self.guard.branch_moves = True  # keeps land while other steps run: the guard leaves the branch be
+        where = ", ".join(f"w{s.index} {s.device}" for s in self.slots)
+        self.emit(ev.Notice(message=f"{len(self.slots)} workers ({self.executor.name} executor): {where}"))
 
     # -- main ------------------------------------------------------------------------------
     async def run(self) -> ev.SessionEnded:
@@ -175,7 +193,7 @@ class Engine:
             self.prepare()
         cfg, repo = self.config, self.repo
         assert repo is not None and self.session is not None
-        env = self._base_env()
+        env = self.run_env()
         self.platform = await hardware.detect(cfg.command_argv(), cfg.train_script, cfg.project, env, cfg.device,
                                               f"{self.mark}:probe")
         snapshot = {**cfg.to_dict(), "project": str(cfg.project), "platform": self.platform.to_dict()}
@@ -193,13 +211,30 @@ class Engine:
             return await self._loop()
         finally:
             control.cancel()
-            if self._prefetch is not None:
-                self._prefetch[1].cancel()
+            if self.prefetch is not None:
+                self.prefetch[1].cancel()
             self.ws.remove_worktree()
             for kind in ("run", "agent"):  # whatever got away from its run or agent
                 processes.end_tree(None, f"{self.mark}:{kind}")
 
     async def _loop(self) -> ev.SessionEnded:
+        self._start_slots()
+        try:
+            reason = await self._steps()
+            await self._drain()  # the runs in flight finish first
+            return self._finish("killed" if self.killed_out else reason)
+        except BaseException:
+            for slot in self.slots:
+                slot.kill.set()
+            live = [t for t in self._tasks if not t.done()]
+            if live:
+                await asyncio.wait(live, timeout=self.config.kill_grace + 15)
+            raise
+        finally:
+            self.executor.close()
+
+    async def _steps(self) -> str:
+        """Baseline, then propose -> commit -> hand to a slot, until a reason to end (returned)."""
         cfg, repo = self.config, self.repo
         assert repo is not None
         rec = self.recovered
@@ -210,176 +245,159 @@ class Engine:
                 self.emit(ev.Notice(message=f"resume: {repair}", level="warning"))
         if not self.best_commit:
             self.best_commit = repo.head()
-            self.emit(ev.IterationStarted(iteration=0, parent=self.best_commit))
-            slot = self.slots[0]  # the baseline runs on the first slot
-            record = await self._run_with_retry(slot, 0, self.best_commit)
-            records = [record]
-            for _ in range(self._baseline_repeats() - 1):
-                if record.crash or self.stop_requests:
-                    break
-                again = await self._run(slot, 0, self.best_commit, attempt=len(records) + 1)
-                if again.crash or again.metric is None:
-                    break
-                records.append(again)
-            status, reason = (KEEP, "baseline") if not record.crash else (CRASH, record.crash)
-            self._record(slot, 0, records, status, reason, "baseline", {})
-            if len(records) > 1:
-                self.emit(ev.Notice(message=f"baseline: {self.noise.describe()}"))
-            if status == CRASH:
-                bad_metric = record.outcome.exit_code == 0 and not record.outcome.timed_out
-                hint = ("check --metric: the log must print `NAME: value`" if bad_metric
-                        else "fix the training script first")
-                self.emit(ev.Notice(message=f"the baseline crashed: {record.crash}; {hint}", level="error"))
-                return self._finish("bad_metric" if bad_metric else "baseline_crashed")
+            ended = await measure.baseline(self)
+            if ended:
+                return ended
         if rec is not None and rec.pending is not None:
             n, commit, description, meta = rec.pending
             self.emit(ev.IterationStarted(iteration=n, parent=self.best_commit))
             self.emit(ev.ProposalMade(iteration=n, description=description,
                                       diff=repo.diff(self.best_commit, commit, self.ws.train_rel), meta=meta))
-            await self._evaluate(n, commit, Proposal("", description, meta))
-            if self._killed_out:
-                return self._finish("killed")
+            slot = self.claim(n, self.ws.adopt(commit, self.best_commit))
+            slot.commit, slot.description, slot.meta = commit, description, dict(meta)
+            await self._evaluate(slot, n, commit, Proposal("", description, meta))
+            if self.killed_out:
+                return "killed"
         failed_proposals, feedback = 0, ""
         while True:
             if cfg.max_iterations is not None and self.iteration >= cfg.max_iterations:
-                return self._finish("max_iterations")
+                return "max_iterations"
             if self.stop_requests:
-                return self._finish("stopped")
+                return "stopped"
             if cfg.max_cost is not None and self.spent["cost_usd"] >= cfg.max_cost:
                 self.emit(ev.Notice(message=f"the agent has spent ${self.spent['cost_usd']:.2f}, "
                                             f"the max_cost of ${cfg.max_cost:.2f}; stopping", level="warning"))
-                return self._finish("cost_cap")
+                return "cost_cap"
             if self.paused:
                 self.emit(ev.LoopPaused(reason=self.pause_reason or "paused by the user; resume to continue",
                                         breaker=bool(self.pause_reason)))
                 await self._resume.wait()
                 self.pause_reason = ""
                 if self.stop_requests:
-                    return self._finish("stopped")
+                    return "stopped"
                 self.emit(ev.LoopResumed())
             n = self.iteration + 1
             self.emit(ev.IterationStarted(iteration=n, parent=self.best_commit))
             untracked_before = self.repo.untracked_files() if self.touches_tree else None
-            self.guard.before(tip=self.best_commit, quiet=self._prefetch is None)
+            base = self.best_commit
+            self.guard.before(tip=base, quiet=self.prefetch is None)
+            slot: Slot | None = None
             try:
-                proposal = sanitize.proposal(await self._propose(n, feedback))
+                proposal = sanitize.proposal(await self._propose(n, feedback, base))
             except ProposalError as exc:
                 self.guard.after("agent", n)
                 report_files.add_spend(self.spent, getattr(exc, "meta", None) or {})
                 self.emit(ev.ProposalFailed(iteration=n, reason=str(exc), meta=getattr(exc, "meta", None) or {}))
                 if isinstance(exc, SearchExhausted):
-                    return self._finish("exhausted")
+                    return "exhausted"
                 if exc.fatal:
                     self.emit(ev.Notice(message=str(exc), level="error"))
-                    return self._finish("agent_unavailable")
+                    return "agent_unavailable"
                 commit, feedback = None, str(exc)
             else:
                 self.guard.after("agent", n)
                 report_files.add_spend(self.spent, proposal.meta)
-                commit, feedback = self.ws.apply(n, proposal, self.best_commit, untracked_before)
+                slot = self.claim(n, base)
+                commit, feedback = self.ws.apply(slot, n, proposal, self.best_commit, untracked_before)
                 if commit is not None and cfg.review:
-                    commit, proposal = await self.review(n, commit, proposal)
+                    commit, proposal = await review.review(self, slot, n, commit, proposal)
                     if commit is None:
                         continue  # rejected by the reviewer: not the agent's failure
-            if commit is None:
+            if commit is None or slot is None:
+                if slot is not None:
+                    slot.release()
                 self.ws.restore(self.best_commit, untracked_before)
                 failed_proposals += 1
                 if failed_proposals >= MAX_FAILED_PROPOSALS:
                     self.emit(ev.Notice(message=f"{failed_proposals} proposals in a row were unusable "
                                                 f"(last: {feedback}); stopping", level="error"))
-                    return self._finish("proposals_failed")
+                    return "proposals_failed"
                 continue
             failed_proposals, feedback = 0, ""
             self._start_prefetch(n + 1)
-            await self._evaluate(n, commit, proposal)
-            if self._killed_out:
-                return self._finish("killed")
-            if self._recheck:
-                feedback = await self._recheck_best()
+            await self._evaluate(slot, n, commit, proposal)
+            if self.killed_out:
+                return "killed"
+            if self.recheck:
+                feedback = await measure.recheck_best(self)
 
-    async def _evaluate(self, n: int, commit: str, proposal: Proposal) -> None:
-        await self._measure(self.slots[0], n, commit, proposal)
+    # -- slots ---------------------------------------------------------------------------
+    def claim(self, n: int, base: str) -> Slot:
+        slot = next((s for s in self.slots if not s.busy), None)
+        if slot is None:
+            raise RuntimeFailure("no free slot for a new candidate (engine bug: please report)")
+        slot.release()
+        slot.n, slot.base = n, base
+        return slot
 
-    async def _measure(self, slot: Slot, n: int, commit: str, proposal: Proposal) -> None:
-        """Run, judge (re-running while in doubt), record: the one decision path of every slot."""
-        record = await self._run_with_retry(slot, n, commit)
-        if record.outcome.killed:
-            self._killed_out = self.stop_requests >= 2
-            suffix = " (killed)" if self._killed_out else ""
-            self._kill.clear()
-            self._record(slot, n, [record], DISCARD, "run killed by the user", proposal.description + suffix,
-                         proposal.meta)
+    def _in_flight(self) -> tuple[Attempt, ...]:
+        busy = sorted((s for s in self.slots if s.busy and s.commit), key=lambda s: s.n or 0)
+        return tuple(Attempt(s.n or 0, s.commit, "running", None, s.description, dict(s.meta)) for s in busy)
+
+    async def _evaluate(self, slot: Slot, n: int, commit: str, proposal: Proposal) -> None:
+        """Hand the candidate to its slot; return once another one may be proposed (one slot:
+        once this one is recorded)."""
+        if self.stop_requests:  # asked to stop while this one was being proposed: start nothing new
+            self.ws.drop(slot, self.best_commit)
+            slot.release()
+            self.emit(ev.Notice(message=f"stop requested: candidate #{n} was not started"))
+            await self._gate()
             return
-        if record.crash or record.metric is None:
-            self._record(slot, n, [record], CRASH, record.crash or "no metric", proposal.description, proposal.meta)
-            return
-        records, beside = [record], 0
-        while True:
-            verdict = self._judge([r.metric for r in records])
-            if verdict.action != noise.RERUN:
-                break
-            if self.stop_requests:  # no time to confirm: a doubt is not a win
-                verdict = noise.Verdict(DISCARD, verdict.reason + "; stopped before confirming", None)
-                break
-            self.emit(ev.Notice(message=f"#{n}: {verdict.reason}"))
-            if self.config.keep_policy == "confirm":  # interleaved: best, candidate, best, candidate ...
-                beside += 1
-                failed = await self._run_best(slot, n, commit, beside)
-                if failed or self.stop_requests:
-                    verdict = noise.Verdict(DISCARD, f"{failed or 'stopped'} before the candidate's run "
-                                                     f"{len(records) + 1}: not confirmed", None)
-                    break
-            again = await self._run(slot, n, commit, attempt=len(records) + 1)
-            self.reruns += 1
-            if again.crash or again.metric is None:
-                self._killed(again)
-                verdict = noise.Verdict(DISCARD, f"re-run crashed ({again.crash}): not confirmed", None)
-                break
-            records.append(again)
-        self._record(slot, n, records, verdict.action, verdict.reason, proposal.description, proposal.meta)
+        self._issued = max(self._issued, n)
+        self.iteration = max(self.iteration, n)
+        task = asyncio.ensure_future(self._candidate(slot, n, commit, proposal))
+        slot.task = task
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        await asyncio.sleep(0)  # let the slot start its run before the next proposal is made
+        await self._gate()
 
-    async def _run_best(self, slot: Slot, n: int, commit: str, attempt: int) -> str | None:
-        """keep_policy confirm: run the best once, just before candidate n's next run (both then
-        see the same machine: slow drift cancels); its value joins the best's runs. None, or why
-        it failed."""
-        best = self.best_commit
-        with self._best_tree(n, best, commit):
-            record = await self._run(slot, n, best, attempt)
-        self.best_reruns += 1
-        if record.crash or record.metric is None:
-            self._killed(record)
-            return f"the best's run crashed ({record.crash})"
-        self.noise.add(best, record.metric)
-        if best == self.best_commit:  # (parallel: another worker may have kept meanwhile)
-            self.best_runs.append(record.metric)
-            self.best_metric = noise.mean(self.best_runs)
-        runs = self.noise.runs(best)
-        self.emit(ev.BestRemeasured(iteration=n, commit=best, metric=record.metric, runs=len(runs),
-                                    best_metric=noise.mean(runs)))
-        return None
+    def _task_done(self, task: asyncio.Future) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None and self._error is None:
+            self._error = task.exception()
+        self._wake.set()
 
-    @contextmanager
-    def _best_tree(self, n: int, best: str, commit: str) -> Iterator[None]:
-        """The main tree holds the best's files while it runs; HEAD and the branch stay on the
-        candidate, so a kill at any instant leaves it committed and reachable, and resume finds a
-        dirty tree on the branch (reset) and the candidate not evaluated (run again)."""
-        assert self.repo is not None
-        self.repo.read_tree(best)
-        try:
-            yield
-        finally:
-            self.repo.reset_hard(commit)
-
-    def _killed(self, record: RunRecord) -> None:
-        """A re-run killed by the user: the kill is spent; the second stop request ends the session."""
-        if record.outcome.killed:
-            self._killed_out = self._killed_out or self.stop_requests >= 2
-            self._kill.clear()
-
-    def _judge(self, values: list[float]) -> noise.Verdict:
+    async def _gate(self) -> None:
+        """Wait for a free slot; when the loop is winding down, wait for every run."""
         cfg = self.config
-        return noise.judge(cfg.keep_policy, values, self.best_runs, cfg.direction or "min", self.noise.sigma,
-                           min_delta=cfg.min_delta, z=cfg.noise_z, max_runs=cfg.confirm_runs)
+        while True:
+            if self._error is not None:
+                raise self._error
+            live = [t for t in self._tasks if not t.done()]
+            if not live:
+                return
+            last = cfg.max_iterations is not None and self._issued >= cfg.max_iterations
+            if not (self.stop_requests or self.killed_out or last) and any(not s.busy for s in self.slots):
+                return
+            self._wake.clear()
+            waiter = asyncio.ensure_future(self._wake.wait())
+            await asyncio.wait([*live, waiter], return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+
+    async def _drain(self) -> None:
+        while True:
+            live = [t for t in self._tasks if not t.done()]
+            if not live:
+                break
+            await asyncio.wait(live)
+        if self._error is not None:
+            raise self._error
+
+    async def _candidate(self, slot: Slot, n: int, commit: str, proposal: Proposal) -> None:
+        """One slot's experiment: run, judge, record (again on top of the new best if asked)."""
+        try:
+            while True:
+                slot.rerun = None
+                await measure.measure(self, slot, n, commit, proposal)
+                if slot.rerun is None:
+                    break
+                commit = slot.rerun
+        finally:
+            if self.stop_requests < 2:
+                slot.kill.clear()
+            slot.release()
+            self._wake.set()
 
     # -- proposals -----------------------------------------------------------------------
     def _context(self, n: int, feedback: str = "", source: str | None = None,
@@ -401,11 +419,13 @@ class Engine:
             project=str(project or cfg.project), readonly_path=", ".join(readonly_files),
             agent_log=str(self.session.root / "agents" / f"{n:04d}.log") if self.session else "",
             feedback=feedback, time_budget_s=cfg.time_budget or 0.0, mark=f"{self.mark}:agent:{n}",
+            in_flight=self._in_flight(),
         )
 
-    async def _propose(self, n: int, feedback: str) -> Proposal:
-        """The next proposal: the one prepared during the last run if still valid, else a fresh one."""
-        prepared, self._prefetch = self._prefetch, None
+    async def _propose(self, n: int, feedback: str, best: str) -> Proposal:
+        """The next proposal from `best`: the one prepared during the last run if still valid,
+        else a fresh one, knowing what the other slots are running."""
+        prepared, self.prefetch = self.prefetch, None
         if prepared is not None and not feedback:
             base, task = prepared
             try:
@@ -413,29 +433,26 @@ class Engine:
             except ProposalError as exc:
                 self.emit(ev.Notice(message=f"the prepared candidate failed ({exc}); asking again", level="warning"))
             else:
-                others = proposal.meta.get("other_files_changed")
-                if others:  # the worktree is reset before the next use: nothing leaks, but say so
-                    self.emit(ev.GuardrailTripped(iteration=n, reverted=list(others),
-                                                  reason="only the training script may change (in the worktree)"))
-                if base == self.best_commit:
+                self._other_files(n, proposal)
+                if base == best:
                     return proposal
                 if not self.config.strict_pipeline:
-                    moved = self.ws.rebase_source(proposal.new_source, base, self.best_commit)
+                    moved = self.ws.rebase_source(proposal.new_source, base, best)
                     if moved is not None:
                         return Proposal(moved, proposal.description, {**proposal.meta, "rebased": True})
                 self.emit(ev.Notice(message="the prepared candidate does not apply to the new best; asking again"))
         elif prepared is not None:
             prepared[1].cancel()
-        return await self.proposer.propose(self._context(n, feedback))
+        source, project = self.ws.proposal_view(best, self.touches_tree)
+        proposal = await self.proposer.propose(self._context(n, feedback, source, project))
+        self._other_files(n, proposal)
+        return proposal
 
-    def _baseline_repeats(self) -> int:
-        """Noise-aware policies need a noise estimate from the start: at least 3 baseline runs."""
-        cfg = self.config
-        if cfg.keep_policy in ("sigma", "confirm") and cfg.baseline_repeats < 2:
-            self.emit(ev.Notice(message=f"keep_policy {cfg.keep_policy} needs a noise estimate: "
-                                        "running the baseline 3 times (set baseline_repeats to choose)"))
-            return 3
-        return cfg.baseline_repeats
+    def _other_files(self, n: int, proposal: Proposal) -> None:
+        others = proposal.meta.get("other_files_changed")
+        if others:  # made in a scratch worktree, which is reset before its next use: nothing leaks
+            self.emit(ev.GuardrailTripped(iteration=n, reverted=list(others),
+                                          reason="only the training script may change (in the worktree)"))
 
     def _start_prefetch(self, n: int) -> None:
         """While experiment n-1 trains, prepare candidate n from the best commit in a worktree."""
@@ -446,7 +463,7 @@ class Engine:
         worktree = self.ws.prepare_worktree(base)
         ctx = self._context(n, source=self.ws.source_at(base), project=worktree)
         task = asyncio.ensure_future(self.proposer.propose(ctx))
-        self._prefetch = (base, task)
+        self.prefetch = (base, task)
         self.emit(ev.Notice(message=f"preparing candidate {n} while experiment {n - 1} trains"))
 
         def ready(done: asyncio.Future) -> None:
@@ -455,125 +472,7 @@ class Engine:
 
         task.add_done_callback(ready)
 
-    async def _run_with_retry(self, slot: Slot, n: int, commit: str) -> RunRecord:
-        record = await self._run(slot, n, commit, attempt=1)
-        if record.oom and not record.outcome.killed and not self.stop_requests and self.fair.retry_oom():
-            scale = (self.platform.adjustments.get("batch_scale", 1.0) if self.platform else 1.0) / 2
-            self.emit(ev.Notice(message=f"out of memory: retrying once with the device batch halved (x{scale:g})",
-                                level="warning"))
-            record = await self._run(slot, n, commit, attempt=2, batch_scale=scale)
-        return record
-
-    async def _run(self, slot: Slot, n: int, commit: str, attempt: int, batch_scale: float | None = None) -> RunRecord:
-        cfg = self.config
-        assert self.session is not None and self.platform is not None
-        log = self.session.run_log(n, commit, attempt)
-        self.emit(ev.RunStarted(iteration=n, commit=commit, log=str(log.relative_to(self.session.root)),
-                                budget_s=cfg.time_budget or 0, limit_s=self.fair.limit(), attempt=attempt))
-        updates = self.platform.env(cfg.time_budget or 0, batch_scale)
-        self.guard.before(tip=commit, quiet=self._prefetch is None)
-        outcome = await self.executor.run(RunSpec(
-            cfg.command_argv(), cfg.project, {**self._base_env(), **updates}, updates, log, self.fair.limit(),
-            cfg.kill_grace, slot.kill, self.session.root / RUN_PID, [], slot.index, f"{self.mark}:run:{n}:{attempt}"))
-        self.guard.after("training run", n)
-        r = metrics.read_run(log, cfg.metric or "", cfg.metric_pattern, outcome.exit_code, outcome.timed_out,
-                             outcome.killed, self.fair.limit(), outcome.peak_rss_mb)
-        self.emit(ev.RunFinished(iteration=n, commit=commit, exit_code=outcome.exit_code,
-                                 duration_s=round(outcome.duration_s, 3), timed_out=outcome.timed_out,
-                                 metric=r.metric, summary=r.summary, peak_memory_mb=r.peak_mb, oom=r.oom,
-                                 crash_reason=r.crash, attempt=attempt, cpu_s=outcome.cpu_s))
-        return RunRecord(commit, outcome, r.metric, r.summary, r.peak_mb, r.oom, r.crash)
-
-    def _record(self, slot: Slot, n: int, records: list[RunRecord], status: str, reason: str, description: str,
-                meta: dict[str, Any]) -> None:
-        """Rows first (durable), then git: a reset can never lose a measured result.
-
-        Re-runs of one experiment (noise estimate, confirmation) are rows of their own."""
-        cfg, repo = self.config, self.repo
-        assert repo is not None and self.session is not None
-        commit = records[0].commit
-        status, reason = self.fair.judge(n, records, status, reason, description, self.best_commit, meta)
-        if status == CRASH and records[0].crash and records[0].crash not in description:
-            description = f"{description} ({records[0].crash})"
-        values = [r.metric for r in records if r.metric is not None] if status != CRASH else []
-        for value in values:
-            self.noise.add(commit, value)
-        if status == KEEP:
-            self.best_commit, self.best_runs = commit, list(values)
-            self.best_metric = noise.mean(values)
-        ref = None
-        if status == KEEP:
-            self.ws.diffs.pop(commit, None)
-            self.guard.keep(n, commit)
-        else:
-            ref = repo.keep_ref(cfg.tag, n, commit)
-            patch = self.session.attempts / f"{n:04d}-{commit[:7]}.patch"
-            write_atomic(patch, self.ws.diff_of(self.best_commit, commit))
-        for i, record in enumerate(records):
-            memory_gb = round((record.peak_mb or 0) / 1024, 1) if status != CRASH else 0.0
-            metric = record.metric if status != CRASH else None
-            text = description if i == 0 else f"{description} (re-run {i + 1}/{len(records)}: {self._rerun_why(n)})"
-            row = results.ResultRow(commit[:7], metric, memory_gb, status, text)
-            results.append_row(self.results_path, row)
-            self.rows.append(row)
-            if i == len(records) - 1 and status != KEEP:
-                repo.reset_hard(self.best_commit)
-            self.emit(ev.ResultRecorded(iteration=n, commit=commit, metric=metric, memory_gb=memory_gb,
-                                        status=status, description=text, reason=reason,
-                                        best_commit=self.best_commit, best_metric=self.best_metric,
-                                        attempt_ref=ref, rerun=i, worker=slot.index))
-        if status == KEEP and n > 0:
-            hooks.fire(cfg.on_new_best, cfg.project, hooks.new_best_env(self.rows[-1], cfg.tag), f"{self.mark}:hook")
-        self.iteration = n
-        metric = noise.mean(values) if values else None
-        self.history.append(Attempt(n, commit, status, metric, description, dict(meta)))
-        if n and cfg.progress_every and n % cfg.progress_every == 0:
-            self._progress(n)
-        self._breaker(status, reason)
-
-    @staticmethod
-    def _rerun_why(n: int) -> str:
-        return "noise estimate" if n == 0 else "confirming"
-
-    def _breaker(self, status: str, reason: str) -> None:
-        """Same crash N times in a row (a missing module, a broken GPU): pause, don't burn the night."""
-        if status != CRASH or metrics.DIVERGED.search(reason):
-            # Divergence (NaN, FAIL) is the change's fault, not the environment's.
-            self._crash_streak = ("", 0)
-            return
-        signature = metrics.crash_signature(reason)
-        last, count = self._crash_streak
-        count = count + 1 if signature == last else 1
-        self._crash_streak = (signature, count)
-        limit = self.config.circuit_breaker
-        if limit and count >= limit:
-            self._crash_streak = ("", 0)
-            self._recheck = f"{count} experiments in a row crashed the same way ({reason})"
-
-    async def _recheck_best(self) -> str:
-        """Environment or changes? Re-run the best commit once: pause only if it fails too.
-
-        Returns the feedback for the next proposal when the changes were at fault."""
-        what, self._recheck = self._recheck, ""
-        best = self.best_commit
-        self.emit(ev.Notice(message=f"{what}; re-running the best commit {best[:7]} to tell the environment's "
-                                    "fault from the changes'", level="warning"))
-        record = await self._run(self.slots[0], self.iteration, best, attempt=1)  # as the baseline did
-        if record.metric is not None and not record.crash:
-            self.emit(ev.Notice(message=f"the best commit {best[:7]} still runs (metric {record.metric:.6f}): "
-                                        "the changes were at fault; going on", level="warning"))
-            return f"{what}, while the unchanged script runs fine: that kind of change breaks it; try another"
-        if record.outcome.killed or self.stop_requests:
-            return ""
-        self.pause_reason = (f"{what} and the best commit {best[:7]} fails too ({record.crash or 'no metric'}): "
-                             "the environment is at fault; paused. Fix the cause, then resume: press p in the "
-                             f"TUI, or run `autoresearch-tui control {self.config.session_dir}/{self.config.tag} "
-                             "resume` in the project")
-        self.emit(ev.Notice(message=self.pause_reason, level="error"))
-        self.pause()
-        return ""
-
-    def _progress(self, n: int) -> None:
+    def write_progress(self, n: int) -> None:
         assert self.session is not None
         text = report_files.progress(self.config, self.rows, self.history, n, self.started)
         write_atomic(self.session.reports / f"progress-{n:04d}.md", text)
@@ -593,6 +492,6 @@ class Engine:
         return end
 
     # -- helpers ---------------------------------------------------------------------------
-    def _base_env(self) -> dict[str, str]:
+    def run_env(self) -> dict[str, str]:
         return secrets.clean_env({**os.environ, "PYTHONUNBUFFERED": "1"}, self.config)
 

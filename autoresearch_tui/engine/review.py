@@ -30,22 +30,23 @@ async def ask(engine: Any, n: int, commit: str, description: str, diff: str) -> 
     return answer.decision, answer.source
 
 
-async def review(engine: Any, n: int, commit: str, proposal: Proposal) -> tuple[str | None, Proposal]:
-    """Wait for a human: approve runs it, edit replaces the script first, reject drops it."""
-    repo = engine.repo
-    diff = repo.diff(engine.best_commit, commit, engine.ws.train_rel)
+async def review(engine: Any, slot: Any, n: int, commit: str, proposal: Proposal) -> tuple[str | None, Proposal]:
+    """Wait for a human: approve runs it, edit replaces the script first, reject drops it. The
+    slot's workspace says where the candidate lives (the branch, or a worker's worktree)."""
+    ws = engine.ws
+    diff = ws.diffs.get(commit) or engine.repo.diff(slot.base, commit, ws.train_rel)
     decision, source = await ask(engine, n, commit, proposal.description, diff)
-    if decision == "edit" and source is not None and source != engine.ws.train_source():
-        engine.config.path(engine.config.train_script).write_text(source, encoding="utf-8")
-        commit = repo.amend([engine.ws.train_rel], f"exp: {proposal.description} (edited by reviewer)")
+    if decision == "edit" and source is not None and source != ws.source_at(commit):
         proposal = Proposal(source, proposal.description + " (edited by reviewer)", proposal.meta)
-        engine.emit(ev.ProposalMade(iteration=n, description=proposal.description,
-                                    diff=repo.diff(engine.best_commit, commit, engine.ws.train_rel),
+        commit = ws.revise(slot, commit, source, f"exp: {proposal.description}")
+        slot.commit, slot.description = commit, proposal.description
+        engine.emit(ev.ProposalMade(iteration=n, description=proposal.description, diff=ws.diffs[commit],
                                     meta=proposal.meta))
     engine.emit(ev.ReviewDecided(iteration=n, decision=decision))
     if decision in ("approve", "edit"):
         return commit, proposal
-    repo.keep_ref(engine.config.tag, n, commit)
-    repo.reset_hard(engine.best_commit)
+    engine.repo.keep_ref(engine.config.tag, n, commit)
+    ws.drop(slot, engine.best_commit)
+    slot.release()
     engine.emit(ev.ProposalFailed(iteration=n, reason="rejected by the reviewer"))
     return None, proposal

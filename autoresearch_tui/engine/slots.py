@@ -1,10 +1,25 @@
-"""Worker slots for parallel experiments: a detached git worktree and a device per worker.
+"""Worker slots: N experiments at once, on one machine or a Ray cluster, with one history.
 
-The main tree stays on the research branch at the best commit. A candidate is committed in its
-worker's worktree on top of the best commit of the moment it was proposed (a detached commit,
-off the branch); only a keep moves the branch (see parallel.py). Folders the project needs but
-git does not hold (a `.venv`, a data folder) are linked into each worktree, so a run there sees
-what a run in the project would.
+The engine (loop.py) is the same for one slot and for N; what differs is where a slot's commits
+and runs live. One local slot: the main tree (workspace.Workspace). Workers (`workers`, `gpus`,
+`executor = "ray"`): `SlotWorkspace` below, a detached git worktree and a device per worker:
+
+* the loop proposes one proposal at a time from the best commit of that moment, and the proposer
+  sees what is in flight (`ProposalContext.in_flight`); the candidate is committed in a free
+  worker's worktree on top of that best (a detached commit, off the branch) and handed to that
+  worker; the loop asks for the next proposal as soon as a worker is free;
+* each worker runs its candidate on its own device (`CUDA_VISIBLE_DEVICES`, or the platform's
+  `AUTORESEARCH_DEVICE` on MPS/CPU) through the executor (local or Ray), then judges it against
+  the best of the moment, with the one judgement every slot count uses;
+* a winner is replayed onto the best (`land`): a fast-forward when it was proposed from the
+  current best, else a line-level 3-way merge committed on the branch; when the merge conflicts,
+  or when `strict_replay` is set, the replayed version is run again on top of the new best and
+  judged again before it is kept;
+* results.tsv stays one file, one row per experiment (in the order they finish); the events name
+  the worker; every keep is on the branch, no discard is; the main tree stays clean at the best.
+
+Folders the project needs but git does not hold (a `.venv`, a data folder) are linked into each
+worktree, so a run there sees what a run in the project would.
 """
 
 from __future__ import annotations
@@ -14,14 +29,17 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 from autoresearch_tui.agents.base import Proposal
 from autoresearch_tui.engine import events as ev
 from autoresearch_tui.engine import report_files
 from autoresearch_tui.engine.config import ResearchConfig
 from autoresearch_tui.core.git import Git
-from autoresearch_tui.engine.workspace import Workspace, unified_diff
+from autoresearch_tui.engine.workspace import Workspace, merge3, unified_diff
+
+MAX_REPLAYS = 3  # re-runs on top of a best that keeps moving before the candidate is dropped
 
 
 @dataclass(eq=False)
@@ -51,6 +69,11 @@ class Slot:
     def release(self) -> None:
         self.n, self.base, self.commit, self.description, self.meta = None, "", "", "", {}
         self.task, self.rerun, self.replays = None, None, 0
+
+
+def wants_workers(config: ResearchConfig) -> bool:
+    """Worker slots (worktrees) rather than the one slot in the main tree."""
+    return config.workers != 1 or bool(config.gpus) or config.executor != "local"
 
 
 def parse_gpus(value: Any) -> list[str]:
@@ -87,10 +110,11 @@ def build_slots(config: ResearchConfig, platform: Any, executor: Any) -> list[Sl
 
 
 class SlotWorkspace(Workspace):
+    """The workers' worktrees: candidates are detached commits there; the main tree stays at the best."""
+
     def __init__(self, config: ResearchConfig, repo: Git, emit: Callable[[ev.Event], None],
-                 session_root: Path, claim: Callable[[int, str], Slot], base_of: Callable[[int], str]) -> None:
+                 session_root: Path) -> None:
         super().__init__(config, repo, emit, session_root)
-        self.claim, self.base_of = claim, base_of
         self.workers_root = session_root / "workers"
         rel = os.path.relpath(config.project.resolve(), repo.root)
         self.project_rel = Path(rel) if rel != "." else Path()
@@ -106,20 +130,74 @@ class SlotWorkspace(Workspace):
 
 
     # -- proposals become commits in a worker's worktree ---------------------------------
-    def apply(self, n: int, proposal: Proposal, best: str,
+    def apply(self, slot: Slot, n: int, proposal: Proposal, best: str,
               untracked_before: set[str] | None) -> tuple[str | None, str]:
         self.restore(best, untracked_before, n)  # whatever an agent did to the main tree
-        base = self.base_of(n) or best
-        base_source = self.source_at(base)
-        refused = self.refuse(n, base_source, proposal.new_source)
+        refused = self.refuse(n, self.source_at(slot.base), proposal.new_source)
         if refused:
             return refused
-        slot = self.claim(n, base)
-        commit = self.commit_source(slot, base, proposal.new_source, f"exp: {proposal.description}")
+        commit = self.commit_source(slot, slot.base, proposal.new_source, f"exp: {proposal.description}")
         slot.commit, slot.description, slot.meta = commit, proposal.description, dict(proposal.meta)
         self.emit(ev.ProposalMade(iteration=n, description=proposal.description, diff=self.diffs[commit],
                                   meta=proposal.meta))
         return commit, ""
+
+    def proposal_view(self, base: str, touches_tree: bool) -> tuple[str | None, Path | None]:
+        """The best of now as the proposer's source; a coding agent edits the scratch worktree
+        (the main tree is where keeps land while it works)."""
+        project = self.project_in(self.prepare_worktree(base)) if touches_tree else None
+        return self.source_at(base), project
+
+    def adopt(self, commit: str, best: str) -> str:
+        parent = self.repo.resolve(f"{commit}^") or best
+        if self.repo.head() == commit:  # committed on the branch by a sequential session
+            self.repo.reset_hard(best)
+        return parent
+
+    def revise(self, slot: Slot, commit: str, source: str, message: str) -> str:
+        self.diffs.pop(commit, None)
+        return self.commit_source(slot, slot.base, source, message)
+
+    def drop(self, slot: Slot, best: str) -> None:
+        self.diffs.pop(slot.commit, None)  # the worktree is reset before its next use
+
+    # -- runs -----------------------------------------------------------------------------
+    def run_place(self, slot: Slot, commit: str) -> tuple[Path, Path, list[str]]:
+        return self.checkout(slot, commit), self.session_root / f"run-w{slot.index}.pid", self.links()
+
+    @contextmanager
+    def best_tree(self, n: int, best: str, commit: str) -> Iterator[None]:
+        """The worker's worktree checks the best out for its run (run_place) and the candidate
+        again after it; the main tree stays at the best. The attempt ref keeps the detached
+        candidate reachable meanwhile."""
+        self.repo.keep_ref(self.config.tag, n, commit)
+        yield
+
+    def land(self, slot: Slot, commit: str, description: str, best: str) -> tuple[str | None, str | None, str]:
+        repo = self.repo
+        if repo.head() != best:
+            repo.reset_hard(best)  # the main tree rests at the best; nothing else moves it
+        base = slot.base
+        if base == best:
+            repo.reset_hard(commit)  # proposed from the current best: a fast-forward
+            return commit, None, ""
+        base_src, best_src, cand_src = self.source_at(base), self.source_at(best), self.source_at(commit)
+        merged = merge3(base_src, best_src, cand_src)
+        replay = merged if merged is not None else merge3(base_src, best_src, cand_src, prefer_theirs=True)
+        if replay == best_src:
+            return None, None, "its change is already in the best"
+        if replay == cand_src or (merged is not None and not self.config.strict_replay):
+            self.config.path(self.config.train_script).write_text(replay, encoding="utf-8")
+            kept = repo.commit_paths([self.train_rel], f"exp: {description}")
+            how = "3-way merged" if replay != cand_src else "applied"
+            return kept, None, f"proposed from {base[:7]}, {how} onto the best {best[:7]} as {kept[:7]}"
+        if slot.replays >= MAX_REPLAYS:
+            return None, None, f"won, but the best moved {MAX_REPLAYS} times while it was re-run; not kept"
+        slot.replays += 1
+        why = "it conflicts with" if merged is None else "strict_replay: it is measured again on"
+        rerun = self.commit_source(slot, best, replay, f"exp: {description}")
+        slot.base = best
+        return None, rerun, f"won against the best, but {why} the new best {best[:7]}: re-running it there"
 
     def commit_source(self, slot: Slot, parent: str, source: str, message: str) -> str:
         """A detached commit `parent` + `source` for the training script, made in the slot's worktree.

@@ -1,22 +1,29 @@
-"""Where proposals become commits: guardrails, the syntax check, and the pipeline's worktree.
+"""Where a slot's commits and runs live. `Workspace`: the main tree (one local slot); the
+worker slots' worktrees are `slots.SlotWorkspace`. The engine asks both the same questions.
 
-Only the training script may change. Whatever an agent does to the tree or to git (edits other
-files, commits, switches branch) is undone here before its change is committed.
+Here too: the guardrails and the syntax check (only the training script may change; whatever an
+agent does to the tree or to git is undone before its change is committed), and the scratch
+worktree where the pipeline prepares the next candidate.
 """
 
 from __future__ import annotations
 
 import difflib
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from autoresearch_tui.agents.base import Proposal
 from autoresearch_tui.core import sanitize
 from autoresearch_tui.engine import events as ev
 from autoresearch_tui.engine.config import ResearchConfig
 from autoresearch_tui.core.git import Git, file_hash
+from autoresearch_tui.engine.resume import RUN_PID
 from autoresearch_tui.errors import RuntimeFailure
+
+if TYPE_CHECKING:
+    from autoresearch_tui.engine.slots import Slot
 
 
 class Workspace:
@@ -26,6 +33,7 @@ class Workspace:
         self.train_rel = repo.rel(config.path(config.train_script))
         self.readonly_hashes = {rel: file_hash(repo.root / rel)
                                 for rel in (repo.rel(config.path(f)) for f in config.readonly_files())}
+        self.session_root = session_root
         self.worktree = session_root / "worktree"
         self.diffs: dict[str, str] = {}  # commit -> its diff, computed once in apply()
         self._scratch: Git | None = None  # the scratch worktree's repository, once made
@@ -34,8 +42,9 @@ class Workspace:
     def train_source(self) -> str:
         return self.config.path(self.config.train_script).read_text(encoding="utf-8")
 
-    def apply(self, n: int, proposal: Proposal, best: str, untracked_before: set[str] | None) -> tuple[str | None, str]:
-        """Enforce the guardrails, write the proposal, commit. (commit, "") or (None, why not)."""
+    def apply(self, slot: Slot, n: int, proposal: Proposal, best: str,
+              untracked_before: set[str] | None) -> tuple[str | None, str]:
+        """Enforce the guardrails, write the proposal, commit on the branch. (commit, "") or (None, why not)."""
         cfg, repo = self.config, self.repo
         self.restore(best, untracked_before, n)
         old_source = self.train_source()
@@ -45,9 +54,54 @@ class Workspace:
         cfg.path(cfg.train_script).write_text(proposal.new_source, encoding="utf-8")
         commit = repo.commit_paths([self.train_rel], f"exp: {sanitize.line(proposal.description)}")
         self.diffs[commit] = unified_diff(self.train_rel, old_source, proposal.new_source)
+        slot.commit, slot.description, slot.meta = commit, proposal.description, dict(proposal.meta)
         self.emit(ev.ProposalMade(iteration=n, description=proposal.description, diff=self.diffs[commit],
                                   meta=proposal.meta))
         return commit, ""
+
+    def proposal_view(self, base: str, touches_tree: bool) -> tuple[str | None, Path | None]:
+        """(script source, folder) the proposer works from: None, None = the main tree as it is."""
+        return None, None
+
+    def adopt(self, commit: str, best: str) -> str:
+        """A candidate a resume found committed but not evaluated; returns its parent. On the
+        main tree it is the branch's tip already, on top of the best."""
+        return best
+
+    def revise(self, slot: Slot, commit: str, source: str, message: str) -> str:
+        """The reviewer's version replaces the candidate (amended on the branch)."""
+        self.config.path(self.config.train_script).write_text(source, encoding="utf-8")
+        self.diffs.pop(commit, None)
+        revised = self.repo.amend([self.train_rel], message)
+        self.diffs[revised] = unified_diff(self.train_rel, self.source_at(slot.base), source)
+        return revised
+
+    def drop(self, slot: Slot, best: str) -> None:
+        """A candidate that will not run (rejected, or a stop came first): off the branch."""
+        self.diffs.pop(slot.commit, None)
+        self.repo.reset_hard(best)
+
+    # -- runs -----------------------------------------------------------------------------
+    def run_place(self, slot: Slot, commit: str) -> tuple[Path, Path, list[str]]:
+        """(folder the run starts in, its pid file, names linked in): the main tree, at `commit` already."""
+        return self.config.project, self.session_root / RUN_PID, []
+
+    @contextmanager
+    def best_tree(self, n: int, best: str, commit: str) -> Iterator[None]:
+        """keep_policy confirm re-runs the best beside candidate n. The main tree holds the best's
+        files while it runs; HEAD and the branch stay on the candidate, so a kill at any instant
+        leaves it committed and reachable, and resume finds a dirty tree on the branch (reset) and
+        the candidate not evaluated (run again)."""
+        self.repo.read_tree(best)
+        try:
+            yield
+        finally:
+            self.repo.reset_hard(commit)
+
+    def land(self, slot: Slot, commit: str, description: str, best: str) -> tuple[str | None, str | None, str]:
+        """(commit kept on the branch, commit to run again, note) for a winner: on the main tree
+        the winner is on the branch already."""
+        return commit, None, ""
 
     def diff_of(self, best: str, commit: str) -> str:
         """The experiment's diff against the best it started from (kept from apply when known)."""
