@@ -146,7 +146,7 @@ def serve(session: Path, host: str, port: int) -> None:
     token = secrets.token_urlsafe(24) if needs_token(host) else None
     inherited = os.environ.get(processes.MARK)  # under it, so whoever started this server still reaches them
     mark = f"{inherited}:{processes.unique_mark('serve')}" if inherited else processes.unique_mark("serve")
-    os.environ[processes.MARK] = mark  # textual-serve starts each tab's process with this environment
     server = WatchServer(session.resolve(), host, port, token, mark)
     server.initialize_logging()
-    asyncio.run(server.run())
+    with processes.marking(mark):  # textual-serve starts each tab's process with this environment
+        asyncio.run(server.run())
