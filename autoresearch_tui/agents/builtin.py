@@ -17,9 +17,9 @@ seed), so a resumed session picks up exactly where it left off. The discipline:
   missed the best by more than noise from the same value (the ladder's finer steps stay); a
   string value the script does not mention is tried once and banned (with the other
   unmentioned ones) after a crash;
-* keep the code's constraints: head counts among divisors of the width, widths and context
-  lengths by powers of two, `assert a % b == 0` honoured; skip a constant whose gate is off
-  (a final-LR fraction while the warm-down ratio is 0);
+* keep the code's constraints (the moves, in moves.py): head counts among divisors of the
+  width, widths and context lengths by powers of two, `assert a % b == 0` honoured; skip a
+  constant whose gate is off (a final-LR fraction while the warm-down ratio is 0);
 * the compute/evaluation contract: evaluation constants are never changed; in a project that
   trains by iteration count, what buys compute is held unless the plan's `vary` names it.
 """
@@ -38,29 +38,30 @@ from autoresearch_tui.agents.base import Attempt, Proposal, ProposalContext, Sea
 from autoresearch_tui.agents.constants import (
     Constant,
     compute_names,
-    divisibility,
     find_constants,
     format_value,
-    is_context_length,
     name_parts,
     replace_constant,
     skip_reason,
     trains_by_iterations,
 )
+from autoresearch_tui.agents.moves import (
+    Move,
+    beyond,
+    canon,
+    direction_of,
+    distance,
+    element_of,
+    further_move,
+    is_num,
+    jsonable,
+    moves_for,
+    rules_of,
+    seen_strings,
+    str_alternatives,
+)
 from autoresearch_tui.core.categories import SCOPES, category_for_name, in_scope
 
-LADDER = (2.0, 0.5, 1.5, 0.75, 1.25, 0.8)  # coarse first, then finer
-POW2_LADDER = (2.0, 0.5, 4.0, 0.25)
-COUNT_STEPS = (1, -1, 2, -2)
-ZERO_FLOATS = (0.1, 0.05, 0.2, 0.02)
-ZERO_FRACTIONS = (0.2, 0.5, 0.1)
-ZERO_INTS = (1, 2, 4, 8)
-ACTIVATIONS = ("gelu", "relu", "silu", "tanh", "relu2")
-OPTIMIZERS = ("adamw", "adam", "sgd", "lion", "muon")
-COUNT_PARTS = frozenset({"DEPTH", "LAYER", "LAYERS", "BLOCKS"})
-WIDTH_PARTS = frozenset({"EMBD", "HIDDEN", "WIDTH", "DIM", "DMODEL", "CHANNELS"})
-BETA_PARTS = frozenset({"BETA", "BETAS", "BETA1", "BETA2", "MOMENTUM", "EMA"})
-FRACTION_PARTS = frozenset({"RATIO", "FRAC", "FRACTION", "DROPOUT", "PROB", "P"})
 GATE_PARTS = frozenset({"WARMDOWN", "COOLDOWN", "DECAY"})
 STOP_PARTS = frozenset({"N", "NUM", "MAX", "MIN", "SIZE", "TOTAL", "USE", "RATIO", "DEVICE"})
 UP_WORDS = frozenset("higher larger bigger more increase increasing raise raising deeper "
@@ -77,173 +78,6 @@ JITTER = 0.35  # the seed moves each prior by a factor in [e^-0.35, e^0.35]
 MAX_PROJECT_FILES = 40
 
 
-@dataclass(frozen=True)
-class Move:
-    value: Any
-    order: int  # position in the fresh exploration order
-    dist: float  # how far it is from the current value (log scale where it can)
-    dir: tuple[int, int] | None  # (element index, +1 up / -1 down); None for str/bool
-
-
-def _sig(x: float, digits: int = 3) -> float:
-    return float(f"{x:.{digits}g}")
-
-
-def _canon(v: Any) -> Any:
-    """Hashable, JSON-stable form of a value for comparing tried moves."""
-    if isinstance(v, (list, tuple)):
-        return tuple(_canon(x) for x in v)
-    if isinstance(v, float):
-        return float(f"{v:.10g}")
-    return v if v is None or isinstance(v, (str, int)) else repr(v)
-
-
-def _jsonable(v: Any) -> Any:
-    return [_jsonable(x) for x in v] if isinstance(v, (list, tuple)) else v
-
-
-def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _dist(base: float, new: float) -> float:
-    if base != 0 and new / base > 0:
-        return abs(math.log(new / base))
-    return abs(new - base)
-
-
-def _is_head_count(name: str) -> bool:
-    parts = name_parts(name)
-    return bool(parts & {"HEAD", "HEADS"}) and not parts & WIDTH_PARTS
-
-
-def _is_width(name: str) -> bool:
-    return bool(name_parts(name) & WIDTH_PARTS) and not _is_head_count(name)
-
-
-# ---- value moves ----------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Rules:
-    """What the code needs of integer sizes: name -> divisors it must keep, name -> the value
-    it must divide."""
-
-    multiple_of: dict[str, list[int]]
-    divides: dict[str, list[int]]
-    pairs: tuple[tuple[str, str], ...] = ()  # (a, b): a % b == 0
-
-    @staticmethod
-    def none() -> "Rules":
-        return Rules({}, {})
-
-
-def _divisors_near(target: int, width: int) -> list[int]:
-    divs = [d for d in range(1, width + 1) if width % d == 0 and d != target
-            and target / 4 <= d <= target * 4]
-    return sorted(divs, key=lambda d: (abs(math.log(d / target)), -d))[:4]
-
-
-def _number_moves(name: str, v: int | float, kind: str,
-                  rules: Rules = Rules({}, {})) -> list[tuple[Any, float]]:
-    """(new value, distance) in exploration order for one number."""
-    parts = name_parts(name)
-    if isinstance(v, int):
-        if v > 0 and rules.divides.get(name):  # a head count: among the divisors of the width
-            cands = _divisors_near(v, min(rules.divides[name]))
-        elif v == 0:
-            cands = [x * (10 if parts & {"STEPS", "ITERS"} else 1) for x in ZERO_INTS]
-        elif parts & COUNT_PARTS and v > 0:
-            cands = [v + d for d in COUNT_STEPS if v + d >= 1]
-        elif v > 0 and (_is_width(name) or is_context_length(name) or rules.multiple_of.get(name)
-                        or (v & (v - 1) == 0 and (v >= 2 or kind == "pow2"))):
-            cands = [int(v * f) for f in POW2_LADDER if v * f >= 1 and float(v * f).is_integer()]
-        else:
-            cands = [round(v * f) for f in LADDER]
-            cands = [max(1, c) for c in cands] if v >= 1 else cands
-        for m in rules.multiple_of.get(name, ()):
-            cands = [c for c in cands if c % m == 0]
-        return [(c, _dist(v, c)) for c in cands]
-    if v == 0:
-        zeros = ZERO_FRACTIONS if parts & FRACTION_PARTS else ZERO_FLOATS
-        return [(z, z) for z in zeros]
-    if parts & BETA_PARTS and 0 < v < 1:  # move 1 - beta multiplicatively, stay in (0, 1)
-        out = []
-        for f in LADDER:
-            new = float(f"{1 - _sig((1 - v) * f):.10g}")
-            if 0 < new < 1:
-                out.append((new, _dist(1 - v, 1 - new)))
-        return out
-    cands = [_sig(v * f) for f in LADDER]
-    if parts & FRACTION_PARTS and 0 <= v <= 1:
-        cands = [c for c in cands if 0 <= c <= 1]
-    return [(c, _dist(v, c)) for c in cands]
-
-
-def _window_alternatives(p: str) -> list[str]:
-    n, k = len(p), p.count("L")
-    same = ["S" * (n - j) + "L" * j for j in range(1, n + 1)]
-    near = [s for s in same if abs(s.count("L") - k) == 1]
-    out = near + ["L", "SL", "SSL", "SSSL"] + same
-    return [s for i, s in enumerate(out) if s != p and s not in out[:i]]
-
-
-def _str_alternatives(value: str, seen: frozenset[str] = frozenset()) -> list[str]:
-    """Other values of a known string set; when the script names some of them (a dict of
-    activations, a comment listing the choices), only those."""
-    low = value.lower()
-    for group in (ACTIVATIONS, OPTIMIZERS):
-        if low in group:
-            alts = [a for a in group if a != low]
-            named = [a for a in alts if a in seen]
-            alts = named or alts
-            return [a.upper() for a in alts] if value.isupper() else alts
-    if re.fullmatch(r"[SL]+", value):
-        return _window_alternatives(value)
-    return []
-
-
-def moves_for(const: Constant, rules: Rules | None = None,
-              seen: frozenset[str] = frozenset()) -> list[Move]:
-    """Every sensible one-step change of a constant, in fresh exploration order."""
-    rules = rules or Rules.none()
-    v = const.value
-    if const.kind == "bool":
-        return [Move(not v, 0, 1.0, None)]
-    if const.kind == "str":
-        return [Move(a, i, float(i + 1), None) for i, a in enumerate(_str_alternatives(v, seen))]
-    if const.kind == "tuple":
-        moves = []
-        for i, elem in enumerate(v):
-            kind = "float" if isinstance(elem, float) else "int"
-            for rank, (new, dist) in enumerate(_number_moves(const.name, elem, kind)):
-                if new == elem:
-                    continue
-                seq = list(v)
-                seq[i] = new
-                value = tuple(seq) if isinstance(v, tuple) else seq
-                moves.append(Move(value, rank * len(v) + i, dist, (i, 1 if new > elem else -1)))
-        return sorted(moves, key=lambda m: m.order)
-    return [Move(new, rank, dist, (0, 1 if new > v else -1))
-            for rank, (new, dist) in enumerate(_number_moves(const.name, v, const.kind, rules))
-            if new != v]
-
-
-def _direction(old: Any, new: Any) -> tuple[int, int] | None:
-    if _is_num(old) and _is_num(new) and old != new:
-        return (0, 1 if new > old else -1)
-    if isinstance(old, (list, tuple)) and isinstance(new, (list, tuple)) and len(old) == len(new):
-        for i, (a, b) in enumerate(zip(old, new)):
-            if _is_num(a) and _is_num(b) and a != b:
-                return (i, 1 if b > a else -1)
-    return None
-
-
-def _element(value: Any, index: int) -> Any:
-    return value[index] if isinstance(value, (list, tuple)) else value
-
-
-# ---- what the code says ---------------------------------------------------------------
-
 def project_source(ctx: ProposalContext) -> str:
     """The editable file, the read-only one and the project's other top-level Python files:
     a config file of assignments has its training loop and its assertions elsewhere."""
@@ -259,30 +93,6 @@ def project_source(ctx: ProposalContext) -> str:
             except OSError:
                 continue
     return "\n\n".join(texts)
-
-
-def _rules(consts: Sequence[Constant], code: str) -> Rules:
-    by_upper = {c.name.upper(): c for c in consts}
-    multiple_of: dict[str, list[int]] = defaultdict(list)
-    divides: dict[str, list[int]] = defaultdict(list)
-    pairs = {(a.upper(), b.upper()) for a, b in divisibility(code)}
-    widths = [c for c in consts if _is_width(c.name) and c.kind in ("int", "pow2")]
-    for c in consts:  # no assertion: a head count still divides the model width
-        if _is_head_count(c.name) and c.kind == "int" and len(widths) == 1:
-            pairs.add((widths[0].name.upper(), c.name.upper()))
-    kept = []
-    for a, b in sorted(pairs):
-        ca, cb = by_upper.get(a), by_upper.get(b)
-        if ca and cb and type(ca.value) is int and type(cb.value) is int and cb.value > 0:
-            multiple_of[ca.name].append(cb.value)
-            divides[cb.name].append(ca.value)
-            kept.append((ca.name, cb.name))
-    return Rules(dict(multiple_of), dict(divides), tuple(kept))
-
-
-def _seen_strings(code: str) -> frozenset[str]:
-    """String values the script names (literals, quoted words in comments), lower-cased."""
-    return frozenset(s.lower() for s in re.findall(r"""["']([A-Za-z0-9_.-]{1,32})["']""", code))
 
 
 def _gated_off(c: Constant, consts: Sequence[Constant]) -> bool:
@@ -385,7 +195,7 @@ class BuiltinProposer:
         consts = find_constants(ctx.train_source)
         code = project_source(ctx) if code is None else code
         held = compute_names(ctx.train_source) if trains_by_iterations(code) else set()
-        seen = _seen_strings(code)
+        seen = seen_strings(code)
         out = []
         for c in consts:
             if skip_reason(c.name) or not in_scope(c.name, ctx.scope) or _listed(c.name, ctx.hold):
@@ -394,7 +204,7 @@ class BuiltinProposer:
                 continue
             if ctx.vary and not _listed(c.name, ctx.vary):
                 continue
-            if c.kind == "str" and not _str_alternatives(c.value, seen):
+            if c.kind == "str" and not str_alternatives(c.value, seen):
                 continue
             if gates and _gated_off(c, consts):
                 continue
@@ -410,9 +220,9 @@ class BuiltinProposer:
                 f"(scope={ctx.scope!r}, vary={list(ctx.vary)}, hold={list(ctx.hold)}); it varies "
                 "top-level literal assignments and never seeds, paths, I/O, evaluation settings or, "
                 "in a project that trains by iteration count, what buys compute (name those in vary)")
-        rules = _rules(find_constants(ctx.train_source), code)
+        rules = rules_of(find_constants(ctx.train_source), code)
         compute = compute_names(ctx.train_source)
-        seen = _seen_strings(code)
+        seen = seen_strings(code)
         hist = [a for a in ctx.history
                 if a.iteration > 0 and isinstance(a.meta.get("constant"), str)]
         tried: dict[str, set[tuple[Any, Any]]] = defaultdict(set)
@@ -433,19 +243,19 @@ class BuiltinProposer:
             if a.iteration <= 0 or not isinstance(a.meta.get("constant"), str):
                 continue
             name = a.meta["constant"]
-            base, new = _canon(a.meta.get("old")), _canon(a.meta.get("new"))
+            base, new = canon(a.meta.get("old")), canon(a.meta.get("new"))
             tried[name].add((base, new))
             tried_values[name].add(new)
             rec = records[name]
             rec.tries += 1
             if _kept(a):
                 undone[name].add(base)
-                left[name].append((base, _direction(new, base)))
+                left[name].append((base, direction_of(new, base)))
                 rec.fails, rec.last_kept, rec.near_miss = 0, True, False
                 rec.marginal = gain is not None and gain <= tol
-                rec.kept_dir = _direction(base, new)
-                rec.kept_dist = _dist(*[_element(v, rec.kept_dir[0]) for v in (base, new)]) \
-                    if rec.kept_dir and _is_num(_element(base, rec.kept_dir[0])) else 0.0
+                rec.kept_dir = direction_of(base, new)
+                rec.kept_dist = distance(*[element_of(v, rec.kept_dir[0]) for v in (base, new)]) \
+                    if rec.kept_dir and is_num(element_of(base, rec.kept_dir[0])) else 0.0
             else:
                 # A near miss (worse by no more than noise) is followed up once, further the same
                 # way; a tie (often a constant that does not matter) only orders the ladder that
@@ -457,45 +267,45 @@ class BuiltinProposer:
                 if close:
                     near[name].append((base, new, gain < 0))
                 elif gain is not None and gain < -tol:
-                    walls[name].append((base, new, _direction(base, new)))
-                rec.near_miss = close and gain < 0 and _further(
+                    walls[name].append((base, new, direction_of(base, new)))
+                rec.near_miss = close and gain < 0 and further_move(
                     name, base, rules, new, compute) is not None
                 rec.fails += 1
             if a.status.strip().lower() == "crash":
-                crashed[name].append((new, _direction(base, new)))
+                crashed[name].append((new, direction_of(base, new)))
 
         # Parallel workers: a value another worker is running now is not proposed again.
         running: dict[str, set[Any]] = defaultdict(set)
         for a in ctx.in_flight:
             if isinstance(a.meta.get("constant"), str):
-                running[a.meta["constant"]].add(_canon(a.meta.get("new")))
+                running[a.meta["constant"]].add(canon(a.meta.get("new")))
 
         open_moves: dict[str, list[Move]] = {}
         walled: dict[str, list[Move]] = defaultdict(list)  # only past a clear miss: the last resort
         for c in cands:
-            cur = _canon(c.value)
+            cur = canon(c.value)
             unseen_crashed = c.kind == "str" and any(
                 isinstance(v, str) and v.lower() not in seen for v, _ in crashed[c.name])
             moves = []
-            further = [_further(c.name, cur, rules, new, compute)
+            further = [further_move(c.name, cur, rules, new, compute)
                        for base, new, miss in near[c.name] if miss and base == cur]
             for m in moves_for(c, rules, seen) + [m for m in further if m is not None]:
-                v = _canon(m.value)
+                v = canon(m.value)
                 if v == cur or (cur, v) in tried[c.name] or v in undone[c.name]:
                     continue
                 if c.kind == "str" and m.value.lower() not in seen and (
                         unseen_crashed or v in tried_values[c.name]):
                     continue  # not in the script: tried once at most, none after a crash
-                if _beyond(m, crashed[c.name]) or _beyond(m, left[c.name]):
+                if beyond(m, crashed[c.name]) or beyond(m, left[c.name]):
                     continue  # past a crash or a value a keep moved away from
-                if _beyond(m, [(new, d) for base, new, d in walls[c.name] if base == cur]):
+                if beyond(m, [(new, d) for base, new, d in walls[c.name] if base == cur]):
                     walled[c.name].append(m)
                     continue
                 moves.append(m)
             open_moves[c.name] = moves
         if not any(open_moves.values()):
             open_moves = {c.name: walled[c.name] for c in cands}
-        free = {name: [m for m in moves if _canon(m.value) not in running[name]]
+        free = {name: [m for m in moves if canon(m.value) not in running[name]]
                 for name, moves in open_moves.items()}
         if any(free.values()):  # else: only in-flight values are left; better a repeat than a stop
             open_moves = free
@@ -535,16 +345,16 @@ class BuiltinProposer:
         chosen = max(pool, key=lambda c: (value(c), -index[c.name]))
         rec = records[chosen.name]
         want = hyp_dir if hyp_score(chosen) else None
-        cur = _canon(chosen.value)
+        cur = canon(chosen.value)
         near_dist = {}  # direction -> the farthest near miss that way from the current value
         for base, new, _ in near[chosen.name]:
-            d = _direction(base, new)
+            d = direction_of(base, new)
             if base == cur and d is not None:
-                near_dist[d] = max(near_dist.get(d, 0.0), _dist(_element(base, d[0]), _element(new, d[0])))
-        failed_dirs = {_direction(_canon(a.meta.get("old")), _canon(a.meta.get("new")))
+                near_dist[d] = max(near_dist.get(d, 0.0), distance(element_of(base, d[0]), element_of(new, d[0])))
+        failed_dirs = {direction_of(canon(a.meta.get("old")), canon(a.meta.get("new")))
                        for a in hist if a.meta["constant"] == chosen.name and not _kept(a)
-                       and _canon(a.meta.get("old")) == cur
-                       and (_canon(a.meta.get("old")), _canon(a.meta.get("new"))) not in
+                       and canon(a.meta.get("old")) == cur
+                       and (canon(a.meta.get("old")), canon(a.meta.get("new"))) not in
                        {(base, new) for base, new, _ in near[chosen.name]}}
 
         def key(m: Move) -> tuple:
@@ -566,55 +376,9 @@ class BuiltinProposer:
         return Proposal(
             new_source=new_source,
             description=f"{const.name} {old_text} -> {new_text}",
-            meta={"constant": const.name, "old": _jsonable(const.value),
-                  "new": _jsonable(move.value), "category": category_for_name(const.name)},
+            meta={"constant": const.name, "old": jsonable(const.value),
+                  "new": jsonable(move.value), "category": category_for_name(const.name)},
         )
-
-
-def _further(name: str, cur: Any, rules: Rules, new: Any, compute: set[str]) -> Move | None:
-    """The same step again past a near miss `new` of constant `name` (from its value `cur`),
-    at most a doubling past it; None where the ladder should stay: sizes tied to another
-    constant, and what buys compute (past a near miss it mostly buys what the budget cuts off)."""
-    d = _direction(cur, new)
-    if d is None or name in compute:
-        return None
-    i = d[0]
-    a, b = _element(cur, i), _element(new, i)
-    parts = name_parts(name)
-    if isinstance(a, int) and (rules.divides.get(name) or rules.multiple_of.get(name)):
-        return None
-    if isinstance(a, int):
-        c = b + (b - a) if a <= 0 or parts & COUNT_PARTS else round(b * min(max(b / a, 0.5), 2.0))
-        c = c if c != b else b + (b - a)
-    elif parts & BETA_PARTS and 0 < a < 1 and 0 < b < 1:
-        c = float(f"{1 - _sig((1 - b) * min(max((1 - b) / (1 - a), 0.5), 2.0)):.10g}")
-        if not 0 < c < 1:
-            return None
-    else:
-        c = 2 * b if a == 0 or b / a <= 0 else _sig(b * min(max(b / a, 0.5), 2.0))
-        if parts & FRACTION_PARTS and 0 <= a <= 1 and not 0 <= c <= 1:
-            return None
-    if c == b or (isinstance(a, int) and c < 1 <= a):
-        return None
-    value: Any = c
-    if isinstance(cur, (list, tuple)):
-        seq = list(cur)
-        seq[i] = c
-        value = tuple(seq) if isinstance(cur, tuple) else seq
-    return Move(value, 99, _dist(a, c), d)
-
-
-def _beyond(m: Move, marks: list[tuple[Any, tuple[int, int] | None]]) -> bool:
-    """A value at or past one of `marks` (a crash, a clear miss, or a value a keep moved away
-    from), in its direction."""
-    for value, direction in marks:
-        if direction is None or m.dir is None or m.dir[0] != direction[0]:
-            continue
-        i, sign = direction
-        new, bad = _element(m.value, i), _element(value, i)
-        if _is_num(new) and _is_num(bad) and sign * (new - bad) >= 0:
-            return True
-    return False
 
 
 def _kept(a: Attempt) -> bool:

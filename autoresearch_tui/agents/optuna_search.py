@@ -24,17 +24,16 @@ from autoresearch_tui.agents.base import (
     ProposalError,
     SearchExhausted,
 )
-from autoresearch_tui.agents.builtin import (
+from autoresearch_tui.agents.builtin import BuiltinProposer, project_source
+from autoresearch_tui.agents.moves import (
     BETA_PARTS,
     COUNT_PARTS,
     FRACTION_PARTS,
-    BuiltinProposer,
-    _is_width,
-    _jsonable,
-    _rules,
-    _seen_strings,
-    _str_alternatives,
-    project_source,
+    is_width,
+    jsonable,
+    rules_of,
+    seen_strings,
+    str_alternatives,
 )
 from autoresearch_tui.agents.constants import (
     Constant,
@@ -72,7 +71,7 @@ def distribution(name: str, v: Any, rules: Any, seen: frozenset[str]) -> Any | N
     if isinstance(v, bool):
         return CategoricalDistribution([False, True])
     if isinstance(v, str):
-        alts = _str_alternatives(v, seen)
+        alts = str_alternatives(v, seen)
         return CategoricalDistribution([v, *alts]) if alts else None
     if isinstance(v, int):
         widths = rules.divides.get(name)
@@ -84,7 +83,7 @@ def distribution(name: str, v: Any, rules: Any, seen: frozenset[str]) -> Any | N
             return IntDistribution(0, 8)
         if parts & COUNT_PARTS:
             return IntDistribution(max(1, v // 2), max(v * 2, v + 2))
-        if _is_width(name) or is_context_length(name) or rules.multiple_of.get(name) or v & (v - 1) == 0:
+        if is_width(name) or is_context_length(name) or rules.multiple_of.get(name) or v & (v - 1) == 0:
             return CategoricalDistribution(_pow2_choices(v, rules.multiple_of.get(name, [])))
         return IntDistribution(max(1, v // 4), max(v * 4, v + 4), log=True)
     if isinstance(v, float):
@@ -135,8 +134,8 @@ class OptunaProposer:
         code = project_source(ctx)
         names = {c.name for c in BuiltinProposer().candidates(ctx, code, gates=False)}
         consts = [c for c in find_constants(ctx.train_source) if c.name in names]
-        rules = _rules(consts, code)
-        seen = _seen_strings(code)
+        rules = rules_of(consts, code)
+        seen = seen_strings(code)
         space = {}
         for c in consts:
             base = defaults.get(c.name, c.value)
@@ -153,7 +152,7 @@ class OptunaProposer:
         defaults = next((a.meta["optuna"]["defaults"] for a in trials if isinstance(a.meta.get("optuna"), dict)
                          and isinstance(a.meta["optuna"].get("defaults"), dict)), None)
         if defaults is None:  # first trial, or metas lost: undo the kept trials' changes
-            defaults = {name: _jsonable(c.value) for name, c in current.items()}
+            defaults = {name: jsonable(c.value) for name, c in current.items()}
             for a in reversed(trials):
                 if a.status.strip().lower() == "keep":
                     defaults.update({name: old for name, old, _ in _changes(a.description) or ()})
@@ -168,7 +167,7 @@ class OptunaProposer:
         for _ in range(20):
             trial = study.ask(space)
             values = _repair(self._values(trial.params, current), rules)
-            changes = [(n, v) for n, v in values.items() if _jsonable(current[n].value) != _jsonable(v)]
+            changes = [(n, v) for n, v in values.items() if jsonable(current[n].value) != jsonable(v)]
             if changes:
                 break
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
@@ -186,8 +185,8 @@ class OptunaProposer:
             new_source=source,
             description=f"{label} trial {number}: " + ", ".join(parts),
             meta={"optuna": {"trial": number, "sampler": self.sampler, "params": trial.params,
-                             "values": {**{n: _jsonable(c.value) for n, c in current.items() if n in defaults},
-                                        **{n: _jsonable(v) for n, v in values.items()}},
+                             "values": {**{n: jsonable(c.value) for n, c in current.items() if n in defaults},
+                                        **{n: jsonable(v) for n, v in values.items()}},
                              "defaults": defaults},
                   "category": cats.pop() if len(cats) == 1 else "all"},
         )
@@ -275,7 +274,7 @@ def _changes(description: str) -> list[tuple[str, Any, Any]] | None:
         name, _, change = part.partition(" ")
         old, sep, new = change.rpartition(" -> ")
         try:
-            out.append((name, _jsonable(_literal(old)), _jsonable(_literal(new))))
+            out.append((name, jsonable(_literal(old)), jsonable(_literal(new))))
         except (ValueError, SyntaxError):
             return None
     return out
