@@ -97,3 +97,36 @@ def test_a_linked_worktree_and_a_bare_repository_use_their_repository_config(tmp
     assert git_dirs(bare / "refs") == (bare, bare)
     assert bare_error(bare).startswith(f"{bare} is a bare repository")
     assert bare_error(linked) is None and git_dirs(tmp_path) is None
+
+
+def test_head_read_from_the_files_is_what_git_says(tmp_path: Path) -> None:
+    """`Git.head()` reads the loose ref git leaves after a commit; packed refs, a linked
+    worktree, a detached HEAD, a ref turned into a link and a redirecting GIT_DIR all give the
+    answer `git rev-parse HEAD` gives."""
+    project = make_project(tmp_path / "p", "x = 1\n", "y = 2\n")
+    repo = Git(project)
+
+    def says() -> str:
+        return git(project, "rev-parse", "HEAD").strip()
+
+    assert repo.head() == says()
+    (project / "train.py").write_text("x = 2\n")
+    first = repo.commit_paths(["train.py"], "two")
+    assert first == says() and (repo.git_dir / "refs" / "heads").is_dir()
+    git(project, "pack-refs", "--all")  # the branch now lives in packed-refs only
+    (project / "train.py").write_text("x = 3\n")
+    git(project, "commit", "-qam", "three")
+    git(project, "pack-refs", "--all")
+    assert repo.head() == says() != first
+    other = tmp_path / "other"
+    git(project, "worktree", "add", "--detach", str(other), first)
+    assert Git(other).head() == first
+    branch = git(project, "symbolic-ref", "--short", "HEAD").strip()
+    ref = repo.common_dir / "refs" / "heads" / branch
+    (repo.common_dir / "decoy").write_text(first + "\n")
+    ref.unlink(missing_ok=True)
+    ref.symlink_to(repo.common_dir / "decoy")  # a planted link: never read as the branch
+    assert repo.head() == says()
+    ref.unlink()
+    git(project, "update-ref", f"refs/heads/{branch}", first)
+    assert repo.head() == first == says()

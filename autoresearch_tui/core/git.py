@@ -15,6 +15,7 @@ import asyncio
 import hashlib
 import os
 import re
+import stat
 import subprocess
 from pathlib import Path
 
@@ -119,6 +120,15 @@ def parse_status(out: str) -> tuple[list[str], set[str]]:
 
 
 STATUS_ARGS = ("status", "--porcelain", "-z", "--untracked-files=all")
+REDIRECTS = ("GIT_DIR", "GIT_COMMON_DIR", "GIT_WORK_TREE")
+SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+
+
+def _plain_file(path: Path) -> str:
+    """A regular file's text (not a link: git's legacy symbolic refs go to git)."""
+    if not stat.S_ISREG(os.lstat(path).st_mode):
+        raise OSError(f"{path} is not a plain file")
+    return path.read_text(encoding="ascii").strip()
 
 
 def git_dirs(path: Path) -> tuple[Path, Path] | None:
@@ -234,9 +244,22 @@ class Git:
         return self.repo.active_branch.name
 
     def head(self) -> str:
-        # rev-parse, not GitPython's object database: its persistent `cat-file` helper shares the
-        # engine's process group and dies with a group SIGTERM (BrokenPipeError on the next use).
-        return self.run("rev-parse", "HEAD").strip()
+        """HEAD's commit: read from the files where git leaves it plainly (every commit and reset
+        writes the branch's loose ref), else asked of git (packed refs, reftable, anything odd).
+        Not GitPython's object database: its persistent `cat-file` helper shares the engine's
+        process group and dies with a group SIGTERM (BrokenPipeError on the next use)."""
+        return self._head_from_files() or self.run("rev-parse", "HEAD").strip()
+
+    def _head_from_files(self) -> str | None:
+        if any(os.environ.get(k) for k in REDIRECTS):  # git would look elsewhere
+            return None
+        try:
+            head = _plain_file(self.git_dir / "HEAD")
+            if head.startswith("ref: refs/heads/") and ".." not in head:
+                head = _plain_file(self.common_dir / head[len("ref: "):])
+        except (OSError, UnicodeError):
+            return None
+        return head if SHA.fullmatch(head) else None
 
     def branch_exists(self, name: str) -> bool:
         return name in {h.name for h in self.repo.heads}
