@@ -28,12 +28,13 @@ def suspect(text: str) -> bool:
     return _CONTROLS.search(text) is not None
 
 
-def block(text: str) -> str:
-    """Keep tabs and newlines (a lone carriage return becomes a newline); drop every other control."""
+def block(text: str, keys: list[str] | None = None) -> str:
+    """Keep tabs and newlines (a lone carriage return becomes a newline); drop every other control.
+    `keys`: secrets.values() when the caller has them already."""
     if _CONTROLS.search(text):
         text = _SEQUENCES.sub("", text).replace("\r\n", "\n").replace("\r", "\n")
         text = _CONTROLS.sub("", text)
-    return secrets.scrub(text)
+    return secrets.scrub(text, keys)
 
 
 def line(text: str) -> str:
@@ -41,14 +42,16 @@ def line(text: str) -> str:
     return " ".join(block(text).split())
 
 
-def deep(value: Any) -> Any:
+def deep(value: Any, keys: list[str] | None = None) -> Any:
     """`block` applied to every string in a JSON-like value (dict keys included)."""
+    if keys is None:
+        keys = secrets.values()  # once per value, not per string: an event has dozens
     if isinstance(value, str):
-        return block(value)
+        return block(value, keys)
     if isinstance(value, dict):
-        return {deep(k): deep(v) for k, v in value.items()}
+        return {deep(k, keys): deep(v, keys) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [deep(v) for v in value]
+        return [deep(v, keys) for v in value]
     return value
 
 
