@@ -106,12 +106,16 @@ HANG = FAKE_TRAIN.replace(
 def test_time_limit_and_kill_are_honoured_on_the_remote_side(local_ray, tmp_path: Path) -> None:
     project = make_project(tmp_path / "hang", HANG)
 
+    marks: list[str] = []
+
     async def kill_once_running(engine, event):
         log = engine.session.root / event.log
         for _ in range(300):  # the training process is up once its pids reach the local log
             if log.exists() and b"pids" in log.read_bytes():
                 break
             await asyncio.sleep(0.1)
+        pid = int(re.search(rb"^pids (\d+)", log.read_bytes(), re.M).group(1))
+        marks.append(psutil.Process(pid).environ().get(processes.MARK, ""))  # a local instance: same machine
         engine.kill_run(event.worker)
 
     def on_event(engine, event):
@@ -128,6 +132,7 @@ def test_time_limit_and_kill_are_honoured_on_the_remote_side(local_ray, tmp_path
     assert finished[1].timed_out and "timeout" in finished[1].crash_reason
     assert results[1].status == "crash" and "timeout" in results[1].description
     assert results[2].status == "discard" and results[2].reason == "run killed by the user"
+    assert marks and marks[0].startswith(f"{engine.mark}:run:2:"), marks  # found and ended like a local run
     session = project / ".autoresearch" / "t1"
     for e in events:
         if isinstance(e, ev.RunStarted):

@@ -156,7 +156,8 @@ class RayExecutor:
             log.close()
             return RunOutcome(None, 0.0, False, False, 0.0, spec.log_path, log.written, log.dropped)
         resources = {"num_gpus": 1} if self.gpu else {"num_cpus": 1}
-        env = {"PYTHONUNBUFFERED": "1", **spec.env_updates}
+        # The mark travels too: on this machine's instance the run is found and ended like a local one.
+        env = {"PYTHONUNBUFFERED": "1", **spec.env_updates, **({processes.MARK: spec.mark} if spec.mark else {})}
         gen = self._task.options(runtime_env=runtime_env, max_retries=0, retry_exceptions=False,
                                  name=f"autoresearch-w{spec.worker}", **resources).remote(
             spec.argv, env, spec.limit_s, spec.grace_s)
