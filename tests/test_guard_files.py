@@ -43,6 +43,47 @@ def test_refs_from_files_match_git(tmp_path: Path) -> None:
     assert guard._refs()["refs/heads/alias"] == git(root, "rev-parse", "other")
 
 
+def test_refs_read_again_one_by_one_match_git_through_many_steps(tmp_path: Path) -> None:
+    """Between two looks only the refs written are read again (a step writes one or two of a
+    thousand): created, moved, deleted with and without a packed value, a new folder, a symbolic
+    ref, a repack. After each, the view is what `git for-each-ref` says."""
+    import random
+
+    root, guard, _ = repo(tmp_path)
+    one, two = git(root, "rev-parse", "HEAD~1"), git(root, "rev-parse", "HEAD")
+    for i in range(300):
+        git(root, "update-ref", f"refs/autoresearch/t/{i}", one)
+    git(root, "pack-refs", "--all")
+    time.sleep(1.1)  # settled: packed-refs is then trusted by its stat data, and loose refs are patched in
+    assert guard._refs() == refs(root)
+    loose = root / ".git" / "refs" / "autoresearch" / "t"
+    loose.mkdir(parents=True, exist_ok=True)  # pack-refs removed the emptied folders
+    assert guard._refs() == refs(root)
+    for change in (lambda: (loose / "5").write_text(two + "\n"),  # a loose value over a packed one
+                   lambda: (loose / "5").unlink(),  # the packed value shows again
+                   lambda: git(root, "update-ref", "refs/autoresearch/t/new", two),
+                   lambda: (loose / "new").unlink()):  # gone: no packed value under it
+        change()
+        assert guard._refs() == refs(root)
+    rng = random.Random(7)
+    steps = [
+        lambda: git(root, "update-ref", f"refs/autoresearch/t/{rng.randrange(400)}", rng.choice((one, two))),
+        lambda: git(root, "update-ref", "-d", f"refs/autoresearch/t/{rng.randrange(400)}"),
+        lambda: git(root, "update-ref", "refs/heads/other", rng.choice((one, two))),
+        lambda: git(root, "update-ref", f"refs/autoresearch/t/keep/{rng.randrange(50)}", two),
+        lambda: (root / ".git" / "refs" / "autoresearch" / "t" / "5").write_text(two + "\n"),
+        lambda: [p.unlink() for p in (root / ".git" / "refs" / "autoresearch" / "t").glob(f"{rng.randrange(400)}")],
+    ]
+    for n in range(60):
+        rng.choice(steps)()
+        if n == 20:
+            git(root, "symbolic-ref", "refs/heads/alias", "refs/heads/other")
+        if n == 45:
+            git(root, "pack-refs", "--all")
+            time.sleep(1.1)
+        assert guard._refs() == refs(root), n
+
+
 def test_in_place_writes_of_the_same_size_are_restored(tmp_path: Path) -> None:
     root, guard, events = repo(tmp_path)
     head, old = git(root, "rev-parse", "HEAD"), git(root, "rev-parse", "HEAD~1")

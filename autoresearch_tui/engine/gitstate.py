@@ -112,6 +112,8 @@ class RefFiles:
         self.watch = _watch() if self.usable else None
         self._loose: dict[str, bytes] | None = None  # as of the last look, when a watch tells what changed
         self._same = False  # the last `_watched` found no ref file written
+        self._changed: set[str] = set()  # the ref names the last `_watched` read again
+        self._symrefs: dict[str, str] = {}  # symbolic refs of the last full look: name -> target
         self._view: tuple[dict[str, str], dict[str, str]] | None = None  # (packed, refs) of the last look
 
     def _read(self, path: str, key: str, st: os.stat_result, now: int) -> bytes:
@@ -133,8 +135,13 @@ class RefFiles:
         if packed is None:
             self._loose = None
             return None
-        if loose is not None and self._view is not None and self._view[0] is packed and self._same:
-            return dict(self._view[1])
+        if loose is not None and self._view is not None and self._view[0] is packed:
+            if self._same:
+                return dict(self._view[1])
+            patched = self._patch(self._view[1], packed)
+            if patched is not None:
+                self._view = (packed, patched)
+                return dict(patched)
         self._view = None
         if loose is None:
             loose, seen = {}, set()
@@ -167,9 +174,37 @@ class RefFiles:
             if target not in out:
                 return None
             out[name] = out[target]
+        self._symrefs = symrefs
         if self._loose is not None:
             self._view = (packed, out)
         return dict(out)
+
+    def _patch(self, view: dict[str, str], packed: dict[str, str]) -> dict[str, str] | None:
+        """The last view with only the refs the watch saw written read again (a step writes one
+        or two of a thousand); None where anything unusual needs the full look."""
+        if self._loose is None or self._changed & self._symrefs.keys():
+            return None
+        out = dict(view)
+        for name in self._changed:
+            data = self._loose.get(name)
+            if data is None:  # deleted: the packed value shows again, if any
+                if name in packed:
+                    out[name] = packed[name]
+                else:
+                    out.pop(name, None)
+                continue
+            text = data.strip()
+            if not _SHA.match(text):
+                return None
+            out[name] = text.decode()
+        for name, target in self._symrefs.items():  # their values follow their targets
+            for _ in range(5):
+                if target in self._symrefs:
+                    target = self._symrefs[target]
+            if target not in out:
+                return None
+            out[name] = out[target]
+        return out
 
     def _watched(self, now: int) -> dict[str, bytes] | None:
         """The loose refs from the last look with what the watch says changed read again; None: walk."""
@@ -179,6 +214,7 @@ class RefFiles:
         if changes is None:
             return None
         self._same = True
+        self._changed = set()
         top = str(self.gitdir)
         refs_dir = os.path.join(top, "refs")
         for folder, base in changes:
@@ -189,6 +225,7 @@ class RefFiles:
             self._same = False
             path = os.path.join(folder, base)
             name = "refs" + path[len(refs_dir):]
+            self._changed.add(name)
             try:
                 st = os.lstat(path)
             except FileNotFoundError:
