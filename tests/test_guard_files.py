@@ -222,3 +222,36 @@ def test_unusual_states_ask_git(tmp_path: Path) -> None:
     assert not fresh.unchanged(fresh.mark(), tip) and guard.index.unchanged(guard.index.mark(), tip)
     git(root, "update-index", "--assume-unchanged", "train.py")  # git would not look at it
     assert not guard.index.unchanged(guard.index.mark(), tip)
+
+
+def test_the_workspace_reads_a_clean_tree_from_the_index_and_still_reverts_an_edit(tmp_path: Path) -> None:
+    """Before each proposal the workspace checks what changed since the last step. With a proposer
+    that cannot touch the tree the check reads the index and stat data (no git process); a tracked
+    file edited meanwhile (a hook, say), even at the same size with its mtime set back, is reverted
+    and reported as before."""
+    from autoresearch_tui.core.git import Git
+    from autoresearch_tui.engine.config import load_config
+    from autoresearch_tui.engine.workspace import Workspace
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from conftest import make_project
+
+    project = make_project(tmp_path / "p", extra={"notes.txt": "alpha\n"})
+    config = load_config(project, None, {"time_budget": "5s", "metric": "val_bpb:min", "tag": "t"})
+    git(project, "checkout", "-q", "-b", config.branch)
+    events: list = []
+    repo = Git(project)
+    ws = Workspace(config, repo, events.append, tmp_path / "session")
+    best = repo.head()
+    time.sleep(1.1)  # the index is older than its entries' racy window: the fast path applies
+    assert ws._clean_at(best)
+    ws.restore(best, None, 1)
+    assert events == []
+    notes = project / "notes.txt"
+    st = notes.stat()
+    notes.write_text("omega\n")
+    os.utime(notes, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert not ws._clean_at(best)
+    ws.restore(best, None, 2)
+    assert notes.read_text() == "alpha\n"
+    assert [e.reverted for e in events] == [["notes.txt"]]

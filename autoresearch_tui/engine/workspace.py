@@ -9,6 +9,7 @@ worktree where the pipeline prepares the next candidate.
 from __future__ import annotations
 
 import difflib
+import os
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +19,7 @@ from autoresearch_tui.agents.base import Proposal
 from autoresearch_tui.core import sanitize
 from autoresearch_tui.engine import events as ev
 from autoresearch_tui.engine.config import ResearchConfig
+from autoresearch_tui.engine.gitstate import IndexView
 from autoresearch_tui.core.git import Git, file_hash
 from autoresearch_tui.engine.resume import RUN_PID
 from autoresearch_tui.errors import RuntimeFailure
@@ -36,6 +38,7 @@ class Workspace:
         self.session_root = session_root
         self.worktree = session_root / "worktree"
         self.diffs: dict[str, str] = {}  # commit -> its diff, computed once in apply()
+        self.index = IndexView(repo.root, repo.common_dir)
         self._scratch: Git | None = None  # the scratch worktree's repository, once made
 
     # -- the main tree ---------------------------------------------------------------------
@@ -131,7 +134,10 @@ class Workspace:
             reverted.append(f"HEAD (the agent switched branch; back on {cfg.branch})")
         if repo.head() != best:
             reverted.append(f"HEAD (the agent moved it; restored {best[:7]})")
-        changed, untracked = repo.status()
+        if untracked_before is None and not reverted and self._clean_at(best):
+            changed, untracked = [], set()  # a proposer that cannot touch the tree: only tracked files matter
+        else:
+            changed, untracked = repo.status()
         reverted += [p for p in changed if p != self.train_rel]
         # None: the proposer cannot touch the tree (the built-in one), so nothing new is its doing.
         new_files = sorted(untracked - untracked_before) if untracked_before is not None else []
@@ -146,6 +152,19 @@ class Workspace:
         if n is not None and (reverted or new_files):
             self.emit(ev.GuardrailTripped(iteration=n, reverted=sorted(set(reverted + new_files)),
                                           reason="only the training script may change"))
+
+    def _clean_at(self, best: str) -> bool:
+        """Tracked files as `best` has them, read from the index and stat data without a process
+        (gitstate.IndexView: the index's entries hash to best's tree, every file's stat data is
+        its entry's). False: ask git. Replace refs would make git read another commit."""
+        common = self.repo.common_dir
+        try:
+            packed = (common / "packed-refs").read_bytes() if (common / "packed-refs").is_file() else b""
+        except OSError:
+            return False
+        if os.path.lexists(common / "refs" / "replace") or b"refs/replace/" in packed:
+            return False
+        return self.index.unchanged(self.index.mark(), best)
 
     # -- the pipeline: the next candidate is prepared while the current one trains ----------
     def source_at(self, commit: str) -> str:
