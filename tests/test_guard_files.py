@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from autoresearch_tui.engine.gitstate import IndexView
+from autoresearch_tui.engine.gitindex import IndexView
 from autoresearch_tui.engine.guard import Guard, refs
 
 

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from autoresearch_tui.agents.base import AgentUnavailable, Proposer
 from autoresearch_tui.agents.command import PRESET_ENV, PRESETS, CommandProposer, preset_command
 from autoresearch_tui.agents.http_api import AnthropicProposer, ChatProposer, OpenAIProposer, scrub
 from autoresearch_tui.agents.prompt import load_template
 from autoresearch_tui.core.durations import parse_duration
-
-if TYPE_CHECKING:
-    from autoresearch_tui.engine.config import ResearchConfig
 
 HTTP_AGENTS = {"openai": OpenAIProposer, "anthropic": AnthropicProposer}
 AGENTS = ("builtin", "optuna", "command", *PRESETS, *HTTP_AGENTS)
@@ -31,7 +28,7 @@ def _prices(value: Any) -> dict[str, float] | None:
         raise AgentUnavailable("agent_prices values must be numbers ($ per 1M tokens)") from None
 
 
-def command_template(config: ResearchConfig) -> str:
+def command_template(config: Any) -> str:
     """The argv template for a command agent: agent_cmd wins over the preset."""
     name = config.agent.strip().lower()
     if config.agent_cmd:
@@ -42,7 +39,7 @@ def command_template(config: ResearchConfig) -> str:
     return preset_command(name, config.agent_model)
 
 
-def make_proposer(config: ResearchConfig) -> Proposer:
+def make_proposer(config: Any) -> Proposer:
     """The proposer named by config.agent; AgentUnavailable (one line) for a bad setup."""
     name = config.agent.strip().lower()
     if name == "builtin":
@@ -96,7 +93,7 @@ def _probe(proposer: ChatProposer, timeout: float) -> str | None:
         return f"cannot reach {base}: {reason}; check agent_base_url or your network"
 
 
-def check_backend(config: ResearchConfig, timeout: float = 5.0) -> str | None:
+def check_backend(config: Any, timeout: float = 5.0) -> str | None:
     """Pre-flight: one clear line saying what is wrong, or None when the agent can run."""
     try:
         proposer = make_proposer(config)

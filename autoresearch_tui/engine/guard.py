@@ -8,7 +8,7 @@ at session start and restored, before any git command could run what was planted
 The refs and those paths are read from the files (`gitstate`), re-read only where their stat data
 changed; git itself is asked when the files look unusual and before anything is restored.
 Whether a training run edited tracked files is read from `.git/index` and the files' stat data
-(`gitstate.IndexView`); `git status` answers whenever that cannot tell.
+(`gitindex.IndexView`); `git status` answers whenever that cannot tell.
 Every kept commit gets `refs/autoresearch/<tag>/keep/<n>`, so a keep can never become
 unreachable. At the end of the session the working tree is left clean.
 """
@@ -23,7 +23,8 @@ from typing import Any, Callable
 
 from autoresearch_tui.core.git import run_in
 from autoresearch_tui.engine import events as ev
-from autoresearch_tui.engine.gitstate import IndexView, RefFiles, TreeFiles
+from autoresearch_tui.engine.gitindex import IndexView
+from autoresearch_tui.engine.gitstate import RefFiles, TreeFiles
 
 PROTECTED = ("config", "hooks", "info")
 

@@ -19,7 +19,7 @@ from autoresearch_tui.agents.base import Proposal
 from autoresearch_tui.core import sanitize
 from autoresearch_tui.engine import events as ev
 from autoresearch_tui.engine.config import ResearchConfig
-from autoresearch_tui.engine.gitstate import IndexView
+from autoresearch_tui.engine.gitindex import IndexView
 from autoresearch_tui.core.git import Git, file_hash
 from autoresearch_tui.engine.resume import RUN_PID
 from autoresearch_tui.errors import RuntimeFailure
@@ -155,7 +155,7 @@ class Workspace:
 
     def _clean_at(self, best: str) -> bool:
         """Tracked files as `best` has them, read from the index and stat data without a process
-        (gitstate.IndexView: the index's entries hash to best's tree, every file's stat data is
+        (gitindex.IndexView: the index's entries hash to best's tree, every file's stat data is
         its entry's). False: ask git. Replace refs would make git read another commit."""
         common = self.repo.common_dir
         try:
