@@ -330,6 +330,12 @@ class Engine:
         slot.n, slot.base = n, base
         return slot
 
+    def free(self, slot: Slot) -> None:
+        """The slot's work is done: a kill aimed at it is spent (unless the session is being killed)."""
+        if self.stop_requests < 2:
+            slot.kill.clear()
+        slot.release()
+
     def _in_flight(self) -> tuple[Attempt, ...]:
         busy = sorted((s for s in self.slots if s.busy and s.commit), key=lambda s: s.n or 0)
         return tuple(Attempt(s.n or 0, s.commit, "running", None, s.description, dict(s.meta)) for s in busy)
@@ -394,9 +400,7 @@ class Engine:
                     break
                 commit = slot.rerun
         finally:
-            if self.stop_requests < 2:
-                slot.kill.clear()
-            slot.release()
+            self.free(slot)
             self._wake.set()
 
     # -- proposals -----------------------------------------------------------------------

@@ -124,9 +124,7 @@ async def recheck_best(engine: Engine) -> str:
     try:
         again = await run(engine, slot, engine.iteration, best, attempt=1)  # as the baseline did
     finally:
-        if engine.stop_requests < 2:
-            slot.kill.clear()
-        slot.release()
+        engine.free(slot)
     if again.metric is not None and not again.crash:
         engine.emit(ev.Notice(message=f"the best commit {best[:7]} still runs (metric {again.metric:.6f}): "
                                       "the changes were at fault; going on", level="warning"))
