@@ -191,12 +191,14 @@ def test_after_a_keep_it_continues_in_the_same_direction():
     assert first.meta["new"] > first.meta["old"]
     hist = baseline() + [Attempt(1, "a", "keep", 0.9, first.description, first.meta)]
     nxt = propose(ctx_for(first.new_source, hist, vary=()))
+    assert nxt.meta["constant"] != "MATRIX_LR"  # the first pass: every constant once, then follow-ups
+    nxt = propose(ctx_for(first.new_source, hist, vary=("MATRIX_LR",)))
     assert nxt.meta["constant"] == "MATRIX_LR"
     assert nxt.meta["old"] == first.meta["new"] and nxt.meta["new"] > nxt.meta["old"]
     # a kept move downwards keeps going down, by the same step
     hist = baseline() + [Attempt(1, "a", "keep", 0.9, "", {
         "constant": "EMBEDDING_LR", "old": 0.8, "new": 0.6, "category": "optimizer"})]
-    nxt = propose(ctx_for(SCRIPT, hist))
+    nxt = propose(ctx_for(SCRIPT, hist, vary=("EMBEDDING_LR",)))
     assert nxt.meta["constant"] == "EMBEDDING_LR" and nxt.meta["new"] == 0.45
 
 
@@ -225,12 +227,13 @@ def test_a_near_miss_is_pushed_further_a_clear_miss_turns_back(metric, further):
 @pytest.mark.parametrize("metric, followed", [(1.003, True), (1.1, False)])
 def test_a_near_miss_is_followed_up_at_most_a_doubling_further(metric, followed):
     hist = baseline() + [Attempt(1, "a", "discard", metric, "", {
-        "constant": "EMBEDDING_LR", "old": 0.6, "new": 0.15, "category": "optimizer"})]
-    p = propose(ctx_for(SCRIPT, hist, iteration=2, vary=("EMBEDDING_LR", "DEPTH")))
+        "constant": "EMBEDDING_LR", "old": 0.6, "new": 0.15, "category": "optimizer"}),
+        Attempt(2, "b", "discard", 1.0, "", {"constant": "DEPTH", "old": 8, "new": 7, "category": "architecture"})]
+    p = propose(ctx_for(SCRIPT, hist, iteration=3, vary=("EMBEDDING_LR", "DEPTH")))
     if followed:  # like a keep: next, the same way, capped at a doubling past the near miss
         assert (p.meta["constant"], p.meta["old"], p.meta["new"]) == ("EMBEDDING_LR", 0.6, 0.075)
-    else:
-        assert p.meta["constant"] == "DEPTH"
+    else:  # a clear miss: not further that way; EMBEDDING_LR's other side or another constant
+        assert p.meta["constant"] == "DEPTH" or p.meta["new"] > 0.6
 
 
 def test_a_clear_miss_is_a_wall_until_nothing_else_is_left():
@@ -385,3 +388,43 @@ async def test_async_interface():
     assert proposer.name == "builtin"
     p = await proposer.propose(ctx_for(SCRIPT, baseline()))
     assert isinstance(p, Proposal) and p.new_source != SCRIPT
+
+
+SMALL = '''LEARNING_RATE = 0.003
+BATCH_SIZE = 64
+HIDDEN = 16
+DEPTH = 2
+MAX_STEPS = 1500
+'''
+
+
+def lr_always_helps(source: str) -> float:
+    """Every step up in LEARNING_RATE is a keep: a proposer that only chased winners would
+    spend the whole first pass on it."""
+    return 1.0 - 0.05 * math.log2(values(source)["LEARNING_RATE"] / 0.003)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_first_pass_tries_the_other_constants_before_chasing_a_winner(seed):
+    steps, _, _ = simulate(5, lr_always_helps, source=SMALL, seed=seed)
+    names = [s.proposal.meta["constant"] for s in steps]
+    assert len(set(names)) >= 4, names
+    steps, _, _ = simulate(12, lr_always_helps, source=SMALL, seed=seed)
+    assert sum(s.proposal.meta["constant"] == "LEARNING_RATE" for s in steps) >= 4  # ... and then it does
+
+
+def test_a_width_probes_a_factor_of_4_first_a_batch_size_a_doubling():
+    def first(name: str, source: str) -> list:
+        hist = baseline()
+        out = []
+        for it in range(1, 4):
+            p = propose(ctx_for(source, hist, iteration=it, vary=(name,)))
+            out.append(p.meta["new"])
+            hist.append(Attempt(it, "x", "discard", 1.1, p.description, p.meta))
+        return out
+    assert first("HIDDEN", SMALL)[0] == 64
+    assert first("BATCH_SIZE", SMALL)[0] == 128
+    # a width tied to a head count stays a multiple of it
+    tied = "N_EMBD = 48\nN_HEAD = 3\nassert N_EMBD % N_HEAD == 0\n"
+    assert all(v % 3 == 0 for v in first("N_EMBD", tied))
+    assert first("N_EMBD", tied)[0] == 192

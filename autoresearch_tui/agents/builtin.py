@@ -4,9 +4,11 @@ Everything it decides comes from the context (current best script, history, plan
 seed), so a resumed session picks up exactly where it left off. The discipline:
 
 * spread experiments by expected value: every constant has a prior (learning rates and sizes
-  first), the seed perturbs it, and each failure on a constant halves its value while a keep
-  raises it; so the first experiments touch many constants and a winner is followed up
-  (the same step again) for as long as it keeps winning;
+  first), the seed perturbs it, a constant not tried yet is worth SWEEP times its prior, each
+  failure on a constant halves its value and a keep raises it; so a first pass tries the
+  likely constants once each (a winner found early would otherwise be climbed in small steps
+  whose gains are within noise, until a lucky measurement blocks the rest), then a winner is
+  followed up (the same step again) for as long as it keeps winning;
 * read a result within noise of the best (NEAR) as no evidence against its direction: a near
   miss is followed up next, like a keep, once: as far again the same way (at most a doubling
   past it) rather than to the other side; never for what buys compute, which saturates at
@@ -73,6 +75,7 @@ PHRASES = (("learning rate", "LR"), ("deeper", "DEPTH"), ("shallower", "DEPTH"),
            ("warm-up", "WARMUP"), ("heads", "HEAD"), ("wider", "DIM"), ("narrower", "DIM"))
 PRIORS = (1.0, 0.75, 0.6, 0.9, 0.45)  # by _tier: rates, batch, schedule, sizes, the rest
 KEEP_BOOST = 3.0  # a constant whose last change was kept is worth following up
+SWEEP = 4.0  # a constant not tried yet goes before the follow-ups of the others
 NEAR = 0.005  # a result within this fraction of the best is within noise: a near miss or a marginal keep
 JITTER = 0.35  # the seed moves each prior by a factor in [e^-0.35, e^0.35]
 MAX_PROJECT_FILES = 40
@@ -332,6 +335,8 @@ class BuiltinProposer:
             rec = records[c.name]
             ev = PRIORS[_tier(c.name)] * _jitter(ctx.seed, c.name)
             ev *= 0.5 ** rec.fails / (1 + 0.25 * rec.tries)
+            if rec.tries == 0:
+                ev *= SWEEP
             if rec.last_kept:
                 ev *= 1.0 if rec.marginal else KEEP_BOOST
             elif rec.near_miss:

@@ -2,9 +2,9 @@
 ranges of the optuna backend), from the constant's name, kind and the code's constraints.
 
 Numbers step along a ladder (coarse first: x2, x0.5, then finer), counts by one or two, widths
-and context lengths by powers of two, head counts among divisors of the width, `assert a % b ==
-0` honoured; strings among a known set (activations, optimizers, attention windows) or what the
-script itself mentions.
+(x4 first) and context lengths by powers of two, head counts among divisors of the width,
+`assert a % b == 0` honoured; strings among a known set (activations, optimizers, attention
+windows) or what the script itself mentions.
 """
 
 from __future__ import annotations
@@ -20,6 +20,10 @@ from autoresearch_tui.agents.constants import Constant, divisibility, is_context
 
 LADDER = (2.0, 0.5, 1.5, 0.75, 1.25, 0.8)  # coarse first, then finer
 POW2_LADDER = (2.0, 0.5, 4.0, 0.25)
+# A width probes a factor of 4 first: one decisive step onto the plateau rather than two
+# doublings, whose second gain is often within noise and lost behind a lucky best. Batch
+# sizes and context lengths keep doubling first (memory: a x4 batch is a likely OOM).
+WIDTH_LADDER = (4.0, 0.25, 2.0, 0.5)
 COUNT_STEPS = (1, -1, 2, -2)
 ZERO_FLOATS = (0.1, 0.05, 0.2, 0.02)
 ZERO_FRACTIONS = (0.2, 0.5, 0.1)
@@ -109,7 +113,8 @@ def _number_moves(name: str, v: int | float, kind: str,
             cands = [v + d for d in COUNT_STEPS if v + d >= 1]
         elif v > 0 and (is_width(name) or is_context_length(name) or rules.multiple_of.get(name)
                         or (v & (v - 1) == 0 and (v >= 2 or kind == "pow2"))):
-            cands = [int(v * f) for f in POW2_LADDER if v * f >= 1 and float(v * f).is_integer()]
+            ladder = WIDTH_LADDER if is_width(name) else POW2_LADDER
+            cands = [int(v * f) for f in ladder if v * f >= 1 and float(v * f).is_integer()]
         else:
             cands = [round(v * f) for f in LADDER]
             cands = [max(1, c) for c in cands] if v >= 1 else cands
