@@ -7,10 +7,11 @@ One engine for every slot count: the sequential loop is one slot in the main tre
 N slots in worktrees (slots.py), run by the local or the Ray executor. Where a slot's commits and
 runs live is its workspace's business (workspace.py, slots.py); the loop asks both the same.
 
-Keep or discard is decided on one path: `_measure` runs a candidate on its slot and asks
-noise.judge (re-running while in doubt), then `_record` lands a keep (with workers: replayed onto
-the best of the moment), writes the rows (durable), then the ref and patch of a discard, then
-resets the branch to the best.
+Keep or discard is decided on one path, measure.py: `measure` runs a candidate on its slot and
+asks noise.judge (re-running while in doubt), then `record_outcome` lands a keep (with workers:
+replayed onto the best of the moment), writes the rows (durable), then the ref and patch of a
+discard, then resets the branch to the best. What the proposer sees and the pipeline's prepared
+candidate: proposing.py.
 
 Stopping: the first stop request lets the runs in flight finish and starts no new one; the
 second kills them all.
@@ -21,22 +22,20 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from pathlib import Path
 from typing import Callable
 
 from autoresearch_tui.agents.base import (
-    Attempt, Proposal, ProposalContext, ProposalError, Proposer, SearchExhausted,
+    Attempt, Proposal, ProposalError, Proposer, SearchExhausted,
 )
-from autoresearch_tui.agents.prompt import read_notes
 from autoresearch_tui.engine import events as ev
 from autoresearch_tui.core import processes, sanitize, secrets
 from autoresearch_tui.core.git import Git
-from autoresearch_tui.engine import hardware, hooks, measure, noise, report_files, results, review, setup
+from autoresearch_tui.engine import hardware, hooks, measure, noise, proposing, report_files, results, review, setup
 from autoresearch_tui.engine.config import ResearchConfig
 from autoresearch_tui.engine.control import ReviewAnswer, watch_control
 from autoresearch_tui.engine.fairness import Fairness
 from autoresearch_tui.engine.guard import Guard
-from autoresearch_tui.engine.noise import CRASH, KEEP
+from autoresearch_tui.engine.noise import CRASH
 from autoresearch_tui.engine.resume import Recovered, recover
 from autoresearch_tui.engine.executors import Executor, LocalExecutor, check_executor, make_executor
 from autoresearch_tui.engine.session import SessionDir, write_atomic
@@ -283,7 +282,7 @@ class Engine:
             self.guard.before(tip=base, quiet=self.prefetch is None)
             slot: Slot | None = None
             try:
-                proposal = sanitize.proposal(await self._propose(n, feedback, base))
+                proposal = sanitize.proposal(await proposing.propose(self, n, feedback, base))
             except ProposalError as exc:
                 self.guard.after("agent", n)
                 report_files.add_spend(self.spent, getattr(exc, "meta", None) or {})
@@ -314,7 +313,7 @@ class Engine:
                     return "proposals_failed"
                 continue
             failed_proposals, feedback = 0, ""
-            self._start_prefetch(n + 1)
+            proposing.start_prefetch(self, n + 1)
             await self._evaluate(slot, n, commit, proposal)
             if self.killed_out:
                 return "killed"
@@ -336,7 +335,7 @@ class Engine:
             slot.kill.clear()
         slot.release()
 
-    def _in_flight(self) -> tuple[Attempt, ...]:
+    def in_flight(self) -> tuple[Attempt, ...]:
         busy = sorted((s for s in self.slots if s.busy and s.commit), key=lambda s: s.n or 0)
         return tuple(Attempt(s.n or 0, s.commit, "running", None, s.description, dict(s.meta)) for s in busy)
 
@@ -402,79 +401,6 @@ class Engine:
         finally:
             self.free(slot)
             self._wake.set()
-
-    # -- proposals -----------------------------------------------------------------------
-    def _context(self, n: int, feedback: str = "", source: str | None = None,
-                 project: Path | None = None) -> ProposalContext:
-        cfg = self.config
-        readonly, readonly_files = None, cfg.readonly_files()
-        if readonly_files and n == 1:
-            readonly = "\n\n".join(cfg.path(f).read_text(encoding="utf-8", errors="replace") for f in readonly_files)
-        best = next((a for a in reversed(self.history) if a.status == KEEP), None)
-        return ProposalContext(
-            iteration=n, train_path=cfg.train_script,
-            train_source=source if source is not None else self.ws.train_source(), readonly_source=readonly,
-            metric=cfg.metric or "", direction=cfg.direction or "min", scope=cfg.scope,
-            history=tuple(self.history), best=best, seed=cfg.seed, hypothesis=cfg.hypothesis,
-            vary=tuple(cfg.vary), hold=(*cfg.hold, *self.fair.held()),
-            platform=self.platform.device if self.platform else "cpu",
-            notes="\n\n".join(filter(None, [read_notes(cfg.project, cfg.notes_file), *self.notes,
-                                             self.fair.agent_note()])),
-            project=str(project or cfg.project), readonly_path=", ".join(readonly_files),
-            agent_log=str(self.session.root / "agents" / f"{n:04d}.log") if self.session else "",
-            feedback=feedback, time_budget_s=cfg.time_budget or 0.0, mark=f"{self.mark}:agent:{n}",
-            in_flight=self._in_flight(),
-        )
-
-    async def _propose(self, n: int, feedback: str, best: str) -> Proposal:
-        """The next proposal from `best`: the one prepared during the last run if still valid,
-        else a fresh one, knowing what the other slots are running."""
-        prepared, self.prefetch = self.prefetch, None
-        if prepared is not None and not feedback:
-            base, task = prepared
-            try:
-                proposal = await task
-            except ProposalError as exc:
-                self.emit(ev.Notice(message=f"the prepared candidate failed ({exc}); asking again", level="warning"))
-            else:
-                self._other_files(n, proposal)
-                if base == best:
-                    return proposal
-                if not self.config.strict_pipeline:
-                    moved = self.ws.rebase_source(proposal.new_source, base, best)
-                    if moved is not None:
-                        return Proposal(moved, proposal.description, {**proposal.meta, "rebased": True})
-                self.emit(ev.Notice(message="the prepared candidate does not apply to the new best; asking again"))
-        elif prepared is not None:
-            prepared[1].cancel()
-        source, project = self.ws.proposal_view(best, self.touches_tree)
-        proposal = await self.proposer.propose(self._context(n, feedback, source, project))
-        self._other_files(n, proposal)
-        return proposal
-
-    def _other_files(self, n: int, proposal: Proposal) -> None:
-        others = proposal.meta.get("other_files_changed")
-        if others:  # made in a scratch worktree, which is reset before its next use: nothing leaks
-            self.emit(ev.GuardrailTripped(iteration=n, reverted=list(others),
-                                          reason="only the training script may change (in the worktree)"))
-
-    def _start_prefetch(self, n: int) -> None:
-        """While experiment n-1 trains, prepare candidate n from the best commit in a worktree."""
-        cfg = self.config
-        if not self.pipeline or (cfg.max_iterations is not None and n > cfg.max_iterations) or self.stop_requests:
-            return
-        base = self.best_commit
-        worktree = self.ws.prepare_worktree(base)
-        ctx = self._context(n, source=self.ws.source_at(base), project=worktree)
-        task = asyncio.ensure_future(self.proposer.propose(ctx))
-        self.prefetch = (base, task)
-        self.emit(ev.Notice(message=f"preparing candidate {n} while experiment {n - 1} trains"))
-
-        def ready(done: asyncio.Future) -> None:
-            if not done.cancelled() and done.exception() is None:
-                self.emit(ev.CandidatePrepared(iteration=n, description=done.result().description))
-
-        task.add_done_callback(ready)
 
     def write_progress(self, n: int) -> None:
         assert self.session is not None
