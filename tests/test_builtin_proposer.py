@@ -413,6 +413,21 @@ def test_the_first_pass_tries_the_other_constants_before_chasing_a_winner(seed):
     assert sum(s.proposal.meta["constant"] == "LEARNING_RATE" for s in steps) >= 4  # ... and then it does
 
 
+def test_a_width_goes_before_a_depth_and_the_depth_stays_in_the_first_pass():
+    """A depth change measured once varies most; kept early on a small model by luck, it blocks
+    the widths after it. So the width comes first (but for a few seeds), and the depth still
+    comes within the first pass."""
+    gpt = SMALL.replace("HIDDEN", "N_EMBD").replace("DEPTH", "N_LAYER")
+    for source, width, depth in ((SMALL, "HIDDEN", "DEPTH"), (gpt, "N_EMBD", "N_LAYER")):
+        width_first = 0
+        for seed in range(20):
+            steps, _, _ = simulate(5, lambda src: 1.0, source=source, seed=seed)
+            names = [s.proposal.meta["constant"] for s in steps]
+            assert len(set(names)) == 5, names  # one pass over all five constants
+            width_first += names.index(width) < names.index(depth)
+        assert width_first >= 16, (source, width_first)
+
+
 def test_a_width_probes_a_factor_of_4_first_a_batch_size_a_doubling():
     def first(name: str, source: str) -> list:
         hist = baseline()
