@@ -426,6 +426,16 @@ def test_a_width_goes_before_a_depth_and_the_depth_stays_in_the_first_pass():
             assert len(set(names)) == 5, names  # one pass over all five constants
             width_first += names.index(width) < names.index(depth)
         assert width_first >= 16, (source, width_first)
+    # ... unless an aspect ratio makes the depth the model's size (autoresearch's DEPTH): then
+    # the depth runs ahead of the schedule constants as before
+    def rank(source: str, seed: int, name: str) -> int:
+        steps, _, _ = simulate(20, lambda src: 1.0, source=source, seed=seed)
+        names = [s.proposal.meta["constant"] for s in steps]
+        return names.index(name) if name in names else len(names)
+    aspect = [rank(SCRIPT, seed, "DEPTH") < rank(SCRIPT, seed, "WARMDOWN_RATIO") for seed in range(10)]
+    no_aspect = SCRIPT.replace("ASPECT_RATIO = 64", "MODEL_DIM = 512").replace("DEPTH * ASPECT_RATIO", "MODEL_DIM")
+    plain = [rank(no_aspect, seed, "DEPTH") < rank(no_aspect, seed, "WARMDOWN_RATIO") for seed in range(10)]
+    assert sum(aspect) >= 8 and sum(aspect) > sum(plain) + 2, (aspect, plain)
 
 
 def test_a_width_probes_a_factor_of_4_first_a_batch_size_a_doubling():

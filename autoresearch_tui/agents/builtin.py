@@ -4,11 +4,12 @@ Everything it decides comes from the context (current best script, history, plan
 seed), so a resumed session picks up exactly where it left off. The discipline:
 
 * spread experiments by expected value: every constant has a prior (learning rates and widths
-  first, depths with the schedule), the seed perturbs it, a constant not tried yet is worth
-  SWEEP times its prior, each failure on a constant halves its value and a keep raises it; so
-  a first pass tries the likely constants once each (a winner found early would otherwise be
-  climbed in small steps whose gains are within noise, until a lucky measurement blocks the
-  rest), then a winner is followed up (the same step again) for as long as it keeps winning;
+  first, depths with the schedule unless an aspect ratio makes the depth the size), the seed
+  perturbs it, a constant not tried yet is worth SWEEP times its prior, each failure on a
+  constant halves its value and a keep raises it; so a first pass tries the likely constants
+  once each (a winner found early would otherwise be climbed in small steps whose gains are
+  within noise, until a lucky measurement blocks the rest), then a winner is followed up (the
+  same step again) for as long as it keeps winning;
 * read a result within noise of the best (NEAR) as no evidence against its direction: a near
   miss is followed up next, like a keep, once: as far again the same way (at most a doubling
   past it) rather than to the other side; never for what buys compute, which saturates at
@@ -335,10 +336,15 @@ class BuiltinProposer:
         busy = {name for name, values in running.items() if values}
         index = {c.name: i for i, c in enumerate(cands)}
 
+        # With an aspect ratio (autoresearch: model_dim = DEPTH * ASPECT_RATIO) the depth sets
+        # the width too: it is the model's size and keeps a size's prior.
+        aspect = any("ASPECT" in k.name.upper() for k in find_constants(ctx.train_source))
+
         def value(c: Constant) -> float:
             """Expected value of one more experiment on c."""
             rec = records[c.name]
-            ev = PRIORS[_tier(c.name)] * _jitter(ctx.seed, c.name)
+            tier = _tier(c.name)
+            ev = PRIORS["size" if aspect and tier == "depth" else tier] * _jitter(ctx.seed, c.name)
             ev *= 0.5 ** rec.fails / (1 + 0.25 * rec.tries)
             if rec.tries == 0:
                 ev *= SWEEP
