@@ -229,7 +229,8 @@ class BuiltinProposer:
                 f"(scope={ctx.scope!r}, vary={list(ctx.vary)}, hold={list(ctx.hold)}); it varies "
                 "top-level literal assignments and never seeds, paths, I/O, evaluation settings or, "
                 "in a project that trains by iteration count, what buys compute (name those in vary)")
-        rules = rules_of(find_constants(ctx.train_source), code)
+        consts = find_constants(ctx.train_source)
+        rules = rules_of(consts, code)
         compute = compute_names(ctx.train_source)
         seen = seen_strings(code)
         hist = [a for a in ctx.history
@@ -338,7 +339,7 @@ class BuiltinProposer:
 
         # With an aspect ratio (autoresearch: model_dim = DEPTH * ASPECT_RATIO) the depth sets
         # the width too: it is the model's size and keeps a size's prior.
-        aspect = any("ASPECT" in k.name.upper() for k in find_constants(ctx.train_source))
+        aspect = any("ASPECT" in k.name.upper() for k in consts)
 
         def value(c: Constant) -> float:
             """Expected value of one more experiment on c."""
