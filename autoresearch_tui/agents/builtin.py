@@ -49,6 +49,7 @@ from autoresearch_tui.agents.constants import (
     trains_by_iterations,
 )
 from autoresearch_tui.agents.moves import (
+    COUNT_PARTS,
     Move,
     beyond,
     canon,
@@ -132,8 +133,9 @@ def _hypothesis(text: str | None) -> tuple[set[str], set[str], int | None]:
     return tokens, cats, signs[0] if signs else None
 
 
-def _tier(name: str) -> str:
-    """How commonly impactful a constant is: the key of its prior."""
+def _tier(name: str, aspect: bool = False) -> str:
+    """How commonly impactful a constant is: the key of its prior. With an aspect ratio
+    (autoresearch: model_dim = DEPTH * ASPECT_RATIO) the depth sets the width too: a size."""
     parts, upper = name_parts(name), name.upper()
     schedule = ("WARMUP", "WARMDOWN", "COOLDOWN", "DECAY", "FINAL", "FRAC", "BETA", "MOMENTUM",
                 "SCHEDULE", "CLIP", "MIN")
@@ -143,10 +145,10 @@ def _tier(name: str) -> str:
         return "batch"
     if any(k in upper for k in schedule):
         return "schedule"
-    if parts & {"DEPTH", "LAYER", "LAYERS", "BLOCKS"} and not parts & {"NORM", "SCALE"}:
-        return "depth"
-    if any(k in upper for k in ("DEPTH", "LAYER", "ASPECT", "DIM", "HEAD", "WIDTH", "EMBD",
-                                "HIDDEN", "MLP", "EXPANSION", "STEPS", "ITERS")):
+    if parts & COUNT_PARTS and not parts & {"NORM", "SCALE"}:  # not LAYER_NORM_EPS
+        return "size" if aspect else "depth"
+    if any(k in upper for k in ("ASPECT", "DIM", "HEAD", "WIDTH", "EMBD", "HIDDEN", "MLP",
+                                "EXPANSION", "STEPS", "ITERS")):
         return "size"
     return "other"
 
@@ -337,15 +339,12 @@ class BuiltinProposer:
         busy = {name for name, values in running.items() if values}
         index = {c.name: i for i, c in enumerate(cands)}
 
-        # With an aspect ratio (autoresearch: model_dim = DEPTH * ASPECT_RATIO) the depth sets
-        # the width too: it is the model's size and keeps a size's prior.
         aspect = any("ASPECT" in k.name.upper() for k in consts)
 
         def value(c: Constant) -> float:
             """Expected value of one more experiment on c."""
             rec = records[c.name]
-            tier = _tier(c.name)
-            ev = PRIORS["size" if aspect and tier == "depth" else tier] * _jitter(ctx.seed, c.name)
+            ev = PRIORS[_tier(c.name, aspect)] * _jitter(ctx.seed, c.name)
             ev *= 0.5 ** rec.fails / (1 + 0.25 * rec.tries)
             if rec.tries == 0:
                 ev *= SWEEP

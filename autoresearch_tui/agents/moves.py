@@ -20,9 +20,10 @@ from autoresearch_tui.agents.constants import Constant, divisibility, is_context
 
 LADDER = (2.0, 0.5, 1.5, 0.75, 1.25, 0.8)  # coarse first, then finer
 POW2_LADDER = (2.0, 0.5, 4.0, 0.25)
-# A width (not a per-head dimension) probes a factor of 4 first: one decisive step onto the plateau rather than two
+# A model width probes a factor of 4 first: one decisive step onto the plateau rather than two
 # doublings, whose second gain is often within noise and lost behind a lucky best. Batch
-# sizes and context lengths keep doubling first (memory: a x4 batch is a likely OOM).
+# sizes, context lengths and per-head dimensions keep doubling first (memory: a x4 batch is a
+# likely OOM; autoresearch's HEAD_DIM sets the head count, not the width).
 WIDTH_LADDER = (4.0, 0.25, 2.0, 0.5)
 COUNT_STEPS = (1, -1, 2, -2)
 ZERO_FLOATS = (0.1, 0.05, 0.2, 0.02)
@@ -78,6 +79,11 @@ def is_width(name: str) -> bool:
     return bool(name_parts(name) & WIDTH_PARTS) and not _is_head_count(name)
 
 
+def _is_model_width(name: str) -> bool:
+    """A width that is the model's capacity: not a per-head dimension (HEAD_DIM)."""
+    return is_width(name) and not name_parts(name) & {"HEAD", "HEADS"}
+
+
 # ---- value moves ----------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -113,8 +119,7 @@ def _number_moves(name: str, v: int | float, kind: str,
             cands = [v + d for d in COUNT_STEPS if v + d >= 1]
         elif v > 0 and (is_width(name) or is_context_length(name) or rules.multiple_of.get(name)
                         or (v & (v - 1) == 0 and (v >= 2 or kind == "pow2"))):
-            capacity = is_width(name) and not parts & {"HEAD", "HEADS"}  # HEAD_DIM: a head count in disguise
-            ladder = WIDTH_LADDER if capacity else POW2_LADDER
+            ladder = WIDTH_LADDER if _is_model_width(name) else POW2_LADDER
             cands = [int(v * f) for f in ladder if v * f >= 1 and float(v * f).is_integer()]
         else:
             cands = [round(v * f) for f in LADDER]

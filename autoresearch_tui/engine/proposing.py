@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from autoresearch_tui.engine.loop import Engine
 
 
-
 def context(engine: Engine, n: int, feedback: str = "", source: str | None = None,
             project: Path | None = None) -> ProposalContext:
     cfg = engine.config
